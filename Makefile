@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   venv + install + sample data + batch run + STIX bundles + summary (demo-out/)
+#   make test   venv + install with test extras + the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_EVENTS ?= 50000
+
+.PHONY: demo test bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Re-install when setup.py changes (stamp files keep repeat runs fast).
+$(VENV)/.installed: setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/cranewatch demo --out demo-out --events $(DEMO_EVENTS)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q tests
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run_bench.py --events 1000000
+
+clean:
+	rm -rf demo-out bench-out .pytest_cache

@@ -1,0 +1,121 @@
+"""Find detections: built-ins in ``detections/builtin/`` and third-party packages that
+register a module under the ``cranewatch.detections`` entry-point group.
+
+Discovery reads each module's YAML sibling; a broken detection is reported with its file
+and key (like a config error), never skipped silently.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from detections.api import CONDITION_OPS, STAGES, Detection, DetectionMeta, TestCase
+from transforms.model import EVENT_FIELDS, KINDS
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+ENTRY_POINT_GROUP = "cranewatch.detections"
+_META_KEYS = {
+    "id", "title", "description", "severity", "confidence", "stage", "techniques",
+    "kinds", "where", "params", "tests",
+}
+
+
+class DetectionError(Exception):
+    """A detection's metadata is wrong; the message names the file and key."""
+
+
+def _where_errors(where: Any, path: str, key: str = "where") -> list[str]:
+    errs: list[str] = []
+    if not isinstance(where, dict):
+        return [f"{path}: {key}: expected a mapping of event field to condition, got {where!r}"]
+    for fname, cond in where.items():
+        if fname == "not":
+            errs += _where_errors(cond, path, f"{key}.not")
+            continue
+        if fname not in EVENT_FIELDS:
+            errs.append(f"{path}: {key}.{fname}: expected an event field ({', '.join(EVENT_FIELDS)})")
+        if isinstance(cond, dict):
+            for op in cond:
+                if op not in CONDITION_OPS:
+                    errs.append(f"{path}: {key}.{fname}.{op}: expected one of {', '.join(CONDITION_OPS)}")
+    return errs
+
+
+def load_meta(yml: Path) -> DetectionMeta:
+    path = str(yml)
+    try:
+        raw = yaml.safe_load(yml.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DetectionError(f"{path}: (yaml): expected valid YAML, got {exc}") from None
+    errs: list[str] = []
+    if not isinstance(raw, dict):
+        raise DetectionError(f"{path}: (top level): expected a mapping")
+    for k in raw:
+        if k not in _META_KEYS:
+            errs.append(f"{path}: {k}: unknown key; expected one of: {', '.join(sorted(_META_KEYS))}")
+    for k in ("id", "title", "description", "severity", "stage", "techniques", "kinds"):
+        if k not in raw:
+            errs.append(f"{path}: {k}: required key is missing")
+    if errs:
+        raise DetectionError("\n".join(errs))
+    if raw["id"] != yml.stem:
+        errs.append(f"{path}: id: expected the file's name {yml.stem!r}, got {raw['id']!r}")
+    if not isinstance(raw["severity"], int) or not 0 <= raw["severity"] <= 100:
+        errs.append(f"{path}: severity: expected an integer 0-100, got {raw['severity']!r}")
+    if raw["stage"] not in STAGES:
+        errs.append(f"{path}: stage: expected one of {', '.join(STAGES)}, got {raw['stage']!r}")
+    for k in raw["kinds"]:
+        if k not in KINDS:
+            errs.append(f"{path}: kinds: expected one of {', '.join(KINDS)}, got {k!r}")
+    errs += _where_errors(raw.get("where", {}), path)
+    tests = []
+    for i, t in enumerate(raw.get("tests", [])):
+        if not isinstance(t, dict) or "name" not in t or "events" not in t or "expect" not in t:
+            errs.append(f"{path}: tests[{i}]: expected name, events and expect")
+            continue
+        tests.append(TestCase(t["name"], tuple(t["events"]), int(t["expect"]), t.get("config", {})))
+    if errs:
+        raise DetectionError("\n".join(errs))
+    return DetectionMeta(
+        id=raw["id"],
+        title=raw["title"],
+        description=raw["description"].strip(),
+        severity=raw["severity"],
+        confidence=int(raw.get("confidence", 70)),
+        stage=raw["stage"],
+        techniques=tuple(raw["techniques"]),
+        kinds=tuple(raw["kinds"]),
+        where=raw.get("where", {}),
+        params=dict(raw.get("params", {})),
+        tests=tuple(tests),
+        path=path,
+    )
+
+
+def _from_module(module: ModuleType) -> Detection:
+    yml = Path(module.__file__ or "").with_suffix(".yml")
+    if not yml.exists():
+        raise DetectionError(f"{yml}: (file): expected the detection's YAML beside {module.__file__}")
+    return Detection(load_meta(yml), module)
+
+
+@lru_cache(maxsize=1)
+def load_registry() -> dict[str, Detection]:
+    """Every detection by id: built-ins first, then entry-point plugins."""
+    found: dict[str, Detection] = {}
+    for yml in sorted(BUILTIN_DIR.glob("*.yml")):
+        module = importlib.import_module(f"detections.builtin.{yml.stem}")
+        det = _from_module(module)
+        found[det.meta.id] = det
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        det = _from_module(ep.load())
+        if det.meta.id in found:
+            raise DetectionError(f"{det.meta.path}: id: expected a unique detection id, got {det.meta.id!r} twice")
+        found[det.meta.id] = det
+    return found

@@ -1,0 +1,37 @@
+"""cranewatch: security-event correlation for ship-to-shore crane OT, on Apache Beam."""
+from setuptools import find_packages, setup
+
+setup(
+    name="cranewatch",
+    version="0.1.0",
+    description=(
+        "Correlates crane OT, network-flow and vendor remote-access logs into incidents "
+        "and shares them as STIX 2.1 bundles (batch on Beam's local runner, streaming on Flink)."
+    ),
+    python_requires=">=3.11",
+    packages=find_packages(include=["pipelines*", "transforms*", "detections*", "stix_export*"]),
+    package_data={
+        "detections": ["*.yml", "builtin/*.yml"],
+        "stix_export": ["*.yml", "*.json"],
+    },
+    install_requires=[
+        # The SDK must match the Flink job-server jar version; see docs/beam-version.md.
+        "apache-beam>=2.77.0,<2.78",
+        "pyarrow>=18.0",
+        "pyyaml>=6.0.1",
+        "pydantic>=2.7",
+        "stix2>=3.0.2",
+        "stix2-validator>=3.3.1",
+        "rich>=13.7",
+        "zstandard>=0.22",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0", "duckdb>=1.1"],
+        "bench": ["duckdb>=1.1"],
+    },
+    entry_points={
+        "console_scripts": ["cranewatch=pipelines.cli:main"],
+        # Third-party detection packages register here (see docs/detections.md).
+        "cranewatch.detections": [],
+    },
+)

@@ -1,0 +1,91 @@
+"""Correlation: linking by entities and event time; the Beam state/timer path."""
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Timestamp
+
+from transforms.correlate import CorrelateIncidents, correlate
+from transforms.detect import _seconds
+from transforms.model import Evidence, Finding
+
+GAP = 1800.0
+
+
+def finding(det: str, t0: str, t1: str, stage: str, keys: tuple[str, ...], asset: str | None = None,
+            severity: int = 60, dedup: str | None = None) -> Finding:
+    return Finding(
+        finding_id=f"{det}-{t0}", detection_id=det, title=det, severity=severity, confidence=80,
+        stage=stage, techniques=("T0822",), first_seen=t0, last_seen=t1, asset_id=asset, zone=None,
+        addresses=(), accounts=(), link_keys=keys,
+        evidence=(Evidence("f:1", "0" * 64, t0, {}),), count=1,
+        context={"dedup": dedup or f"{det}-{t0}", "window": GAP},
+    )
+
+
+VPN = finding("vpn", "2026-11-15T23:10:00.000000Z", "2026-11-15T23:10:00.000000Z", "access",
+              ("account:zpmc-svc1", "ip:10.212.134.200"))
+WRITE = finding("write", "2026-11-15T23:20:00.000000Z", "2026-11-15T23:25:00.000000Z", "command",
+                ("asset:sts01-plc", "ip:10.212.134.200"), asset="sts01-plc", severity=75)
+EGRESS = finding("egress", "2026-11-15T23:21:00.000000Z", "2026-11-15T23:22:00.000000Z", "access",
+                 ("asset:sts04-plc", "ip:100.71.20.5"), asset="sts04-plc", severity=70)
+LATER_WRITE = finding("write", "2026-11-16T05:00:00.000000Z", "2026-11-16T05:00:00.000000Z", "command",
+                      ("asset:sts01-plc", "ip:10.40.0.99"), asset="sts01-plc", severity=75, dedup="other")
+
+
+def test_session_and_its_writes_are_one_incident_on_the_crane() -> None:
+    incidents = correlate([WRITE, EGRESS, VPN, LATER_WRITE], GAP)
+    assert len(incidents) == 3
+    chain = next(i for i in incidents if len(i.findings) == 2)
+    assert [f.detection_id for f in chain.findings] == ["vpn", "write"]
+    assert chain.primary_asset == "sts01-plc"
+    assert chain.stages == ("access", "command")
+    assert chain.severity == 85  # two chain stages raise the highest member by 10
+    assert chain.first_seen == VPN.first_seen and chain.last_seen == WRITE.last_seen
+
+
+def test_same_key_beyond_gap_is_a_new_incident() -> None:
+    a = finding("write", "2026-11-15T10:00:00.000000Z", "2026-11-15T10:00:00.000000Z", "command", ("asset:x",), "x")
+    b = finding("egress", "2026-11-15T10:31:00.000000Z", "2026-11-15T10:31:00.000000Z", "access", ("asset:x",), "x")
+    assert len(correlate([a, b], GAP)) == 2
+    c = finding("egress", "2026-11-15T10:29:00.000000Z", "2026-11-15T10:29:00.000000Z", "access", ("asset:x",), "x")
+    assert len(correlate([a, c], GAP)) == 1
+
+
+def test_incident_ids_do_not_depend_on_input_order() -> None:
+    one = correlate([VPN, WRITE, EGRESS], GAP)
+    two = correlate([EGRESS, WRITE, VPN], GAP)
+    assert [i.incident_id for i in one] == [i.incident_id for i in two]
+
+
+def _timestamped(f: Finding) -> beam.window.TimestampedValue:
+    return beam.window.TimestampedValue(f, Timestamp.of(_seconds(f.last_seen)))
+
+
+def test_timer_closes_incident_when_watermark_passes_gap() -> None:
+    """Streaming semantics on BundleBasedDirectRunner: the chain closes only once the
+    watermark passes its last finding + gap, and arrives as one incident."""
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp.of(_seconds(VPN.first_seen)) - 1)
+        .add_elements([_timestamped(VPN)])
+        .advance_watermark_to(Timestamp.of(_seconds(WRITE.first_seen)) - 1)
+        .add_elements([_timestamped(WRITE), _timestamped(EGRESS)])
+        .advance_watermark_to(Timestamp.of(_seconds(LATER_WRITE.first_seen)) - 1)
+        .add_elements([_timestamped(LATER_WRITE)])
+        .advance_watermark_to(Timestamp.of(_seconds(LATER_WRITE.last_seen) + GAP + 1))
+        .advance_watermark_to_infinity()
+    )
+    with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
+        got = (
+            p
+            | stream
+            | CorrelateIncidents("site", GAP)
+            | beam.Map(lambda i: tuple(f.detection_id for f in i.findings))
+        )
+        assert_that(got, equal_to([("vpn", "write"), ("egress",), ("write",)]))

@@ -1,0 +1,169 @@
+"""Correlation: findings that share an entity and are close in event time become one incident.
+
+Findings link when they share a link key (an asset id, the tunnel address of a VPN session
+and the source address of the writes it made, an account) and the later one starts within
+``gap`` of the earlier one's last sighting. That is how "vendor VPN login, then Modbus
+writes from the tunnel address to a crane PLC" becomes one incident on that crane.
+
+The grouping logic is a plain function (``correlate``) tested without Beam; the Beam side
+(``CorrelateIncidents``) buffers findings in keyed state and closes incidents with an
+event-time timer once the watermark passes the last finding + gap. Batch and streaming run
+the same code: in batch the watermark jumps to the end of input and every incident closes.
+
+Findings are few (only hits leave detection), so the state is keyed by site: one key per
+deployment holds every open finding and linking across keys never has to be shuffled.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec, CombiningValueStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Timestamp
+
+from transforms.detect import _seconds, merge_all, stable_id
+from transforms.model import Finding, Incident, severity_label
+
+STAGE_ORDER = {"recon": 0, "access": 1, "command": 2, "impact": 3, "exfiltration": 4, "other": 5}
+CHAIN = ("access", "command", "impact")
+
+
+def correlate(findings: Iterable[Finding], gap: float) -> list[Incident]:
+    """Group (deduplicated) findings into incidents; deterministic for the same input."""
+    merged = merge_all(findings)
+    parent = list(range(len(merged)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    # Per link key: a finding of the key's current chain and the chain's latest time.
+    chain_by_key: dict[str, tuple[int, float]] = {}
+    for i, f in enumerate(merged):  # sorted by first_seen
+        start, end = _seconds(f.first_seen), _seconds(f.last_seen)
+        for key in f.link_keys:
+            prev = chain_by_key.get(key)
+            if prev is not None and start - prev[1] <= gap:
+                parent[find(i)] = find(prev[0])
+                chain_by_key[key] = (i, max(end, prev[1]))
+            else:
+                chain_by_key[key] = (i, end)
+    groups: dict[int, list[Finding]] = {}
+    for i, f in enumerate(merged):
+        groups.setdefault(find(i), []).append(f)
+    incidents = [build_incident(g) for g in groups.values()]
+    return sorted(incidents, key=lambda x: (x.first_seen, x.incident_id))
+
+
+def build_incident(members: list[Finding]) -> Incident:
+    members = sorted(members, key=lambda f: (f.first_seen, f.finding_id))
+    stages = tuple(sorted({f.stage for f in members}, key=STAGE_ORDER.__getitem__))
+    severity = max(f.severity for f in members)
+    chain = [s for s in CHAIN if s in stages]
+    if len(chain) == 3:
+        severity = max(severity, 95)  # a full access → command → impact chain is critical
+    elif len(chain) == 2:
+        severity = min(89, max(severity, max(f.severity for f in members) + 10))
+    assets = tuple(sorted({f.asset_id for f in members if f.asset_id}))
+    counts = Counter(f.asset_id for f in members if f.asset_id)
+    primary = sorted(counts, key=lambda a: (-counts[a], a))[0] if counts else None
+    zone = next((f.zone for f in members if f.asset_id == primary and f.zone), None)
+    techniques = tuple(dict.fromkeys(t for f in members for t in f.techniques))
+    accounts = tuple(sorted({a for f in members for a in f.accounts}))
+    subject = primary or (accounts[0] if accounts else members[0].addresses[0] if members[0].addresses else "unknown")
+    label = severity_label(severity)
+    return Incident(
+        incident_id=stable_id("incident", members[0].finding_id),
+        title=f"{label.capitalize()}: {' → '.join(stages)} on {subject}",
+        severity=severity,
+        severity_label=label,
+        stages=stages,
+        techniques=techniques,
+        first_seen=members[0].first_seen,
+        last_seen=max(f.last_seen for f in members),
+        assets=assets,
+        primary_asset=primary,
+        zone=zone,
+        addresses=tuple(sorted({a for f in members for a in f.addresses})),
+        accounts=accounts,
+        findings=tuple(members),
+        modified=max(f.last_seen for f in members),
+    )
+
+
+def _ts(rfc3339: str) -> Timestamp:
+    return Timestamp.of(_seconds(rfc3339))
+
+
+def _latest(values: Iterable[float]) -> float:
+    return max(values, default=0.0)
+
+
+class _CorrelateFn(beam.DoFn):
+    """Keyed state: buffered findings; a timer at (latest finding + gap) closes incidents."""
+
+    FINDINGS = BagStateSpec("findings", PickleCoder())
+    LATEST = CombiningValueStateSpec("latest", PickleCoder(), _latest)  # max last_seen, s
+    CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
+
+    def __init__(self, gap: float):
+        self.gap = gap
+
+    def process(
+        self,
+        element: tuple[str, Finding],
+        findings: Any = beam.DoFn.StateParam(FINDINGS),
+        latest: Any = beam.DoFn.StateParam(LATEST),
+        close: Any = beam.DoFn.TimerParam(CLOSE),
+    ) -> Iterator[Any]:
+        _, finding = element
+        findings.add(finding)
+        latest.add(_seconds(finding.last_seen))
+        close.set(Timestamp.of(latest.read()) + self.gap)
+        return iter(())
+
+    @on_timer(CLOSE)
+    def on_close(
+        self,
+        fire_ts: Any = beam.DoFn.TimestampParam,
+        findings: Any = beam.DoFn.StateParam(FINDINGS),
+        latest: Any = beam.DoFn.StateParam(LATEST),
+        close: Any = beam.DoFn.TimerParam(CLOSE),
+    ) -> Iterator[Any]:
+        buffered = list(findings.read())
+        findings.clear()
+        latest.clear()
+        still_open: list[Finding] = []
+        for incident in correlate(buffered, self.gap):
+            if _ts(incident.last_seen) + self.gap <= fire_ts:
+                # Stamped with the closing time: that is when the incident became known,
+                # and it stays at or after the timer's watermark hold (never late).
+                yield beam.window.TimestampedValue(incident, fire_ts)
+            else:
+                still_open.extend(incident.findings)
+        for f in still_open:
+            findings.add(f)
+            latest.add(_seconds(f.last_seen))
+        if still_open:
+            close.set(Timestamp.of(latest.read()) + self.gap)
+
+
+class CorrelateIncidents(beam.PTransform):
+    """Findings (timestamped by event time) → closed Incidents."""
+
+    def __init__(self, site: str, gap: float):
+        super().__init__()
+        self.site = site
+        self.gap = gap
+
+    def expand(self, findings: beam.PCollection) -> beam.PCollection:
+        return (
+            findings
+            | "Key findings by site" >> beam.Map(lambda f, site=self.site: (site, f))
+            | "Group into incidents" >> beam.ParDo(_CorrelateFn(self.gap))
+        )

@@ -1,0 +1,40 @@
+"""The parser contract shared by every format module.
+
+A parser module turns ``Block``s of one file into events (an ``EVENT_SCHEMA`` Arrow table)
+and dead letters. It keeps per-file state (a Zeek header, for one) in an object it creates
+itself, so one parser instance can read many files. The invariant every parser keeps and
+every conformance test checks: ``records == events.num_rows + len(dead_letters)`` for
+each block, where ``records`` counts data lines (not headers, comments or blank lines).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from transforms.model import DeadLetter
+from transforms.read import Block
+
+
+@dataclass
+class ParseResult:
+    events: pa.Table
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    records: int = 0
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    source: str
+    timezone: str = "UTC"  # for formats whose timestamps carry no offset
+
+
+class Parser(Protocol):
+    name: str  # registry key used in config ``format:``
+    kind: str  # flow | ot | remote_access | auth
+    description: str
+
+    def new_file_state(self, path: str) -> Any: ...
+
+    def parse_block(self, block: Block, state: Any, ctx: ParseContext) -> ParseResult: ...
