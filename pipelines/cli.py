@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Beam warns at import about optional GCP client libraries a local run never uses.
+    logging.getLogger().handlers[0].addFilter(lambda r: "apitools not found" not in r.getMessage())
     try:
         if args.command == "generate":
             return _generate(args.out, args.events, args.seed)

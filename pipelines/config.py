@@ -242,7 +242,7 @@ def _format_error(path: str, err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return f"{path}: {key}: required key is missing"
     msg = err["msg"]
-    msg = msg.removeprefix("Value error, ")
+    msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
     if not msg.startswith("expected"):
         msg = "expected " + msg[0].lower() + msg[1:] if msg else "invalid value"
     got = err.get("input")

@@ -100,6 +100,14 @@ def _ts(rfc3339: str) -> Timestamp:
     return Timestamp.of(_seconds(rfc3339))
 
 
+def _close_time(latest_seconds: float, gap: float) -> Timestamp:
+    """When to close: latest + gap, rounded *up* to the millisecond, because runners
+    (FnApiRunner, Flink) keep timers in milliseconds; rounding down would fire the timer
+    before the incident is due and re-arm it at the same instant forever."""
+    micros = round((latest_seconds + gap) * 1_000_000)
+    return Timestamp(micros=-(-micros // 1000) * 1000)
+
+
 def _latest(values: Iterable[float]) -> float:
     return max(values, default=0.0)
 
@@ -124,7 +132,7 @@ class _CorrelateFn(beam.DoFn):
         _, finding = element
         findings.add(finding)
         latest.add(_seconds(finding.last_seen))
-        close.set(Timestamp.of(latest.read()) + self.gap)
+        close.set(_close_time(latest.read(), self.gap))
         return iter(())
 
     @on_timer(CLOSE)
@@ -140,7 +148,7 @@ class _CorrelateFn(beam.DoFn):
         latest.clear()
         still_open: list[Finding] = []
         for incident in correlate(buffered, self.gap):
-            if _ts(incident.last_seen) + self.gap <= fire_ts:
+            if _close_time(_seconds(incident.last_seen), self.gap) <= fire_ts:
                 # Stamped with the closing time: that is when the incident became known,
                 # and it stays at or after the timer's watermark hold (never late).
                 yield beam.window.TimestampedValue(incident, fire_ts)
@@ -150,7 +158,7 @@ class _CorrelateFn(beam.DoFn):
             findings.add(f)
             latest.add(_seconds(f.last_seen))
         if still_open:
-            close.set(Timestamp.of(latest.read()) + self.gap)
+            close.set(_close_time(latest.read(), self.gap))
 
 
 class CorrelateIncidents(beam.PTransform):
@@ -164,6 +172,7 @@ class CorrelateIncidents(beam.PTransform):
     def expand(self, findings: beam.PCollection) -> beam.PCollection:
         return (
             findings
-            | "Key findings by site" >> beam.Map(lambda f, site=self.site: (site, f))
+            | "Key findings by site"
+            >> beam.Map(lambda f, site=self.site: (site, f)).with_output_types(tuple[str, Any])
             | "Group into incidents" >> beam.ParDo(_CorrelateFn(self.gap))
         )

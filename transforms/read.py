@@ -32,45 +32,61 @@ class Block:
 
 
 def open_maybe_compressed(path: str) -> BinaryIO:
-    """Open ``path`` for binary reading, decompressing gzip, bzip2 or zstd by magic bytes."""
-    raw = open(path, "rb")
-    head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+    """Open ``path`` for binary reading, decompressing gzip, bzip2 or zstd by magic bytes.
+
+    Compressed files are reopened by name so that closing the returned stream closes the
+    file too (``GzipFile(fileobj=...)`` would leave it open); concatenated gzip members,
+    bzip2 streams and zstd frames (appended or rotated logs) are all read.
+    """
+    with open(path, "rb") as probe:
+        head = probe.read(4)
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if head[:3] == b"BZh":
-        return bz2.BZ2File(raw)  # type: ignore[return-value]
+        return bz2.open(path, "rb")  # type: ignore[return-value]
     if head == b"\x28\xb5\x2f\xfd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
-    return raw  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+            open(path, "rb"), closefd=True, read_across_frames=True)
+    return open(path, "rb")
 
 
 def iter_blocks(source: str, path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[Block]:
-    """Yield the file as blocks of complete lines (the last line may lack a newline)."""
+    """Yield the file as blocks of complete lines (the last line may lack a newline).
+
+    Each chunk is split where it lies and only the partial last line is carried over, so
+    no multi-megabyte slice or concatenation is copied per block.
+    """
     line_no = 1
     carry = b""
     first = True
     with open_maybe_compressed(path) as fh:
-        reader = io.BufferedReader(fh, buffer_size=1 << 20) if not isinstance(fh, io.BufferedReader) else fh
+        reader = fh if isinstance(fh, io.BufferedReader) else io.BufferedReader(fh, buffer_size=1 << 20)  # type: ignore[arg-type]
         while True:
             chunk = reader.read(block_bytes)
+            at_end = len(chunk) < block_bytes  # buffered reads come up short only at EOF
             if first:
+                while not at_end and len(chunk) < len(_BOM) and _BOM.startswith(chunk):  # tiny blocks
+                    more = reader.read(block_bytes)
+                    at_end = len(more) < block_bytes
+                    chunk += more
                 if chunk.startswith(_BOM):
                     chunk = chunk[len(_BOM):]
                 first = False
             if not chunk:
                 break
-            data = carry + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
+            parts = chunk.split(b"\n")
+            parts[0] = carry + parts[0]
+            carry = parts.pop()
+            if carry and at_end:  # the last line has no newline: keep it in this block
+                parts.append(carry)
+                carry = b""
+            if not parts:
                 continue
-            carry = data[cut + 1:]
-            lines = data[:cut].split(b"\n")
-            if b"\r" in data[:cut]:  # CRLF files
-                lines = [l[:-1] if l.endswith(b"\r") else l for l in lines]
-            yield Block(source, path, line_no, lines)
-            line_no += len(lines)
+            if b"\r" in chunk or parts[0].endswith(b"\r"):  # CRLF files
+                parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
+            yield Block(source, path, line_no, parts)
+            line_no += len(parts)
         if carry:
             yield Block(source, path, line_no, [carry[:-1] if carry.endswith(b"\r") else carry])

@@ -1,0 +1,593 @@
+"""Benign terminal traffic, drawn as numpy columns (no per-event Python objects on the bulk path).
+
+The traffic is shaped so detections are really exercised, not just fed noise: office hosts
+browse the internet in bursts that follow the working day (internet flows that are normal
+because the hosts are not OT), CMS/HMI/historian poll the crane PLCs over Modbus, the
+engineering workstations read *and write* PLC registers, every OT asset talks to NTP, and
+vendors connect over the VPN only inside their maintenance windows, reading (never writing)
+PLC registers from their tunnel address. Three things never happen in benign data:
+
+* a vendor ``tunnel-up`` outside that vendor's maintenance windows,
+* a crane PLC/CMS/HMI originating a flow outside its ``allowed_egress``,
+* a Modbus write to a crane PLC from anything but an engineering workstation.
+
+Times are integer microseconds since the epoch throughout.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.generate.terminal import (
+    MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor, overlaps,
+)
+
+Columns = dict[str, np.ndarray]
+
+#: Hour-of-day weights (UTC = terminal local time). Office work follows the day; crane
+#: operations run around the clock with a dip at the 06/14/22 shift changes.
+OFFICE_PROFILE = np.array([.05, .04, .04, .04, .05, .10, .30, .70, 1.0, 1.0, .95, .90,
+                           .80, .90, 1.0, .95, .80, .50, .30, .20, .15, .10, .08, .06])
+CRANE_PROFILE = np.array([.80, .80, .75, .75, .80, .85, .60, .90, 1.0, 1.0, 1.0, 1.0,
+                          .95, 1.0, .60, .95, 1.0, 1.0, .95, .90, .90, .85, .60, .80])
+
+READS = ("READ_HOLDING_REGISTERS", "READ_INPUT_REGISTERS", "READ_COILS", "READ_DISCRETE_INPUTS")
+WRITES = ("WRITE_SINGLE_REGISTER", "WRITE_MULTIPLE_REGISTERS", "WRITE_SINGLE_COIL")
+
+
+@dataclass
+class Parts:
+    """Records of every format, collected before sorting and writing.
+
+    ``conn`` and ``modbus`` are column dicts (bulk); ``cms`` and ``vpn`` are few enough
+    to be dicts, each with a ``ts`` in microseconds."""
+
+    conn: list[Columns] = field(default_factory=list)
+    modbus: list[Columns] = field(default_factory=list)
+    cms: list[dict[str, Any]] = field(default_factory=list)
+    vpn: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, other: "Parts") -> None:
+        self.conn += other.conn
+        self.modbus += other.modbus
+        self.cms += other.cms
+        self.vpn += other.vpn
+
+    def records(self) -> int:
+        """Data lines this will write: one conn line per flow, three Modbus lines per
+        transaction (REQ and RESP in modbus.log, one in modbus_detailed.log)."""
+        conn = sum(len(c["ts"]) for c in self.conn)
+        txns = sum(len(m["ts"]) for m in self.modbus)
+        return conn + 3 * txns + len(self.cms) + len(self.vpn)
+
+
+def concat(parts: Sequence[Columns]) -> Columns:
+    keys = parts[0].keys()
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+# --- primitives shared with the scenarios -----------------------------------------------------
+
+_B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
+
+
+def make_uids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Zeek-style connection uids (``C`` + 17 base62 characters)."""
+    buf = np.empty((n, 18), dtype=np.uint8)
+    buf[:, 0] = ord("C")
+    buf[:, 1:] = _B62[rng.integers(0, 62, size=(n, 17))]
+    return buf.view("S18").ravel().astype("U18")
+
+
+def diurnal_times(rng: np.random.Generator, n: int, start: int, end: int,
+                  profile: np.ndarray) -> np.ndarray:
+    """``n`` times of an inhomogeneous Poisson process whose rate follows ``profile``."""
+    minutes = max(1, (end - start) // MINUTE_US)
+    bins = start + np.arange(minutes, dtype=np.int64) * MINUTE_US
+    hod = (bins // (3600 * US)) % 24
+    w = profile[hod]
+    counts = rng.multinomial(n, w / w.sum())
+    return np.repeat(bins, counts) + rng.integers(0, MINUTE_US, n)
+
+
+def periodic_times(rng: np.random.Generator, n: int, start: int, end: int,
+                   jitter: float = 0.3) -> np.ndarray:
+    """``n`` polls on a regular grid over ``[start, end)`` with some jitter."""
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    period = (end - start) / n
+    pos = np.arange(n) + 0.5 + jitter * (rng.random(n) - 0.5)
+    return (start + pos * period).astype(np.int64)
+
+
+def _bcast(value: Any, n: int, dtype: Any = None) -> np.ndarray:
+    arr = np.asarray(value, dtype=dtype)
+    return np.broadcast_to(arr, (n,)).copy() if arr.ndim == 0 else arr
+
+
+def flows(rng: np.random.Generator, ts: np.ndarray, orig_h: Any, resp_h: Any, resp_p: Any,
+          proto: Any, service: Any, state: Any = "SF", *, out_median: float = 500,
+          in_median: float = 2000, dur_median: float = 0.2, orig_p: Any = None) -> Columns:
+    """conn.log rows with byte/packet/duration/history fields consistent with the state."""
+    n = len(ts)
+    proto = _bcast(proto, n, "U4")
+    state = _bcast(state, n, "U4")
+    tcp = proto == "tcp"
+    ob = np.maximum(1, rng.lognormal(math.log(out_median), 0.9, n)).astype(np.int64)
+    ib = np.maximum(1, rng.lognormal(math.log(in_median), 1.1, n)).astype(np.int64)
+    dur = np.maximum(50, rng.lognormal(math.log(dur_median * US), 1.0, n)).astype(np.int64)
+    opk = np.ceil(ob / 1200).astype(np.int64) + np.where(tcp, 3, 0)
+    rpk = np.ceil(ib / 1400).astype(np.int64) + np.where(tcp, 2, 0)
+    history = np.where(tcp, "ShADadFf", "Dd").astype("U8")
+    dead = (state == "S0") | (state == "REJ")
+    ob[dead] = 0
+    ib[dead] = 0
+    s0 = state == "S0"
+    dur[s0] = -1
+    opk[s0] = 1
+    rpk[s0] = 0
+    history[s0] = np.where(tcp[s0], "S", "D")
+    rej = state == "REJ"
+    dur[rej] = rng.integers(200, 3000, int(rej.sum()))
+    opk[rej] = 1
+    rpk[rej] = 1
+    history[rej] = "Sr"
+    history[state == "RSTO"] = "ShADadR"
+    overhead = np.where(tcp, 52, 28)
+    svc = _bcast(service, n, "U12").astype("U12")
+    svc[dead] = "-"
+    if orig_p is None:
+        orig_p = rng.integers(49152, 65536, n)
+    return {
+        "ts": np.asarray(ts, dtype=np.int64),
+        "uid": make_uids(rng, n),
+        "orig_h": _bcast(orig_h, n, "U15"),
+        "orig_p": _bcast(orig_p, n, np.int64),
+        "resp_h": _bcast(resp_h, n, "U15"),
+        "resp_p": _bcast(resp_p, n, np.int64),
+        "proto": proto,
+        "service": svc,
+        "duration": dur,
+        "orig_bytes": ob,
+        "resp_bytes": ib,
+        "conn_state": state,
+        "history": history,
+        "orig_pkts": opk,
+        "orig_ip_bytes": ob + opk * overhead,
+        "resp_pkts": rpk,
+        "resp_ip_bytes": ib + rpk * overhead,
+    }
+
+
+def _join_lists(counts: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Comma-joined value lists (Zeek ``vector[count]``), ``-`` where a row has none."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    lists = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.int64()).cast(pa.string()))
+    joined = pc.binary_join(lists, ",")
+    return np.where(counts > 0, joined.to_numpy(zero_copy_only=False), "-").astype(object)
+
+
+def modbus_fields(rng: np.random.Generator, funcs: np.ndarray) -> dict[str, np.ndarray]:
+    """Address, quantity, request/response values and ADU sizes for each function."""
+    n = len(funcs)
+    hr = funcs == "READ_HOLDING_REGISTERS"
+    ir = funcs == "READ_INPUT_REGISTERS"
+    bits = (funcs == "READ_COILS") | (funcs == "READ_DISCRETE_INPUTS")
+    wsr = funcs == "WRITE_SINGLE_REGISTER"
+    wmr = funcs == "WRITE_MULTIPLE_REGISTERS"
+    wsc = funcs == "WRITE_SINGLE_COIL"
+    read = hr | ir | bits
+    qty = np.ones(n, dtype=np.int64)
+    qty[read] = rng.integers(1, 17, int(read.sum()))
+    qty[wmr] = rng.integers(2, 7, int(wmr.sum()))
+    addr = rng.integers(0, 400, n)
+    addr[ir] = rng.integers(0, 200, int(ir.sum()))
+    addr[bits] = rng.integers(0, 64, int(bits.sum()))
+    addr[wsr | wmr] = rng.integers(100, 140, int((wsr | wmr).sum()))  # setpoint block
+    addr[wsc] = rng.integers(0, 32, int(wsc.sum()))
+    req_n = np.where(wsr | wsc, 1, np.where(wmr, qty, 0))
+    resp_n = np.where(read, qty, np.where(wsr | wsc, 1, 0))
+    req_flat = rng.integers(0, 3000, int(req_n.sum()))
+    req_flat[np.repeat(wsc, req_n)] %= 2
+    resp_flat = rng.integers(0, 4096, int(resp_n.sum()))
+    resp_flat[np.repeat(bits, resp_n)] %= 2
+    req = _join_lists(req_n, req_flat)
+    resp = _join_lists(resp_n, resp_flat)
+    echo = wsr | wsc  # single writes are echoed back
+    resp[echo] = req[echo]
+    req_bytes = np.where(wmr, 13 + 2 * qty, 12)
+    resp_bytes = np.where(hr | ir, 9 + 2 * qty, np.where(bits, 9 + (qty + 7) // 8, 12))
+    return {"address": addr, "quantity": qty, "request_values": req, "response_values": resp,
+            "req_bytes": req_bytes, "resp_bytes": resp_bytes}
+
+
+def modbus_sessions(rng: np.random.Generator, ts: np.ndarray, orig_h: Any, resp_h: Any,
+                    n_txn: np.ndarray, funcs: np.ndarray, gap_us: float = 20_000,
+                    unit: int = 1) -> tuple[Columns, Columns]:
+    """Modbus/TCP connections (one conn.log row each) and their transactions (same uid)."""
+    s = len(ts)
+    ts = np.asarray(ts, dtype=np.int64)
+    n_txn = np.asarray(n_txn, dtype=np.int64)
+    total = int(n_txn.sum())
+    sess = np.repeat(np.arange(s), n_txn)
+    first = np.zeros(s, dtype=np.int64)
+    np.cumsum(n_txn[:-1], out=first[1:])
+    gaps = (rng.exponential(gap_us, total) + 1000).astype(np.int64)
+    gaps[first] = rng.integers(1000, 4000, s)  # after the handshake
+    cum = np.cumsum(gaps)
+    t = ts[sess] + cum - (cum[first] - gaps[first])[sess]
+    rtt = rng.integers(1500, 15000, total)
+    tid = (rng.integers(0, 60000, s)[sess] + np.arange(total) - first[sess]) % 65536
+    uid = make_uids(rng, s)
+    orig_h = _bcast(orig_h, s, "U15")
+    resp_h = _bcast(resp_h, s, "U15")
+    orig_p = rng.integers(49152, 65536, s)
+    f = modbus_fields(rng, funcs)
+    last = first + n_txn - 1
+    conn = {
+        "ts": ts, "uid": uid, "orig_h": orig_h, "orig_p": orig_p, "resp_h": resp_h,
+        "resp_p": np.full(s, 502, np.int64), "proto": np.full(s, "tcp", "U4"),
+        "service": np.full(s, "modbus", "U12"),
+        "duration": t[last] + rtt[last] + rng.integers(500, 3000, s) - ts,
+        "orig_bytes": np.bincount(sess, f["req_bytes"], s).astype(np.int64),
+        "resp_bytes": np.bincount(sess, f["resp_bytes"], s).astype(np.int64),
+        "conn_state": np.full(s, "SF", "U4"), "history": np.full(s, "ShADadFf", "U8"),
+        "orig_pkts": n_txn + 3, "resp_pkts": n_txn + 2,
+    }
+    conn["orig_ip_bytes"] = conn["orig_bytes"] + 52 * conn["orig_pkts"]
+    conn["resp_ip_bytes"] = conn["resp_bytes"] + 52 * conn["resp_pkts"]
+    txn = {
+        "ts": t, "uid": uid[sess], "orig_h": orig_h[sess], "orig_p": orig_p[sess],
+        "resp_h": resp_h[sess], "resp_p": np.full(total, 502, np.int64), "tid": tid,
+        "unit": np.full(total, unit, np.int64), "func": np.asarray(funcs, dtype="U32"),
+        "address": f["address"], "quantity": f["quantity"],
+        "request_values": f["request_values"], "response_values": f["response_values"],
+        "rtt": rtt,
+    }
+    return conn, txn
+
+
+def split_counts(rng: np.random.Generator, total: int, sessions: int) -> np.ndarray:
+    """``sessions`` positive counts summing to ``total``."""
+    sessions = max(1, min(sessions, total))
+    return 1 + rng.multinomial(total - sessions, np.full(sessions, 1 / sessions))
+
+
+# --- benign generators ----------------------------------------------------------------------
+
+
+def _polling(rng: np.random.Generator, pairs: list[tuple[str, str]], txns: int, per_session: float,
+             funcs: Sequence[str], probs: Sequence[float], start: int, end: int,
+             gap_us: float) -> tuple[Columns, Columns]:
+    """Periodic Modbus read sessions for each (poller, PLC) pair."""
+    n_sess = max(len(pairs), round(txns / per_session))
+    per_pair = split_counts(rng, n_sess, len(pairs)) if n_sess >= len(pairs) else np.ones(len(pairs), np.int64)
+    ts, orig, resp = [], [], []
+    for (o, r), k in zip(pairs, per_pair):
+        ts.append(periodic_times(rng, int(k), start, end))
+        orig += [o] * int(k)
+        resp += [r] * int(k)
+    ts_all = np.concatenate(ts)
+    n_txn = split_counts(rng, max(txns, len(ts_all)), len(ts_all))
+    f = rng.choice(np.array(funcs), int(n_txn.sum()), p=np.array(probs))
+    return modbus_sessions(rng, ts_all, np.array(orig), np.array(resp), n_txn, f, gap_us)
+
+
+def modbus_traffic(rng: np.random.Generator, term: Terminal, start: int, end: int,
+                   txns: int) -> Parts:
+    """CMS, HMI and historian polling plus engineering-workstation reads and writes."""
+    end_s = end - 5 * MINUTE_US
+    out = Parts()
+    cranes = term.cranes
+    hist = term.historian.address
+    plans = [
+        ([(c.cms, c.plc) for c in cranes], 0.45, 6, READS, (.5, .3, .1, .1), 15_000),
+        ([(c.hmi, c.plc) for c in cranes], 0.20, 4, READS[:3], (.6, .2, .2), 10_000),
+        ([(hist, c.plc) for c in cranes], 0.20, 8, READS[:2], (.6, .4), 8_000),
+    ]
+    for pairs, share, per, funcs, probs, gap in plans:
+        conn, txn = _polling(rng, pairs, max(1, round(txns * share)), per, funcs, probs, start, end_s, gap)
+        out.conn.append(conn)
+        out.modbus.append(txn)
+    # Engineers: clustered work sessions from the engineering workstations, reads and writes.
+    ews_txns = max(6, round(txns * 0.15))
+    n_sess = max(2, round(ews_txns / 6))
+    centers = diurnal_times(rng, max(1, n_sess // 3), start, end_s - 40 * MINUTE_US, CRANE_PROFILE)
+    ts = np.sort(rng.choice(centers, n_sess) + rng.integers(0, 30 * MINUTE_US, n_sess))
+    ews = np.array([h.address for h in term.engineering])[rng.integers(0, len(term.engineering), n_sess)]
+    plcs = np.array([c.plc for c in cranes])[rng.integers(0, len(cranes), n_sess)]
+    n_txn = split_counts(rng, max(ews_txns, n_sess), n_sess)
+    total = int(n_txn.sum())
+    write = rng.random(total) < 0.3
+    write[rng.integers(0, total)] = True  # at least one write in every corpus
+    funcs = np.where(write, rng.choice(np.array(WRITES), total, p=[.5, .35, .15]),
+                     rng.choice(np.array(READS[:3]), total, p=[.6, .25, .15]))
+    conn, txn = modbus_sessions(rng, ts, ews, plcs, n_txn, funcs, gap_us=900_000)
+    out.conn.append(conn)
+    out.modbus.append(txn)
+    return out
+
+
+def ot_flows(rng: np.random.Generator, term: Terminal, start: int, end: int, ntp_n: int,
+             misc_n: int) -> Parts:
+    """NTP from every OT host (allowed egress), CMS → historian, HMI → CMS, engineer RDP."""
+    clients = [a for c in term.cranes for a in (c.plc, c.cms, c.hmi)]
+    clients += [h.address for h in (*term.engineering, term.jump_host, term.historian)]
+    per = split_counts(rng, max(ntp_n, len(clients)), len(clients))
+    ts = np.concatenate([periodic_times(rng, int(k), start, end, 0.1) for k in per])
+    src = np.repeat(np.array(clients), per)
+    parts = [flows(rng, ts, src, term.ntp.address, 123, "udp", "ntp", out_median=48,
+                   in_median=48, dur_median=0.004, orig_p=123)]
+    parts[0]["orig_bytes"][:] = 48
+    parts[0]["resp_bytes"][:] = 48
+    parts[0]["orig_pkts"][:] = 1
+    parts[0]["resp_pkts"][:] = 1
+    parts[0]["orig_ip_bytes"][:] = 76
+    parts[0]["resp_ip_bytes"][:] = 76
+    # CMS pushes crane data to the historian; the cab HMI pulls screens from the CMS.
+    k = max(len(term.cranes), round(misc_n * 0.45))
+    per = split_counts(rng, k, len(term.cranes))
+    ts = np.concatenate([periodic_times(rng, int(n), start, end) for n in per])
+    parts.append(flows(rng, ts, np.repeat([c.cms for c in term.cranes], per), term.historian.address,
+                       4840, "tcp", "-", out_median=6000, in_median=400, dur_median=0.8))
+    k = max(len(term.cranes), round(misc_n * 0.40))
+    per = split_counts(rng, k, len(term.cranes))
+    ts = np.concatenate([periodic_times(rng, int(n), start, end) for n in per])
+    idx = np.repeat(np.arange(len(term.cranes)), per)
+    parts.append(flows(rng, ts, np.array([c.hmi for c in term.cranes])[idx],
+                       np.array([c.cms for c in term.cranes])[idx], 4840, "tcp", "-",
+                       out_median=300, in_median=5000, dur_median=0.3))
+    # Engineers reach the OT through the jump host (IT desk → jump host → workstation).
+    k = max(2, misc_n - sum(len(p["ts"]) for p in parts[1:]))
+    ts = diurnal_times(rng, k, start, end, OFFICE_PROFILE)
+    hop = rng.random(k) < 0.5
+    office = np.array(term.office_hosts[:6])[rng.integers(0, 6, k)]
+    ews = np.array([h.address for h in term.engineering])[rng.integers(0, len(term.engineering), k)]
+    parts.append(flows(rng, ts, np.where(hop, term.jump_host.address, office),
+                       np.where(hop, ews, term.jump_host.address), 3389, "tcp", "rdp",
+                       out_median=80_000, in_median=900_000, dur_median=600))
+    return Parts(conn=parts)
+
+
+def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
+                 internal_n: int, internet_n: int) -> Parts:
+    """Office IT: DNS/Kerberos/LDAP/SMB inside, and bursty web traffic to the internet."""
+    dc, dns, fs = (h.address for h in term.it_servers)
+    hosts = np.array(term.office_hosts)
+    host_w = 1 / np.arange(1, len(hosts) + 1) ** 0.6
+    host_w /= host_w.sum()
+    parts: list[Columns] = []
+    if internal_n > 0:
+        ts = diurnal_times(rng, internal_n, start, end, OFFICE_PROFILE)
+        kind = rng.choice(4, internal_n, p=[.55, .12, .10, .23])
+        dst = np.array([dns, dc, dc, fs])[kind]
+        port = np.array([53, 88, 389, 445])[kind]
+        proto = np.array(["udp", "tcp", "tcp", "tcp"])[kind]
+        svc = np.array(["dns", "krb_tcp", "ldap", "smb"])[kind]
+        state = np.where(rng.random(internal_n) < 0.01, "S0", "SF")
+        f = flows(rng, ts, rng.choice(hosts, internal_n, p=host_w), dst, port, proto, svc, state,
+                  out_median=300, in_median=900, dur_median=0.05)
+        parts.append(f)
+    if internet_n > 0:
+        # Bursts (a page load, a sync) start as a diurnal Poisson process; each burst is
+        # one host talking to one site plus some CDN hosts within a few seconds.
+        sizes = rng.geometric(1 / 6, int(internet_n / 6 * 1.5) + 10)
+        cut = int(np.searchsorted(np.cumsum(sizes), internet_n))
+        sizes = sizes[: cut + 1]
+        sizes[-1] -= int(sizes.sum()) - internet_n
+        sizes = sizes[sizes > 0]
+        nb = len(sizes)
+        t0 = diurnal_times(rng, nb, start, end - 2 * MINUTE_US, OFFICE_PROFILE)
+        burst = np.repeat(np.arange(nb), sizes)
+        step = rng.exponential(0.4 * US, internet_n).astype(np.int64)
+        cum = np.cumsum(step)
+        firsts = np.zeros(nb, dtype=np.int64)
+        np.cumsum(sizes[:-1], out=firsts[1:])
+        ts = t0[burst] + cum - cum[firsts][burst]
+        pool = np.array(term.internet)
+        site_w = 1 / np.arange(1, len(pool) + 1) ** 1.1
+        site = rng.choice(len(pool), nb, p=site_w / site_w.sum())
+        dst = np.where(rng.random(internet_n) < 0.7, pool[site][burst], rng.choice(pool, internet_n))
+        src = rng.choice(hosts, nb, p=host_w)[burst]
+        kind = rng.choice(4, internet_n, p=[.78, .08, .10, .04])
+        port = np.array([443, 80, 443, 8443])[kind]
+        proto = np.array(["tcp", "tcp", "udp", "tcp"])[kind]
+        svc = np.array(["ssl", "http", "quic", "-"])[kind]
+        r = rng.random(internet_n)
+        state = np.where(r < 0.03, "S0", np.where(r < 0.05, "RSTO", np.where(r < 0.06, "REJ", "SF")))
+        state[proto == "udp"] = np.where(state[proto == "udp"] == "S0", "S0", "SF")
+        parts.append(flows(rng, np.minimum(ts, end - 1), src, dst, port, proto, svc, state,
+                           out_median=900, in_median=12_000, dur_median=1.5))
+    return Parts(conn=parts)
+
+
+def _cms(ts: int, crane: str, event_type: str, **fields: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {"ts": ts - ts % 1000, "crane_id": crane, "event_type": event_type}
+    rec.update({k: v for k, v in fields.items() if v is not None})
+    return rec
+
+
+ALARMS = (
+    ("A1203", "wind speed {:.1f} m/s above warning level", (12.0, 17.0)),
+    ("A2110", "spreader twistlock not confirmed locked on landing", None),
+    ("A3305", "hoist overload prewarning {:.1f} t", (55.0, 59.0)),
+    ("A4102", "trolley approaching travel end limit", None),
+    ("A5001", "gantry anti-collision sensor warning", None),
+    ("A6120", "boom hoist brake wear {:.0f}%", (60.0, 85.0)),
+    ("A7002", "spreader sway above threshold", None),
+    ("A8003", "container weight differs from manifest by {:.1f} t", (2.0, 6.0)),
+)
+
+
+def cms_events(rng: np.random.Generator, term: Terminal, start: int, end: int, n: int,
+               windows: dict[str, list[tuple[int, int]]]) -> Parts:
+    """Routine CMS records: shift logins, alarms, and engineers' in-limit parameter changes
+    and mode changes during maintenance windows."""
+    out: list[dict[str, Any]] = []
+    cranes = term.cranes
+    ops = list(term.operators)
+    # Shift changes at 06, 14 and 22 UTC: the outgoing operator logs out, the next logs in.
+    first_hour = start // (3600 * US)
+    for h in range(first_hour, end // (3600 * US) + 1):
+        if h % 24 not in (6, 14, 22) or not start <= h * 3600 * US < end - 15 * MINUTE_US:
+            continue
+        for i, c in enumerate(cranes):
+            t = h * 3600 * US + int(rng.integers(-8, 8)) * MINUTE_US + int(rng.integers(0, 60 * US))
+            t = max(start, t)
+            shift = (h // 8 + i) % len(ops)
+            out.append(_cms(t, c.id, "logout", controller=c.cms_id, user=ops[shift - 1],
+                            source_ip=c.hmi, result="success"))
+            out.append(_cms(t + int(rng.integers(30, 300)) * US, c.id, "login", controller=c.cms_id,
+                            user=ops[shift], source_ip=c.hmi, result="success"))
+    # Maintenance windows: engineers tune speeds and limits within engineering limits.
+    for vendor, spans in windows.items():
+        for ws, we in spans:
+            a, b = max(ws, start), min(we, end - MINUTE_US)
+            if b - a < 30 * MINUTE_US:
+                continue
+            c = cranes[int(rng.integers(0, len(cranes)))]
+            eng, ews = term.engineers[int(rng.integers(0, len(term.engineers)))]
+            out.append(_cms(a + 10 * MINUTE_US, c.id, "mode_change", controller=c.plc_id, user=eng,
+                            source_ip=ews, parameter="mode", old_value="auto",
+                            new_value="maintenance", result="success"))
+            out.append(_cms(b - 10 * MINUTE_US, c.id, "mode_change", controller=c.plc_id, user=eng,
+                            source_ip=ews, parameter="mode", old_value="maintenance",
+                            new_value="auto", result="success"))
+            names = sorted(PARAMETER_LIMITS)
+            for _ in range(int(rng.integers(2, 6))):
+                p = names[int(rng.integers(0, len(names)))]
+                lo, hi, step = PARAMETER_LIMITS[p]
+                steps = int(round((hi - lo) / step))
+                k = int(rng.integers(0, steps))
+                old, new = (k, k + 1) if rng.random() < 0.5 else (k + 1, k)
+                t = int(rng.integers(a + 12 * MINUTE_US, b - 12 * MINUTE_US))
+                out.append(_cms(t, c.id, "parameter_change", controller=c.plc_id, user=eng,
+                                source_ip=ews, parameter=p, old_value=f"{lo + old * step:g}",
+                                new_value=f"{lo + new * step:g}", result="success"))
+    # The rest: alarms (most), short operator breaks (logout/login), mistyped logins.
+    rest = max(0, n - len(out))
+    n_alarm = int(rest * 0.8)
+    ts = np.sort(diurnal_times(rng, n_alarm, start, end, CRANE_PROFILE))
+    which = rng.integers(0, len(ALARMS), n_alarm)
+    crane_i = rng.integers(0, len(cranes), n_alarm)
+    vals = rng.random(n_alarm)
+    for t, w, ci, v in zip(ts.tolist(), which.tolist(), crane_i.tolist(), vals.tolist()):
+        code, text, rng_v = ALARMS[w]
+        msg = text.format(rng_v[0] + v * (rng_v[1] - rng_v[0])) if rng_v else text
+        c = cranes[ci]
+        out.append(_cms(t, c.id, "alarm", controller=c.plc_id, result="success", message=msg,
+                        alarm_code=code))
+    k = (rest - n_alarm) // 2
+    ts = diurnal_times(rng, k, start, end - 30 * MINUTE_US, CRANE_PROFILE)
+    for t, ci, oi, fail in zip(ts.tolist(), rng.integers(0, len(cranes), k).tolist(),
+                               rng.integers(0, len(ops), k).tolist(), (rng.random(k) < 0.08).tolist()):
+        c, user = cranes[ci], ops[oi]
+        if fail:
+            out.append(_cms(t, c.id, "login", controller=c.cms_id, user=user, source_ip=c.hmi,
+                            result="failure", message="invalid password"))
+            t += int(rng.integers(10, 60)) * US
+        else:
+            out.append(_cms(t, c.id, "logout", controller=c.cms_id, user=user, source_ip=c.hmi,
+                            result="success"))
+            t += int(rng.integers(5, 25)) * MINUTE_US
+        out.append(_cms(t, c.id, "login", controller=c.cms_id, user=user, source_ip=c.hmi,
+                        result="success"))
+    return Parts(cms=out)
+
+
+def vpn_record(ts: int, action: str, user: str, vendor: Vendor, remip: str, tunnelip: str | None,
+               tunnelid: int, **extra: Any) -> dict[str, Any]:
+    return {"ts": ts, "action": action, "user": user, "group": vendor.group, "remip": remip,
+            "tunnelip": tunnelip, "tunnelid": tunnelid, **extra}
+
+
+def vendor_activity(rng: np.random.Generator, term: Terminal, tunnel: str, up: int, down: int,
+                    plcs: Sequence[str]) -> Parts:
+    """What a vendor does inside one VPN session: RDP to the jump host, and Modbus *reads*
+    from the tunnel address to the given PLCs (writes are what scenario 4 plants)."""
+    out = Parts()
+    out.conn.append(flows(rng, np.array([up + int(rng.integers(30, 90)) * US]), tunnel,
+                          term.jump_host.address, 3389, "tcp", "rdp", out_median=200_000,
+                          in_median=3_000_000, dur_median=max(60.0, (down - up) / US * 0.6)))
+    span = down - up
+    for plc in plcs:
+        n_sess = int(rng.integers(1, 4))
+        ts = np.sort(up + (span * (0.15 + 0.6 * rng.random(n_sess))).astype(np.int64))
+        n_txn = rng.integers(3, 11, n_sess)
+        funcs = rng.choice(np.array(READS[:3]), int(n_txn.sum()), p=[.7, .2, .1])
+        conn, txn = modbus_sessions(rng, ts, tunnel, plc, n_txn, funcs, gap_us=1_500_000)
+        out.conn.append(conn)
+        out.modbus.append(txn)
+    return out
+
+
+def vendor_sessions(rng: np.random.Generator, term: Terminal, start: int, end: int,
+                    windows: dict[str, list[tuple[int, int]]], per_window: int) -> Parts:
+    """In-window vendor VPN sessions: optional failed logins, tunnel-up, reads, tunnel-down."""
+    out = Parts()
+    for v in term.vendors:
+        n_tunnel = 0
+        for ws, we in windows[v.name]:
+            a, b = max(ws, start), min(we, end)
+            m = min(per_window, len(v.accounts))
+            slot = (b - a) // max(1, m)
+            if slot < 30 * MINUTE_US:
+                m, slot = (1, b - a) if b - a >= 30 * MINUTE_US else (0, 0)
+            first = int(rng.integers(0, len(v.accounts)))
+            for i in range(m):
+                s0 = a + i * slot
+                up = s0 + int(rng.integers(3 * 60, 8 * 60)) * US
+                down = up + int(rng.integers(12 * 60, max(13 * 60, (slot - 11 * MINUTE_US) // US))) * US
+                down = min(down, s0 + slot - MINUTE_US)
+                account = v.accounts[(first + i) % len(v.accounts)]
+                remip = v.public_address(account)
+                tunnel = v.benign_tunnels[n_tunnel % len(v.benign_tunnels)]
+                n_tunnel += 1
+                tid = int(rng.integers(1_000_000_000, 2_000_000_000))
+                if rng.random() < 0.35:
+                    unknown = rng.random() < 0.4
+                    user = account.replace("-", "_") if unknown else account
+                    reason = "sslvpn_login_unknown_user" if unknown else "sslvpn_login_permission_denied"
+                    for j in range(int(rng.integers(1, 3))):
+                        out.vpn.append(vpn_record(up - (40 + 50 * j) * US - int(rng.integers(0, 10 * US)),
+                                                  "ssl-login-fail", user, v, remip, None, 0, reason=reason))
+                picked = rng.permutation(len(term.cranes))[: int(rng.integers(1, 3))]
+                plcs = [term.cranes[int(j)].plc for j in picked]
+                act = vendor_activity(rng, term, tunnel, up, down, plcs)
+                out.add(act)
+                sent = sum(int(c["orig_bytes"].sum()) for c in act.conn)
+                rcvd = sum(int(c["resp_bytes"].sum()) for c in act.conn)
+                out.vpn.append(vpn_record(up, "tunnel-up", account, v, remip, tunnel, tid))
+                out.vpn.append(vpn_record(down, "tunnel-down", account, v, remip, tunnel, tid,
+                                          duration=(down - up) // US, sentbyte=rcvd + 4096, rcvdbyte=sent + 2048))
+                if rng.random() < 0.5:
+                    c = next(c for c in term.cranes if c.plc == plcs[0])
+                    out.cms.append(_cms(up + 4 * MINUTE_US, c.id, "login", controller=c.cms_id,
+                                        user=account, source_ip=tunnel, result="success"))
+                    out.cms.append(_cms(down - 2 * MINUTE_US, c.id, "logout", controller=c.cms_id,
+                                        user=account, source_ip=tunnel, result="success"))
+    return out
+
+
+def generate_benign(rng: np.random.Generator, term: Terminal, start: int, end: int,
+                    budget: int, windows: dict[str, list[tuple[int, int]]]) -> Parts:
+    """Benign records totalling exactly ``budget`` (office web traffic takes the remainder)
+    whenever ``budget`` is large enough for the fixed parts (vendor sessions, shifts)."""
+    out = vendor_sessions(rng, term, start, end, windows, per_window=min(4, 2 + budget // 400_000))
+    out.add(cms_events(rng, term, start, end, round(budget * 0.03), windows))
+    out.add(modbus_traffic(rng, term, start, end, round(budget * 0.09)))
+    out.add(ot_flows(rng, term, start, end, round(budget * 0.02), round(budget * 0.04)))
+    internal = round(budget * 0.18)
+    internet = max(0, budget - out.records() - internal)
+    out.add(office_flows(rng, term, start, end, internal, internet))
+    return out
+
+
+__all__ = ["Parts", "Columns", "concat", "flows", "modbus_sessions", "vendor_activity",
+           "vpn_record", "generate_benign", "overlaps"]

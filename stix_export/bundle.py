@@ -1,0 +1,555 @@
+"""Map one correlated Incident to a STIX 2.1 bundle for the Maritime Transportation System ISAC.
+
+The bundle is a plain, JSON-ready dict built without wall-clock time or randomness: ids come
+from ``ids.deterministic_id`` (SDOs/SROs) or ``stix2`` (observables, UUIDv5), and times from
+the incident, so a re-run gives a byte-identical file (see ``writer.write_bundle``).
+
+Timestamps follow two rules, both about STIX versioning (an object is one version per
+id + ``modified``, and ``created`` never changes between versions):
+
+* objects that belong to this incident (observables aside: they have no times) carry
+  ``created`` = incident first_seen and ``modified`` = incident.modified or last_seen;
+* objects shared by every bundle of the producer -- the producer identity, the crane-asset
+  extension definition, the ATT&CK attack-patterns -- carry fixed dates tied to their
+  content (``PRODUCER_DATE``, ``extension.EXTENSION_DATE``, the ATT&CK data date), so each
+  bundle repeats the same version instead of minting a new one per incident.
+
+What goes in and why is explained for receiving analysts in docs/stix.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+from typing import TYPE_CHECKING, Any, Iterable
+
+import stix2
+
+from stix_export import attack, extension, tlp
+from stix_export.ids import deterministic_id
+from transforms.model import Finding, Incident
+
+if TYPE_CHECKING:
+    from pipelines.config import Asset, Config
+
+#: created/modified of the producer identity; its content follows from the site name alone.
+PRODUCER_DATE = "2026-11-26T00:00:00.000Z"
+MAX_COUNT = 999_999_999  # STIX upper bound for counts
+META_TYPES = ("marking-definition", "extension-definition", "language-content")
+
+#: Well-known server ports -> IANA service names (as the validator's IANA list spells them).
+PORT_SERVICES = {
+    21: "ftp",
+    22: "ssh",
+    23: "telnet",
+    53: "dns",
+    80: "http",
+    102: "iso-tsap",  # S7comm
+    123: "ntp",
+    161: "snmp",
+    443: "https",
+    445: "microsoft-ds",
+    502: "mbap",  # Modbus/TCP
+    1194: "openvpn",
+    1883: "mqtt",
+    2404: "iec-104",
+    3389: "ms-wbt-server",  # RDP
+    4840: "opcua-tcp",
+    5900: "rfb",  # VNC
+    8883: "secure-mqtt",
+    20000: "dnp",  # DNP3
+    44818: "EtherNet-IP-2",
+    47808: "bacnet",
+}
+#: Service names parsers put in the event's ``service`` field -> IANA service names.
+SERVICE_NAMES = {
+    "modbus": "mbap",
+    "s7comm": "iso-tsap",
+    "s7": "iso-tsap",
+    "dnp3": "dnp",
+    "enip": "EtherNet-IP-2",
+    "rdp": "ms-wbt-server",
+    "openvpn": "openvpn",
+    "ssh": "ssh",
+    "http": "http",
+    "https": "https",
+    "ssl": "tls",
+    "tls": "tls",
+    "dns": "dns",
+    "mqtt": "mqtt",
+    "ntp": "ntp",
+    "ftp": "ftp",
+}
+TRANSPORTS = ("tcp", "udp", "sctp", "icmp")
+
+_KIND_LABELS = {
+    "crane_plc": "PLC",
+    "cms": "crane management system",
+    "jump_host": "jump host",
+    "engineering_workstation": "engineering workstation",
+    "hmi": "HMI",
+    "vpn_gateway": "VPN gateway",
+    "server": "server",
+    "other": "asset",
+}
+_KIND_INFRASTRUCTURE_TYPES = {
+    "crane_plc": ["control-system"],
+    "cms": ["control-system"],
+    "hmi": ["control-system"],
+    "engineering_workstation": ["control-system", "workstation"],
+    "jump_host": ["workstation"],
+    "vpn_gateway": ["firewall"],
+}
+
+
+def stix_time(value: str) -> str:
+    """RFC 3339 in UTC with a ``Z``; milliseconds unless the value has finer precision."""
+    t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    t = (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    frac = f"{t.microsecond:06d}"
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + (frac[:3] if frac.endswith("000") else frac) + "Z"
+
+
+def _instant(value: str) -> dt.datetime:
+    """Sort key for ``stix_time`` strings (their text order breaks when precisions differ)."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        return None
+
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
+
+
+def _mac(value: Any) -> str | None:
+    """A MAC-48 address in the form STIX requires (lowercase, colon-separated), or None."""
+    text = str(value).strip()
+    if not _MAC.match(text):
+        return None
+    digits = re.sub(r"[^0-9a-f]", "", text.lower())
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def _port(value: Any) -> int | None:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return None
+    return port if 0 <= port <= 65535 else None
+
+
+def _count(n: int) -> int:
+    return max(1, min(MAX_COUNT, int(n)))
+
+
+class _Builder:
+    """Collects the objects of one bundle, in a fixed order, each id once."""
+
+    def __init__(self, incident: Incident, cfg: Config):
+        self.incident = incident
+        self.cfg = cfg
+        self.marking = tlp.tlp_marking(cfg.export.tlp)
+        self.markings = [self.marking["id"]]
+        self.producer_id = deterministic_id("identity", cfg.site.name)
+        self.ext_id = extension.crane_asset_extension_id(self.producer_id)
+        self.created = stix_time(incident.first_seen)
+        self.modified = max(self.created, stix_time(incident.modified or incident.last_seen), key=_instant)
+        self.assets: dict[str, Asset] = {a.id: a for a in cfg.inventory.assets}
+        self.asset_of_address = {addr: a.id for a in cfg.inventory.assets for addr in a.addresses}
+        self.internal_networks = [ipaddress.ip_network(n) for n in cfg.inventory.internal_networks]
+        # sections, emitted in this order
+        self.meta: list[dict[str, Any]] = []
+        self.patterns: dict[str, dict[str, Any]] = {}
+        self.infrastructure: list[dict[str, Any]] = []
+        self.observables: dict[str, dict[str, Any]] = {}
+        self.observations: list[dict[str, Any]] = []
+        self.sightings: list[dict[str, Any]] = []
+        self.indicators: list[dict[str, Any]] = []
+        self.incidents: list[dict[str, Any]] = []
+        self.relationships: dict[str, dict[str, Any]] = {}
+        # per-finding results
+        self.finding_scos: dict[str, list[str]] = {}
+        self.finding_addresses: dict[str, list[str]] = {}
+        self.finding_observed: dict[str, str] = {}
+        self.finding_patterns: dict[str, list[str]] = {}
+        self.finding_other: dict[str, list[str]] = {}  # entities that are neither IP nor MAC
+        self.address_sco: dict[str, str] = {}
+
+    # -- common properties -------------------------------------------------------------
+    def _sdo(self, stix_type: str, key: Iterable[str], **props: Any) -> dict[str, Any]:
+        """An incident-scoped SDO/SRO with the common properties every one of them carries."""
+        obj = {
+            "type": stix_type,
+            "spec_version": "2.1",
+            "id": deterministic_id(stix_type, self.incident.incident_id, *key),
+            "created_by_ref": self.producer_id,
+            "created": self.created,
+            "modified": self.modified,
+        }
+        obj.update({k: v for k, v in props.items() if v is not None})
+        obj["object_marking_refs"] = list(self.markings)
+        return obj
+
+    def _relate(self, rel_type: str, source: str, target: str) -> None:
+        rel = self._sdo(
+            "relationship", (rel_type, source, target), relationship_type=rel_type, source_ref=source, target_ref=target
+        )
+        self.relationships.setdefault(rel["id"], rel)
+
+    def _sco(self, obj: stix2.base._Observable) -> str:
+        """Keep an observable (built by stix2 so its UUIDv5 id is the specified one)."""
+        if obj.id not in self.observables:
+            self.observables[obj.id] = json.loads(obj.serialize())
+        return obj.id
+
+    # -- sections ------------------------------------------------------------------------
+    def add_meta(self) -> None:
+        identity = {
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": self.producer_id,
+            "created_by_ref": self.producer_id,
+            "created": PRODUCER_DATE,
+            "modified": PRODUCER_DATE,
+            "name": self.cfg.site.name,
+            "identity_class": "organization",
+            "sectors": ["transportation"],
+            "object_marking_refs": list(self.markings),
+        }
+        ext_def = extension.crane_asset_extension_definition(self.producer_id, self.markings)
+        self.meta = [self.marking, identity, ext_def]
+
+    def attack_pattern(self, technique_id: str) -> str:
+        tech = attack.resolve(technique_id)
+        stix_id = tech.stix_id or deterministic_id("attack-pattern", "mitre-attack", tech.id)
+        if stix_id not in self.patterns:
+            date = attack.load_attack_data().data_date
+            self.patterns[stix_id] = {
+                "type": "attack-pattern",
+                "spec_version": "2.1",
+                "id": stix_id,
+                "created_by_ref": self.producer_id,
+                "created": date,
+                "modified": date,
+                "name": tech.name,
+                "description": f"MITRE ATT&CK for ICS technique {tech.id}, {tech.name}: {tech.url}",
+                # No "url" here, unlike MITRE's own objects: the strict validator requires
+                # hashes beside a URL (check 302); receivers match on source_name + external_id.
+                "external_references": [{"source_name": "mitre-attack", "external_id": tech.id}],
+                "kill_chain_phases": tech.kill_chain_phases,
+                "object_marking_refs": list(self.markings),
+            }
+        return stix_id
+
+    def _ip_sco(self, value: str) -> str | None:
+        ip = _ip(value)
+        if ip is None:
+            return None
+        addr = str(ip)
+        if addr not in self.address_sco:
+            cls = stix2.IPv4Address if ip.version == 4 else stix2.IPv6Address
+            self.address_sco[addr] = self._sco(cls(value=addr, object_marking_refs=self.markings))
+        return self.address_sco[addr]
+
+    def _flow_sco(self, fields: dict[str, Any], time: str) -> str | None:
+        """network-traffic for an evidence record with both endpoints and both ports.
+
+        Without ``start`` and both ports, distinct flows would share one UUIDv5 id and the
+        validator warns on a missing port, so such records contribute addresses only.
+        """
+        src, dst = _ip(fields.get("src_ip")), _ip(fields.get("dst_ip"))
+        sport, dport = _port(fields.get("src_port")), _port(fields.get("dst_port"))
+        if src is None or dst is None or sport is None or dport is None:
+            return None
+        proto = str(fields.get("proto") or "").lower()
+        # The service a parser identified from the payload beats a guess from the port.
+        service = SERVICE_NAMES.get(str(fields.get("service") or "").lower()) or PORT_SERVICES.get(dport)
+        protocols = [p for p in (proto if proto in TRANSPORTS else None, service) if p]
+        flow = stix2.NetworkTraffic(
+            start=stix_time(time),
+            src_ref=self._ip_sco(str(src)),
+            dst_ref=self._ip_sco(str(dst)),
+            src_port=sport,
+            dst_port=dport,
+            protocols=protocols or [f"ipv{src.version}"],
+            object_marking_refs=self.markings,
+        )
+        return self._sco(flow)
+
+    def add_finding_observables(self, f: Finding) -> None:
+        self.finding_other[f.finding_id] = []
+        refs: list[str] = []
+        addresses: list[str] = []
+
+        def keep(ref: str | None) -> None:
+            if ref and ref not in refs:
+                refs.append(ref)
+
+        for value in f.addresses:
+            ip, mac = _ip(value), _mac(value)
+            if ip is not None:
+                keep(self._ip_sco(str(ip)))
+                addresses.append(str(ip))
+            elif mac is not None:
+                keep(self._sco(stix2.MACAddress(value=mac, object_marking_refs=self.markings)))
+            else:  # not an observable STIX can type; kept in the sighting's description
+                self.finding_other[f.finding_id].append(str(value))
+        for ev in f.evidence:
+            for side in ("src_ip", "dst_ip"):
+                ip = _ip(ev.fields.get(side))
+                if ip is not None:
+                    keep(self._ip_sco(str(ip)))
+                    addresses.append(str(ip))
+            keep(self._flow_sco(ev.fields, ev.time))
+        for account in f.accounts:
+            keep(self._sco(stix2.UserAccount(account_login=account, object_marking_refs=self.markings)))
+        self.finding_scos[f.finding_id] = refs
+        self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
+        self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in f.techniques))
+
+    def add_observed_data(self, f: Finding) -> None:
+        refs = self.finding_scos[f.finding_id]
+        if not refs:  # observed-data needs at least one observable (e.g. a CMS event without addresses)
+            return
+        first, last = stix_time(f.first_seen), stix_time(f.last_seen)
+        evidence = [
+            {
+                "source_name": "cranewatch-evidence",
+                "description": ev.raw_ref,
+                "hashes": {"SHA-256": ev.sha256},
+            }
+            for ev in f.evidence
+            if ev.raw_ref and len(ev.sha256) == 64
+        ]
+        obs = self._sdo(
+            "observed-data",
+            ("finding", f.finding_id),
+            first_observed=first,
+            last_observed=max(first, last, key=_instant),
+            number_observed=_count(f.count),
+            object_refs=refs,
+            confidence=int(f.confidence),
+            external_references=evidence or None,
+        )
+        self.observations.append(obs)
+        self.finding_observed[f.finding_id] = obs["id"]
+
+    def add_sighting(self, f: Finding) -> None:
+        patterns = self.finding_patterns[f.finding_id]
+        if not patterns:  # a sighting must be "of" something; a technique-less finding stays observed-data
+            return
+        first, last = stix_time(f.first_seen), stix_time(f.last_seen)
+        observed = self.finding_observed.get(f.finding_id)
+        self.sightings.append(
+            self._sdo(
+                "sighting",
+                ("finding", f.finding_id),
+                description=self._finding_text(f),
+                first_seen=first,
+                last_seen=max(first, last, key=_instant),
+                count=_count(f.count),
+                sighting_of_ref=patterns[0],
+                observed_data_refs=[observed] if observed else None,
+                where_sighted_refs=[self.producer_id],
+                confidence=int(f.confidence),
+            )
+        )
+
+    def add_infrastructure(self) -> None:
+        inc = self.incident
+        asset_ids = list(dict.fromkeys([*([inc.primary_asset] if inc.primary_asset else []), *inc.assets]))
+        for asset_id in asset_ids:
+            asset = self.assets.get(asset_id)
+            kind = asset.kind if asset else None
+            zone = asset.zone if asset else (inc.zone if asset_id == inc.primary_asset else None)
+            crane = asset.crane if asset else None
+            label = _KIND_LABELS.get(kind or "other", "asset")
+            name = f"Crane {crane} {label} ({asset_id})" if crane else f"{label[0].upper()}{label[1:]} {asset_id}"
+            where = ", ".join(
+                p for p in (f"terminal {self.cfg.site.terminal}", f"zone {zone}" if zone else "") if p
+            )
+            infra = self._sdo(
+                "infrastructure",
+                ("asset", asset_id),
+                name=name,
+                description=f"{name} at {self.cfg.site.name}, {where}.",
+                infrastructure_types=_KIND_INFRASTRUCTURE_TYPES.get(kind or "", ["unknown"]),
+                extensions={
+                    self.ext_id: extension.crane_asset_properties(
+                        asset_id, kind, crane, self.cfg.site.terminal, zone
+                    )
+                },
+            )
+            self.infrastructure.append(infra)
+            for addr in asset.addresses if asset else []:
+                if addr in self.address_sco:
+                    self._relate("consists-of", infra["id"], self.address_sco[addr])
+
+    def _is_external(self, addr: str) -> bool:
+        ip = ipaddress.ip_address(addr)
+        if addr in self.asset_of_address or any(ip in net for net in self.internal_networks):
+            return False
+        return not (ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved)
+
+    def add_indicators(self) -> None:
+        inc = self.incident
+        seen: dict[str, list[Finding]] = {}
+        for f in inc.findings:
+            for addr in self.finding_addresses[f.finding_id]:
+                seen.setdefault(addr, []).append(f)
+        for value in inc.addresses:
+            ip = _ip(value)
+            if ip is not None:
+                seen.setdefault(str(ip), [])
+        for addr, findings in seen.items():
+            if not self._is_external(addr):
+                continue
+            valid_from = min((stix_time(f.first_seen) for f in findings), default=self.created, key=_instant)
+            titles = "; ".join(dict.fromkeys(f.title for f in findings)) or inc.title
+            ind = self._sdo(
+                "indicator",
+                ("address", addr),
+                name=f"External address {addr} in crane incident at {self.cfg.site.name}",
+                description=(
+                    f"{addr} took part in: {titles}. Seen from {valid_from} during incident "
+                    f"'{inc.title}' ({', '.join(inc.stages)}) on {self._incident_asset_text()}."
+                ),
+                indicator_types=["anomalous-activity"],
+                pattern=f"[ipv{ipaddress.ip_address(addr).version}-addr:value = '{addr}']",
+                pattern_type="stix",
+                valid_from=valid_from,
+                confidence=max((int(f.confidence) for f in findings), default=None),
+            )
+            self.indicators.append(ind)
+            for f in findings:
+                for pattern_id in self.finding_patterns[f.finding_id]:
+                    self._relate("indicates", ind["id"], pattern_id)
+                if f.finding_id in self.finding_observed:
+                    self._relate("based-on", ind["id"], self.finding_observed[f.finding_id])
+
+    def add_incident(self) -> None:
+        inc = self.incident
+        for t in inc.techniques:
+            self.attack_pattern(t)
+        methods = list(dict.fromkeys(f"cranewatch:{f.detection_id}" for f in inc.findings))
+        obj = self._sdo(
+            "incident",
+            ("incident",),
+            name=inc.title,
+            description=self._incident_text(),
+            confidence=max((int(f.confidence) for f in inc.findings), default=None),
+            external_references=[{"source_name": "cranewatch", "external_id": inc.incident_id}],
+            extensions={
+                extension.INCIDENT_CORE_EXTENSION_ID: extension.incident_core(
+                    "suspected", inc.status or "new", criticality=inc.severity, detection_methods=methods
+                )
+            },
+        )
+        self.incidents.append(obj)
+        for infra in self.infrastructure:
+            self._relate("related-to", obj["id"], infra["id"])
+        for pattern_id in self.patterns:
+            self._relate("related-to", obj["id"], pattern_id)
+
+    # -- texts (MISP drops incident and infrastructure: their essentials are repeated here) --
+    def _asset_text(self, asset_id: str | None, zone: str | None) -> str:
+        asset = self.assets.get(asset_id or "")
+        parts = [asset_id or "no single asset"]
+        if asset and asset.crane:
+            parts.append(f"crane {asset.crane}")
+        if asset:
+            parts.append(_KIND_LABELS.get(asset.kind, asset.kind))
+        parts.append(f"terminal {self.cfg.site.terminal}")
+        zone = asset.zone if asset else zone
+        if zone:
+            parts.append(f"zone {zone}")
+        return ", ".join(parts)
+
+    def _incident_asset_text(self) -> str:
+        return self._asset_text(self.incident.primary_asset, self.incident.zone)
+
+    def _technique_text(self, technique_ids: Iterable[str]) -> str:
+        out = []
+        for tid in dict.fromkeys(technique_ids):
+            tech = attack.resolve(tid)
+            note = f" (reported as {tid.upper()}, revoked by MITRE)" if tech.id != tid.upper() else ""
+            out.append(f"{tech.id} {tech.name}{note}")
+        return "; ".join(dict.fromkeys(out)) or "none"
+
+    def _finding_text(self, f: Finding) -> str:
+        parts = [
+            f"{f.title}.",
+            f"Detection {f.detection_id}, stage {f.stage}, severity {f.severity}/100,",
+            f"seen {f.count} time(s) from {stix_time(f.first_seen)} to {stix_time(f.last_seen)}",
+            f"on {self._asset_text(f.asset_id, f.zone)}.",
+            f"Techniques: {self._technique_text(f.techniques)}.",
+        ]
+        if self.finding_other[f.finding_id]:
+            parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
+        parts.append(f"Part of cranewatch incident {self.incident.incident_id} ({self.incident.title}).")
+        return " ".join(parts)
+
+    def _incident_text(self) -> str:
+        inc = self.incident
+        all_techniques = [*inc.techniques, *(t for f in inc.findings for t in f.techniques)]
+        return (
+            f"{inc.title}. Asset: {self._incident_asset_text()}. Stages: {' -> '.join(inc.stages) or 'none'}. "
+            f"First seen {self.created}, last seen {stix_time(inc.last_seen)}. "
+            f"Severity {inc.severity}/100 ({inc.severity_label}), {len(inc.findings)} finding(s). "
+            f"Techniques: {self._technique_text(all_techniques)}. "
+            f"Producer: {self.cfg.site.name}; cranewatch incident {inc.incident_id}."
+        )
+
+    # -- assembly ------------------------------------------------------------------------
+    def build(self) -> dict[str, Any]:
+        self.add_meta()
+        for f in self.incident.findings:
+            self.add_finding_observables(f)
+        for f in self.incident.findings:
+            self.add_observed_data(f)
+            self.add_sighting(f)
+        self.add_infrastructure()
+        self.add_indicators()
+        self.add_incident()
+        objects = [
+            *self.meta,
+            *self.patterns.values(),
+            *self.infrastructure,
+            *self.observables.values(),
+            *self.observations,
+            *self.sightings,
+            *self.indicators,
+            *self.incidents,
+            *self.relationships.values(),
+        ]
+        grouping = self._sdo(
+            "grouping",
+            ("grouping",),
+            name=self.incident.title,
+            description=self._incident_text(),
+            context="suspicious-activity",
+            # stix2 accepts only SDO/SRO/SCO ids here: the marking and extension definitions
+            # are meta objects, referenced by every object instead.
+            object_refs=[o["id"] for o in objects if o["type"] not in META_TYPES],
+            confidence=self.incidents[0].get("confidence"),
+            external_references=[{"source_name": "cranewatch", "external_id": self.incident.incident_id}],
+        )
+        return {
+            "type": "bundle",
+            "id": deterministic_id("bundle", self.incident.incident_id, self.modified),
+            "objects": [*objects, grouping],
+        }
+
+
+def incident_bundle(incident: Incident, cfg: Config) -> dict[str, Any]:
+    """The STIX 2.1 bundle (a JSON-ready dict) sharing one incident, marked with ``cfg.export.tlp``.
+
+    Raises ``attack.UnknownTechniqueError`` if a finding cites a technique the ATT&CK data
+    file does not list: a bundle with a made-up technique would mislead every receiver.
+    """
+    return _Builder(incident, cfg).build()
