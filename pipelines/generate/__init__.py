@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipelines.generate.benign import Parts, concat, generate_benign
+from pipelines.generate.benign import concat, generate_benign
 from pipelines.generate.scenarios import plant, rfc3339
 from pipelines.generate.terminal import (
     HOUR_US, START_US, build_terminal, config_dict, expand_windows, span_hours,
@@ -93,4 +93,4 @@ def generate(out_dir: str, events: int = 20000, seed: int = 7) -> dict[str, Any]
     }
 
 
-__all__ = ["generate", "Parts"]
+__all__ = ["generate"]

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.generate.terminal import (
-    MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor, overlaps,
+    MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor,
 )
 
 Columns = dict[str, np.ndarray]
@@ -590,4 +590,4 @@ def generate_benign(rng: np.random.Generator, term: Terminal, start: int, end: i
 
 
 __all__ = ["Parts", "Columns", "concat", "flows", "modbus_sessions", "vendor_activity",
-           "vpn_record", "generate_benign", "overlaps"]
+           "vpn_record", "generate_benign"]

@@ -117,38 +117,52 @@ def _write(path: str, data: bytes, compress: bool) -> None:
 # --- Zeek -------------------------------------------------------------------------------------
 
 
-def write_conn(out_dir: str, cols: Columns, start: int, end: int) -> dict[str, int]:
-    """Hourly rotated ``conn.<YYYY-MM-DD-HH-00-00>.log.gz`` archives plus the current hour
-    as plain ``conn.log``, which (like a live Zeek's current file) has no ``#close`` yet."""
-    c = _sorted(cols)
+def _conn_lines(c: Columns) -> bytes:
     n = len(c["ts"])
     orig, resp = _str(c["orig_h"]), _str(c["resp_h"])
-    body, ends = _lines([
+    body, _ = _lines([
         _time(c["ts"]), _str(c["uid"]), orig, _int(c["orig_p"]), resp, _int(c["resp_p"]),
         _str(c["proto"]), _str(c["service"]), _interval(c["duration"]), _int(c["orig_bytes"]),
         _int(c["resp_bytes"]), _str(c["conn_state"]), _local(orig), _local(resp), _const("0", n),
         _str(c["history"]), _int(c["orig_pkts"]), _int(c["orig_ip_bytes"]), _int(c["resp_pkts"]),
         _int(c["resp_ip_bytes"]), _const("-", n),
     ])
+    return body
+
+
+def write_conn(out_dir: str, cols: Columns, start: int, end: int) -> dict[str, int]:
+    """Hourly rotated ``conn.<YYYY-MM-DD-HH-00-00>.log.gz`` archives plus the current hour
+    as plain ``conn.log``, which (like a live Zeek's current file) has no ``#close`` yet.
+
+    Each hour is formatted and compressed on its own (two threads: Arrow kernels and zlib
+    release the GIL), which also bounds memory to an hour of text at a time."""
+    c = _sorted(cols)
+    n = len(c["ts"])
     hours = (end - start + HOUR_US - 1) // HOUR_US
     bounds = np.searchsorted(c["ts"], start + np.arange(hours + 1) * HOUR_US)
     bounds[-1] = n
-    jobs: list[tuple[str, bytes, bool]] = []
     counts: dict[str, int] = {}
+    jobs: list[tuple[int, int, int]] = []
     for h in range(hours):
         lo, hi = int(bounds[h]), int(bounds[h + 1])
-        if hi == lo:
-            continue
+        if hi > lo:
+            jobs.append((h, lo, hi))
+
+    def one(job: tuple[int, int, int]) -> tuple[str, int]:
+        h, lo, hi = job
         opened = start + h * HOUR_US
         current = h == hours - 1
         name = "conn.log" if current else f"conn.{_stamp(opened)}.log.gz"
-        data = zeek_header("conn", CONN_FIELDS, CONN_TYPES, opened) + body[ends[lo]:ends[hi]]
+        data = zeek_header("conn", CONN_FIELDS, CONN_TYPES, opened)
+        data += _conn_lines({k: v[lo:hi] for k, v in c.items()})
         if not current:
             data += _close(opened + HOUR_US)
-        jobs.append((os.path.join(out_dir, "zeek", name), data, not current))
-        counts[f"zeek/{name}"] = hi - lo
-    with ThreadPoolExecutor(max_workers=2) as pool:  # zlib releases the GIL
-        list(pool.map(lambda j: _write(*j), jobs))
+        _write(os.path.join(out_dir, "zeek", name), data, not current)
+        return f"zeek/{name}", hi - lo
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for name, k in pool.map(one, jobs):
+            counts[name] = k
     return counts
 
 
