@@ -125,3 +125,19 @@ def test_files_are_closed(tmp_path: Path) -> None:
         import gc
 
         gc.collect()
+
+
+@pytest.mark.parametrize("compress", [_gzip, _bz2, _zstd], ids=["gz", "bz2", "zst"])
+def test_truncated_archive_is_an_error_not_a_short_read(tmp_path: Path, compress) -> None:
+    """A cut-off archive must not look like a shorter log (the pipeline dead-letters it)."""
+    import os
+
+    data = b"".join(b"%d %s\n" % (i, os.urandom(8).hex().encode()) for i in range(50_000))
+    packed = compress(data)
+    p = tmp_path / "cut.cmp"
+    p.write_bytes(packed[: len(packed) // 2])
+    seen: list[bytes] = []
+    with pytest.raises(EOFError):
+        for block in iter_blocks("src", str(p), 1 << 14):
+            seen.extend(block.lines)
+    assert seen == data.split(b"\n")[: len(seen)]  # what was yielded is whole and in order

@@ -45,11 +45,56 @@ def open_maybe_compressed(path: str) -> BinaryIO:
     if head[:3] == b"BZh":
         return bz2.open(path, "rb")  # type: ignore[return-value]
     if head == b"\x28\xb5\x2f\xfd":
+        return _ZstdFile(path)  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+class _ZstdFile(io.RawIOBase):
+    """zstd frames one after another. Unlike ``zstandard``'s ``stream_reader``, which
+    ends quietly, a file cut off inside a frame raises ``EOFError`` as gzip and bzip2 do,
+    so a truncated archive is reported instead of silently read short."""
+
+    def __init__(self, path: str) -> None:
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
-            open(path, "rb"), closefd=True, read_across_frames=True)
-    return open(path, "rb")
+        self._fh = open(path, "rb")
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._in_frame = False
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        while not self._out:
+            data = self._fh.read(1 << 20)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("zstd file ended inside a frame (truncated?)")
+                return 0
+            self._out = memoryview(self._decompress(data))
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def _decompress(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            out.append(self._obj.decompress(data))
+            self._in_frame = True
+            if not self._obj.eof:
+                break
+            data = self._obj.unused_data  # the next frame (concatenated files)
+            self._obj = self._dctx.decompressobj()
+            self._in_frame = False
+        return b"".join(out)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()
 
 
 def iter_blocks(source: str, path: str, block_bytes: int = BLOCK_BYTES) -> Iterator[Block]:
@@ -62,7 +107,7 @@ def iter_blocks(source: str, path: str, block_bytes: int = BLOCK_BYTES) -> Itera
     carry = b""
     first = True
     with open_maybe_compressed(path) as fh:
-        reader = fh if isinstance(fh, io.BufferedReader) else io.BufferedReader(fh, buffer_size=1 << 20)  # type: ignore[arg-type]
+        reader = fh if isinstance(fh, io.BufferedReader) else io.BufferedReader(fh, 1 << 20)  # type: ignore[arg-type]
         while True:
             chunk = reader.read(block_bytes)
             at_end = len(chunk) < block_bytes  # buffered reads come up short only at EOF

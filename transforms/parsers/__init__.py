@@ -11,7 +11,7 @@ def _registry() -> dict[str, Parser]:
     from transforms.parsers import cms_events, fortigate_vpn, zeek_conn, zeek_modbus
 
     parsers = [zeek_conn.PARSER, zeek_modbus.PARSER, cms_events.PARSER, fortigate_vpn.PARSER]
-    return {p.name: p for p in parsers if p is not None}
+    return {p.name: p for p in parsers}
 
 
 PARSERS: dict[str, Parser] = _registry()

@@ -27,6 +27,7 @@ ATTRS_TYPE = pa.map_(pa.string(), pa.string())
 NO_TIME = "no usable timestamp (masked or missing ts)"
 _MASKED = re.compile(r"^X+(\.X+)?$")
 _EPOCH = re.compile(r"^\d{1,12}(\.\d{1,9})?$")
+_CSV_COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error")
 
 
 def decode(line: bytes) -> str:
@@ -295,6 +296,7 @@ class ZeekState:
     unset_field: str = "-"
     fields: tuple[str, ...] | None = None
     log_path: str | None = None  # from #path
+    text_columns: set[str] = field(default_factory=set)  # failed typed conversion once
 
 
 @dataclass
@@ -316,9 +318,10 @@ def _directive(state: ZeekState, text: str) -> None:
         except UnicodeDecodeError:  # unusable: its section's records say so
             state.separator = value
         return
-    key, _, value = text.partition(state.separator)
+    sep = state.separator or "\t"
+    key, _, value = text.partition(sep)
     if key == "#fields":
-        state.fields = tuple(value.split(state.separator))
+        state.fields = tuple(value.split(sep))
     elif key == "#path":
         state.log_path = value
     elif key == "#empty_field":
@@ -427,7 +430,8 @@ def _read_tsv(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | Non
     data = r.data(idx)
     include = [f for f in r.wanted if f in fields] or [fields[0]]
     table, error = None, None
-    for types in ({f: r.wanted.get(f, pa.string()) for f in include}, {f: pa.string() for f in include}):
+    while table is None:
+        types = {f: pa.string() if f in state.text_columns else r.wanted.get(f, pa.string()) for f in include}
         rejected.clear()
         try:
             table = pcsv.read_csv(
@@ -440,9 +444,18 @@ def _read_tsv(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | Non
                     column_types=types, include_columns=include, null_values=[state.unset_field],
                     strings_can_be_null=True, check_utf8=False),
             )
-            break
         except (pa.ArrowInvalid, ValueError) as e:
+            # A value did not convert: read that column as text from now on (for the rest
+            # of the file too) and let the parser's checks find the bad rows.
             error = e
+            m = _CSV_COLUMN.match(str(e))
+            col = fields[int(m.group(1))] if m and int(m.group(1)) < len(fields) else None
+            if col in include and types[col] != pa.string():
+                state.text_columns.add(col)
+            elif all(t == pa.string() for t in types.values()):
+                break
+            else:
+                state.text_columns.update(include)
     drop = [number - 1 for number, _, _ in rejected]
     if table is None or table.num_rows != len(idx) - len(drop):  # not expected: stay accounted
         for i in idx:

@@ -87,7 +87,8 @@ def to_event(f: dict[str, str], ctx: ParseContext, ref: str, raw: str) -> dict:
     if not f:
         raise Reject("not a FortiGate key=value log line")
     if f.get("type") != "event" or f.get("subtype") != "vpn":
-        raise Reject(f"not a FortiGate VPN event (type={f.get('type', '-')}, subtype={f.get('subtype', '-')})")
+        kind = f"type={f.get('type', '-')}, subtype={f.get('subtype', '-')}"
+        raise Reject(f"not a FortiGate VPN event ({kind})")
     action = f.get("action")
     if not action:
         raise Reject("FortiGate VPN event without action")

@@ -46,7 +46,7 @@ def _join(*parts: pa.Array | str) -> pa.Array:
 class ZeekModbusParser:
     name = "zeek_modbus"
     kind = "ot"
-    description = "Zeek/ICSNPP Modbus logs (modbus, modbus_detailed, mask-write, read-write): one event per PDU"
+    description = "Zeek and ICSNPP Modbus logs (modbus, modbus_detailed, ...): one event per PDU row"
 
     def new_file_state(self, path: str) -> c.ZeekState:
         return c.ZeekState(path=path, default_fields=DEFAULT_FIELDS)
