@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
-from transforms.model import EVENT_SCHEMA
-from transforms.parsers import parse_file
+from parse_helpers import parse_all
 
 UTC = dt.timezone.utc
 
@@ -27,14 +25,7 @@ GOOD = [
 
 
 def parse(path: Path, block_bytes: int = 1 << 20) -> tuple[pa.Table, list, int]:
-    tables, dead, records = [], [], 0
-    for r in parse_file("cms_events", "cms", str(path), block_bytes=block_bytes):
-        assert r.records == r.events.num_rows + len(r.dead_letters)
-        assert r.events.schema == EVENT_SCHEMA
-        tables.append(r.events)
-        dead += r.dead_letters
-        records += r.records
-    return (pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()), dead, records
+    return parse_all("cms_events", "cms", path, block_bytes)
 
 
 def write(tmp_path: Path, lines: list[str], name: str = "cms.jsonl", newline: str = "\n") -> Path:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from parse_helpers import parse_all
 
-from transforms.model import EVENT_SCHEMA
-from transforms.parsers import parse_file
 from transforms.parsers.fortigate_vpn import parse_kv
 
 UTC = dt.timezone.utc
@@ -52,14 +51,7 @@ IPSEC_FAIL = (f'date=2026-11-20 time=08:19:00 {HEAD} eventtime=1795162740 tz="+0
 
 
 def parse(path: Path, timezone: str = "UTC", block_bytes: int = 1 << 20) -> tuple[pa.Table, list, int]:
-    tables, dead, records = [], [], 0
-    for r in parse_file("fortigate_vpn", "fw", str(path), timezone=timezone, block_bytes=block_bytes):
-        assert r.records == r.events.num_rows + len(r.dead_letters)
-        assert r.events.schema == EVENT_SCHEMA
-        tables.append(r.events)
-        dead += r.dead_letters
-        records += r.records
-    return (pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()), dead, records
+    return parse_all("fortigate_vpn", "fw", path, block_bytes, timezone=timezone)
 
 
 def write(tmp_path: Path, lines: list[str]) -> Path:
@@ -148,7 +140,7 @@ def test_non_vpn_and_bad_lines_are_dead_lettered(tmp_path: Path) -> None:
         UP,                                                                               # 2 ok
         f'date=2026-11-20 time=08:15:03 {HEAD} logid="0000000013" type="traffic" subtype="forward" '
         'srcip=10.30.5.20 dstip=10.40.1.10 dstport=502 action="accept"',                  # 3 traffic
-        f'date=2026-11-20 time=08:15:04 logid="0100032001" type="event" subtype="system" action="login" '
+        'date=2026-11-20 time=08:15:04 logid="0100032001" type="event" subtype="system" action="login" '
         'user="admin" status="success"',                                                   # 4 system event
         "this is not a fortigate line",                                                    # 5 no kv
         "",                                                                                # 6 blank

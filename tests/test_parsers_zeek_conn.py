@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import zstandard
+from parse_helpers import parse_all
 
-from transforms.model import EVENT_SCHEMA
-from transforms.parsers import PARSERS, ParseContext, parse_file, zeek_conn
+from transforms.parsers import PARSERS, ParseContext, zeek_conn
 from transforms.parsers._common import NO_TIME
 from transforms.read import iter_blocks
 
@@ -30,16 +30,7 @@ GOOD = ("1795162502.250000\tCx1\t10.30.5.20\t49152\t10.40.1.10\t502\ttcp\tmodbus
 
 
 def parse(path: Path | str, block_bytes: int = 1 << 20, **kw) -> tuple[pa.Table, list, int]:
-    """All events, dead letters and records of a file; checks the per-block accounting."""
-    tables, dead, records = [], [], 0
-    for r in parse_file("zeek_conn", "zeek", str(path), block_bytes=block_bytes, **kw):
-        assert r.records == r.events.num_rows + len(r.dead_letters)
-        assert r.events.schema == EVENT_SCHEMA
-        tables.append(r.events)
-        dead += r.dead_letters
-        records += r.records
-    events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
-    return events, dead, records
+    return parse_all("zeek_conn", "zeek", path, block_bytes, **kw)
 
 
 def parse_untimed(path: Path) -> pa.Table:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from parse_helpers import parse_all
 
-from transforms.model import EVENT_SCHEMA
-from transforms.parsers import ParseContext, parse_file, zeek_modbus
+from transforms.parsers import ParseContext, zeek_modbus
 from transforms.parsers._common import NO_TIME
 from transforms.read import iter_blocks
 
@@ -27,14 +27,7 @@ BASIC_ACTIONS = [
 
 
 def parse(path: Path | str, block_bytes: int = 1 << 20) -> tuple[pa.Table, list, int]:
-    tables, dead, records = [], [], 0
-    for r in parse_file("zeek_modbus", "ot", str(path), block_bytes=block_bytes):
-        assert r.records == r.events.num_rows + len(r.dead_letters)
-        assert r.events.schema == EVENT_SCHEMA
-        tables.append(r.events)
-        dead += r.dead_letters
-        records += r.records
-    return (pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()), dead, records
+    return parse_all("zeek_modbus", "ot", path, block_bytes)
 
 
 def untimed(path: Path) -> list[dict]:

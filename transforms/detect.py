@@ -14,11 +14,10 @@ from typing import Any, Iterable, Iterator
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.utils.timestamp import Timestamp
 
 from detections.api import Detection, DetectionContext, Entities, Inventory, where_mask
 from detections.registry import load_registry
-from apache_beam.utils.timestamp import Timestamp
-
 from pipelines.config import Config, DetectionSettings
 from transforms.model import Evidence, Finding, sha256_text
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from transforms.parsers.base import ParseContext, ParseResult, Parser
+from transforms.parsers.base import ParseContext, Parser, ParseResult
 from transforms.read import BLOCK_BYTES, iter_blocks
 
 

@@ -14,8 +14,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from transforms.model import DeadLetter
 from transforms.parsers import _common as c
+from transforms.parsers._common import Reject
 from transforms.parsers.base import ParseContext, ParseResult
 from transforms.read import Block
 
@@ -27,10 +27,6 @@ KNOWN_KEYS = frozenset({
     "time", "crane_id", "controller", "event_type", "user", "source_ip", "parameter",
     "old_value", "new_value", "result", "message",
 })
-
-
-class Reject(ValueError):
-    """A record that does not follow the schema; the message is the dead-letter reason."""
 
 
 def text(value: Any) -> str | None:
@@ -117,22 +113,16 @@ class CmsEventsParser:
         return None
 
     def parse_block(self, block: Block, state: None, ctx: ParseContext) -> ParseResult:
-        dead: list[DeadLetter] = []
-        rows: list[dict] = []
-        records = c.count_records(block)
-        for line_no, line in c.iter_records(block, ctx.source, dead):
-            ref = f"{block.path}:{line_no}"
+        def to_row(line: str, ref: str) -> dict:
             try:
                 obj = json.loads(line, parse_float=Decimal)
-                rows.append(to_event(obj, ctx.source, ref, line))
             except json.JSONDecodeError as e:
-                dead.append(DeadLetter(ctx.source, ref, f"invalid JSON: {e.msg} at column {e.colno}", line))
-            except Reject as e:
-                dead.append(DeadLetter(ctx.source, ref, str(e), line))
-            except (RecursionError, ValueError) as e:  # e.g. absurdly nested or huge numbers
-                dead.append(DeadLetter(ctx.source, ref, f"invalid JSON: {e}", line))
-        dead.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        return ParseResult(c.rows_to_table(rows), dead, records)
+                raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
+            except (RecursionError, ValueError) as e:  # absurdly nested, or huge numbers
+                raise Reject(f"invalid JSON: {e}") from None
+            return to_event(obj, ctx.source, ref, line)
+
+        return ParseResult(*c.parse_lines(block, ctx.source, to_row))
 
 
 PARSER = CmsEventsParser()

@@ -13,8 +13,8 @@ import functools
 import re
 import zoneinfo
 
-from transforms.model import DeadLetter
 from transforms.parsers import _common as c
+from transforms.parsers._common import Reject
 from transforms.parsers.base import ParseContext, ParseResult
 from transforms.read import Block
 
@@ -30,9 +30,6 @@ ATTRS = {  # FortiOS field → attrs key
     "msg": "msg", "logid": "logid", "devname": "devname", "vd": "vd",
 }
 
-
-class Reject(ValueError):
-    """A line that cannot become a VPN event; the message is the dead-letter reason."""
 
 
 def parse_kv(line: str) -> dict[str, str]:
@@ -129,16 +126,7 @@ class FortigateVpnParser:
         return None
 
     def parse_block(self, block: Block, state: None, ctx: ParseContext) -> ParseResult:
-        dead: list[DeadLetter] = []
-        rows: list[dict] = []
-        records = c.count_records(block)
-        for line_no, line in c.iter_records(block, ctx.source, dead):
-            ref = f"{block.path}:{line_no}"
-            try:
-                rows.append(to_event(parse_kv(line), ctx, ref, line))
-            except Reject as e:
-                dead.append(DeadLetter(ctx.source, ref, str(e), line))
-        return ParseResult(c.rows_to_table(rows), dead, records)
+        return ParseResult(*c.parse_lines(block, ctx.source, lambda line, ref: to_event(parse_kv(line), ctx, ref, line)))
 
 
 PARSER = FortigateVpnParser()

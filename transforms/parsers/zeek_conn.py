@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 
 from transforms.parsers import _common as c
-from transforms.parsers.base import ParseContext, ParseResult
-from transforms.model import empty_events
+from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
+from transforms.parsers.base import ParseContext
 from transforms.read import Block
 
 #: Field list of a headerless TSV (zeek-cut output of a current Zeek conn.log).
@@ -30,29 +30,15 @@ WANTED = {
 }
 
 
-class ZeekConnParser:
+class ZeekConnParser(ZeekLogParser):
     name = "zeek_conn"
     kind = "flow"
     description = "Zeek conn.log (TSV or JSON lines, also old Bro layout): one flow per connection"
+    log_name = "conn"
+    default_fields = DEFAULT_FIELDS
+    wanted = WANTED
 
-    def new_file_state(self, path: str) -> c.ZeekState:
-        return c.ZeekState(path=path, default_fields=DEFAULT_FIELDS)
-
-    def parse_block(self, block: Block, state: c.ZeekState, ctx: ParseContext, *,
-                    require_time: bool = True) -> ParseResult:
-        """``require_time=False`` keeps rows without a usable ``ts`` (time null): only for
-        inspecting masked test baselines, never in the pipeline."""
-        batches, dead, records, lines = c.read_zeek_block(block, state, ctx.source, WANTED)
-        tables = []
-        for b in batches:
-            table, more = self._events(b, block, lines, ctx, require_time)
-            tables.append(table)
-            dead.extend(more)
-        dead.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        events = pa.concat_tables(tables) if tables else empty_events()
-        return ParseResult(events, dead, records)
-
-    def _events(self, b: c.ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
+    def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
                 require_time: bool) -> tuple[pa.Table, list]:
         n = len(b.rows)
         col = b.cols.get

@@ -14,9 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.model import DeadLetter, empty_events
+from transforms.model import DeadLetter
 from transforms.parsers import _common as c
-from transforms.parsers.base import ParseContext, ParseResult
+from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
+from transforms.parsers.base import ParseContext
 from transforms.read import Block
 
 #: Field list of a headerless TSV: Zeek's base ``modbus.log`` (what ``zeek-cut`` leaves).
@@ -43,35 +44,16 @@ def _join(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-class ZeekModbusParser:
+class ZeekModbusParser(ZeekLogParser):
     name = "zeek_modbus"
     kind = "ot"
     description = "Zeek and ICSNPP Modbus logs (modbus, modbus_detailed, ...): one event per PDU row"
+    log_name = "Modbus"
+    default_fields = DEFAULT_FIELDS
+    wanted = WANTED
+    required_field = "func"
 
-    def new_file_state(self, path: str) -> c.ZeekState:
-        return c.ZeekState(path=path, default_fields=DEFAULT_FIELDS)
-
-    def parse_block(self, block: Block, state: c.ZeekState, ctx: ParseContext, *,
-                    require_time: bool = True) -> ParseResult:
-        """``require_time=False`` keeps rows without a usable ``ts`` (time null): only for
-        inspecting masked test baselines, never in the pipeline."""
-        batches, dead, records, lines = c.read_zeek_block(block, state, ctx.source, WANTED)
-        tables = []
-        for b in batches:
-            if "func" not in b.fields:
-                what = f"#path {b.log_path}" if b.log_path else "no func field"
-                dead.extend(c.dead(ctx.source, block.path, block.first_line + int(i),
-                                   f"not a Zeek Modbus log ({what})", lines[int(i)].as_py())
-                            for i in b.rows)
-                continue
-            table, more = self._events(b, block, lines, ctx, require_time)
-            tables.append(table)
-            dead.extend(more)
-        dead.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        events = pa.concat_tables(tables) if tables else empty_events()
-        return ParseResult(events, dead, records)
-
-    def _events(self, b: c.ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
+    def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
                 require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:
         n = len(b.rows)
         cols = {k: c.to_text(v, n, b.empty_field) for k, v in b.cols.items() if k not in

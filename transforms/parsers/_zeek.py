@@ -1,0 +1,299 @@
+"""Reading Zeek logs a block at a time: TSV with ``#`` directives (several header sections
+per file, or none for zeek-cut output) or JSON lines, into typed Arrow columns.
+
+Shared by the Zeek parser modules; each maps the columns it needs to events itself.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.model import DeadLetter, empty_events
+from transforms.parsers._common import _np_mask, dead, decode
+from transforms.parsers.base import ParseContext, ParseResult
+from transforms.read import Block
+
+_CSV_COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error")
+
+
+@dataclass
+class ZeekState:
+    """Per-file Zeek header state; a concatenated file may change it mid-way."""
+
+    path: str
+    default_fields: tuple[str, ...]  # for headerless (zeek-cut) TSV
+    mode: str | None = None  # "tsv" | "json", fixed by the file's first record
+    separator: str = "\t"
+    empty_field: str = "(empty)"
+    unset_field: str = "-"
+    fields: tuple[str, ...] | None = None
+    log_path: str | None = None  # from #path
+    text_columns: set[str] = field(default_factory=set)  # failed typed conversion once
+
+
+@dataclass
+class ZeekBatch:
+    """Rows of one header section of a block, as columns (text for TSV, typed for JSON)."""
+
+    cols: dict[str, pa.Array]
+    rows: np.ndarray  # block-relative line index of each row
+    fields: tuple[str, ...]
+    log_path: str | None
+    empty_field: str | None
+
+
+def _directive(state: ZeekState, text: str) -> None:
+    if text.startswith("#separator "):
+        value = text[len("#separator "):]
+        try:  # written escaped: "\x09"
+            state.separator = value.encode().decode("unicode_escape")
+        except UnicodeDecodeError:  # unusable: its section's records say so
+            state.separator = value
+        return
+    sep = state.separator or "\t"
+    key, _, value = text.partition(sep)
+    if key == "#fields":
+        state.fields = tuple(value.split(sep))
+    elif key == "#path":
+        state.log_path = value
+    elif key == "#empty_field":
+        state.empty_field = value
+    elif key == "#unset_field":
+        state.unset_field = value
+
+
+@dataclass
+class _Reading:
+    """One block being read: its lines as Arrow text plus what the readers report back."""
+
+    block: Block
+    source: str
+    wanted: dict[str, pa.DataType]
+    lines: pa.Array
+    joined: bytes
+    dl: list[DeadLetter] = field(default_factory=list)
+    blank: int = 0  # whitespace-only lines found by a reader: not records
+
+    def dead(self, i: int, reason: str) -> None:
+        self.dl.append(dead(self.source, self.block.path, self.block.first_line + i, reason,
+                            self.lines[i].as_py()))
+
+    def data(self, idx: np.ndarray) -> bytes:
+        """The selected lines joined by newlines (the whole block when all are selected)."""
+        if len(idx) == len(self.lines):
+            return self.joined
+        sel = self.lines.take(pa.array(idx))
+        one = pa.ListArray.from_arrays(pa.array([0, len(sel)], pa.int32()), sel)
+        return pc.binary_join(one, "\n")[0].as_py().encode("utf-8")
+
+
+def read_zeek_block(block: Block, state: ZeekState, source: str, wanted: dict[str, pa.DataType]
+                    ) -> tuple[list[ZeekBatch], list[DeadLetter], int, pa.Array]:
+    """Split a Zeek block into header sections and read each with Arrow.
+
+    ``wanted`` maps the fields to read to the type TSV columns are first tried as (string
+    for text); if a section does not convert, it is read again all as text and the
+    parser's column checks find the bad rows.
+
+    Returns the batches, the dead letters found while reading (bad UTF-8, wrong field
+    count, bad JSON), the number of records, and the block's lines as a string array
+    (for ``raw``). ``#`` lines and blank lines are not records.
+    """
+    n = len(block.lines)
+    joined = b"\n".join(block.lines)
+    bad = np.zeros(n, dtype=bool)
+    fixed = block.lines
+    if not joined.isascii():
+        try:
+            joined.decode("utf-8")
+        except UnicodeDecodeError:
+            fixed = list(block.lines)
+            for i, line in enumerate(block.lines):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad[i], fixed[i] = True, decode(line).encode()
+            joined = b"\n".join(fixed)
+    lines = pa.array(fixed if bad.any() else block.lines, pa.binary()).view(pa.string())
+    r = _Reading(block, source, wanted, lines, joined)
+    hashes = _np_mask(pc.starts_with(lines, "#"))
+    skip = hashes | _np_mask(pc.equal(pc.binary_length(lines), 0))
+    for i in np.flatnonzero(bad & ~skip):
+        r.dl.append(dead(source, block.path, block.first_line + int(i), "not valid UTF-8", block.lines[i]))
+    if b"\r" in joined:  # Zeek escapes CR; a raw one would end an Arrow row early
+        stray = _np_mask(pc.match_substring(lines, "\r")) & ~skip & ~bad
+        for i in np.flatnonzero(stray):
+            r.dead(int(i), "carriage return inside the record")
+        bad |= stray
+    exclude = skip | bad
+    batches: list[ZeekBatch] = []
+    start = 0
+    for cut in [int(i) for i in np.flatnonzero(hashes)] + [n]:
+        idx = np.arange(start, cut)[~exclude[start:cut]]
+        if len(idx):
+            if state.mode is None:
+                state.mode = "json" if lines[int(idx[0])].as_py().lstrip().startswith("{") else "tsv"
+            batch = (_read_json if state.mode == "json" else _read_tsv)(r, state, idx)
+            if batch is not None:
+                batches.append(batch)
+        if cut < n:
+            _directive(state, lines[cut].as_py())
+        start = cut + 1
+    return batches, r.dl, int(n - skip.sum()) - r.blank, lines
+
+
+def _read_tsv(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | None:
+    """``pyarrow.csv`` on the section; rows with the wrong field count reach the handler."""
+    import pyarrow.csv as pcsv
+
+    fields = state.fields or state.default_fields
+    sep = state.separator
+    if len(sep) != 1:
+        for i in idx:
+            r.dead(int(i), f"unsupported Zeek separator {sep!r}")
+        return None
+    what = "tab" if sep == "\t" else repr(sep)
+    rejected: list[tuple[int, int, str]] = []
+
+    def handler(row: pcsv.InvalidRow) -> str:
+        rejected.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    data = r.data(idx)
+    include = [f for f in r.wanted if f in fields] or [fields[0]]
+    table, error = None, None
+    while table is None:
+        types = {f: pa.string() if f in state.text_columns else r.wanted.get(f, pa.string()) for f in include}
+        rejected.clear()
+        try:
+            table = pcsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pcsv.ReadOptions(column_names=list(fields), use_threads=False,
+                                              block_size=len(data) + 1),
+                parse_options=pcsv.ParseOptions(delimiter=sep, quote_char=False, escape_char=False,
+                                                ignore_empty_lines=False, invalid_row_handler=handler),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=types, include_columns=include, null_values=[state.unset_field],
+                    strings_can_be_null=True, check_utf8=False),
+            )
+        except (pa.ArrowInvalid, ValueError) as e:
+            # A value did not convert: read that column as text from now on (for the rest
+            # of the file too) and let the parser's checks find the bad rows.
+            error = e
+            m = _CSV_COLUMN.match(str(e))
+            col = fields[int(m.group(1))] if m and int(m.group(1)) < len(fields) else None
+            if col in include and types[col] != pa.string():
+                state.text_columns.add(col)
+            elif all(t == pa.string() for t in types.values()):
+                break
+            else:
+                state.text_columns.update(include)
+    drop = [number - 1 for number, _, _ in rejected]
+    if table is None or table.num_rows != len(idx) - len(drop):  # not expected: stay accounted
+        for i in idx:
+            r.dead(int(i), f"unreadable Zeek TSV section: {error if table is None else 'row count'}")
+        return None
+    for (number, actual, text) in rejected:
+        if text.strip():
+            r.dead(int(idx[number - 1]), f"expected {len(fields)} {what}-separated fields, got {actual}")
+        else:
+            r.blank += 1
+    cols = {f: table.column(f).combine_chunks() for f in include if f in r.wanted}
+    return ZeekBatch(cols, np.delete(idx, drop), tuple(fields), state.log_path, state.empty_field)
+
+
+def _json_text(v: object) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "T" if v else "F"
+    if isinstance(v, list):
+        return ",".join(str(_json_text(x)) for x in v)
+    return json.dumps(v, separators=(",", ":"))
+
+
+def _read_json(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | None:
+    """Whole section through ``pyarrow.json``; per-line ``json.loads`` only when that fails."""
+    import pyarrow.json as pj
+
+    blank = _np_mask(pc.match_substring_regex(r.lines.take(pa.array(idx)), r"^\s*$"))
+    r.blank += int(blank.sum())
+    idx = idx[~blank]
+    if not len(idx):
+        return None
+    data = r.data(idx)
+    try:
+        table = pj.read_json(pa.BufferReader(data),
+                             read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1))
+        if table.num_rows != len(idx):
+            raise pa.ArrowInvalid("row count mismatch")
+        cols = {f: table.column(f).combine_chunks() for f in r.wanted if f in table.column_names}
+        return ZeekBatch(cols, idx, tuple(table.column_names), state.log_path, None)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    good: list[int] = []
+    objs: list[dict] = []
+    for i in idx:
+        text = r.lines[int(i)].as_py()
+        try:
+            obj = json.loads(text, parse_float=str, parse_int=str)
+        except json.JSONDecodeError as e:
+            r.dead(int(i), f"invalid JSON: {e.msg} at column {e.colno}")
+            continue
+        if isinstance(obj, dict):
+            good.append(int(i))
+            objs.append(obj)
+        else:
+            r.dead(int(i), f"not a JSON object ({type(obj).__name__})")
+    if not good:
+        return None
+    keys = tuple(dict.fromkeys(k for o in objs for k in o))
+    cols = {f: pa.array([_json_text(o.get(f)) for o in objs], pa.string()) for f in r.wanted if f in keys}
+    return ZeekBatch(cols, np.array(good, dtype=np.int64), keys, state.log_path, None)
+
+
+class ZeekLogParser:
+    """A Zeek log parser: header handling and record accounting here; each log's module
+    subclasses it and maps the typed columns of one header section to events in ``_events``."""
+
+    name: str
+    kind: str
+    description: str
+    log_name: str  # for dead-letter reasons: "not a Zeek <log_name> log"
+    default_fields: tuple[str, ...]  # headerless (zeek-cut) TSV
+    wanted: dict[str, pa.DataType]  # fields read, with the type first tried
+    required_field: str | None = None  # a section without it is some other log
+
+    def new_file_state(self, path: str) -> ZeekState:
+        return ZeekState(path=path, default_fields=self.default_fields)
+
+    def parse_block(self, block: Block, state: ZeekState, ctx: ParseContext, *,
+                    require_time: bool = True) -> ParseResult:
+        """``require_time=False`` keeps rows without a usable ``ts`` (time null): only for
+        inspecting masked test baselines, never in the pipeline."""
+        batches, dead_letters, records, lines = read_zeek_block(block, state, ctx.source, self.wanted)
+        tables = []
+        for b in batches:
+            if self.required_field is not None and self.required_field not in b.fields:
+                what = f"#path {b.log_path}" if b.log_path else f"no {self.required_field} field"
+                dead_letters.extend(
+                    dead(ctx.source, block.path, block.first_line + int(i),
+                         f"not a Zeek {self.log_name} log ({what})", lines[int(i)].as_py())
+                    for i in b.rows
+                )
+                continue
+            table, more = self._events(b, block, lines, ctx, require_time)
+            tables.append(table)
+            dead_letters.extend(more)
+        dead_letters.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
+        events = pa.concat_tables(tables) if tables else empty_events()
+        return ParseResult(events, dead_letters, records)
+
+    def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
+                require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:
+        raise NotImplementedError
