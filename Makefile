@@ -17,8 +17,8 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: setup.py | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+$(VENV)/.installed-test: setup.py tests/example_plugin/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]" -e tests/example_plugin
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pipelines*", "transforms*", "detections*", "stix_export*"]),
     package_data={
-        "detections": ["*.yml", "builtin/*.yml"],
+        "detections": ["*.yml", "builtin/*.yml", "builtin/testdata/*.json"],
         "stix_export": ["*.yml", "*.json"],
     },
     install_requires=[
@@ -24,9 +24,12 @@ setup(
         "stix2-validator>=3.3.1",
         "rich>=13.7",
         "zstandard>=0.22",
+        "taxii2-client>=2.3.0,<3",  # cranewatch share / intel import --taxii
     ],
     extras_require={
-        "test": ["pytest>=8.0", "duckdb>=1.1"],
+        # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside
+        # apache-beam 2.77 with `pip check` clean (checked with misp-stix 2026.10.12).
+        "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4"],
         "bench": ["duckdb>=1.1"],
     },
     entry_points={

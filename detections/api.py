@@ -14,6 +14,16 @@ Module functions (all optional except ``rule`` when ``where`` alone is not enoug
 - ``dedup(event, ctx) -> str``        hits with one dedup key merge into one finding
 - ``entities(event, ctx) -> Entities`` asset, addresses, accounts and correlation link keys
 - ``context(event, ctx) -> dict``     extra fields kept with the finding's evidence
+- ``prepare(ctx) -> dict``            once per run: derived parameters (e.g. values loaded
+                                      from a file) merged into ``ctx.params``, so ``where:``
+                                      can reference them as ``$name``
+
+Stateful detections (thresholds, distinct counts, "A then B", first-seen) subclass
+``StatefulDetection`` in their module: the same ``where:`` filter picks candidate rows
+vectorized, ``key`` groups them, and ``on_event``/``on_timer`` see each key's candidates in
+event-time order with an explicit, picklable ``KeyState`` and one event-time timer. The hits
+they return are events, turned into findings by the module's ``title``/``dedup``/...
+functions exactly like row hits.
 """
 from __future__ import annotations
 
@@ -31,7 +41,8 @@ import pyarrow.compute as pc
 from pipelines.config import Asset, Config, DetectionSettings
 
 STAGES = ("recon", "access", "command", "impact", "exfiltration", "other")
-CONDITION_OPS = ("equals", "in", "prefix", "exists", "not")
+CONDITION_OPS = ("equals", "in", "prefix", "exists", "gte", "lte", "kind", "not", "any")
+SHAPES = ("row", "stateful")
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,9 @@ class DetectionMeta:
     params: dict[str, Any]
     tests: tuple[TestCase, ...]
     path: str
+    # Stateful only: event fields whose first row (in event time) per batch is all that a
+    # batch passes on, e.g. [src_ip, dst_ip] for a first-seen pair. Empty: every candidate.
+    distinct: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,10 +80,45 @@ class Entities:
     link_keys: tuple[str, ...] = ()
 
 
+@dataclass
+class KeyState:
+    """One key's state in a stateful detection: plain picklable data plus one event-time
+    timer (epoch seconds). The runner persists both (in Beam keyed state when streaming)."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    timer: float | None = None
+
+    def set_timer(self, when: dt.datetime | float) -> None:
+        self.timer = when.timestamp() if isinstance(when, dt.datetime) else float(when)
+
+    def clear_timer(self) -> None:
+        self.timer = None
+
+
+class StatefulDetection:
+    """Base class of a stateful detection (one subclass per detection module).
+
+    ``key`` groups candidate events (None: ignore the event); ``on_event`` is called per
+    candidate in event-time order and ``on_timer`` when event time passes the key's timer.
+    Both return the events that hit; an event is cited as evidence of the finding, and
+    several events with one dedup key merge into one finding.
+    """
+
+    def key(self, event: dict[str, Any], ctx: "DetectionContext") -> str | None:
+        raise NotImplementedError
+
+    def on_event(self, event: dict[str, Any], state: KeyState, ctx: "DetectionContext") -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def on_timer(self, when: dt.datetime, state: KeyState, ctx: "DetectionContext") -> list[dict[str, Any]]:
+        return []
+
+
 @dataclass(frozen=True)
 class Detection:
     meta: DetectionMeta
     module: ModuleType
+    stateful: StatefulDetection | None = None
 
     def fn(self, name: str) -> Callable[..., Any] | None:
         return getattr(self.module, name, None)
@@ -109,6 +158,19 @@ class Inventory:
             return True  # another inventoried asset is never "outside"
         return any(addr in n for n in self._egress.get(asset_id, ()))
 
+    def vendor_networks(self, vendor: str | None, which: str = "allowed_networks") -> list[Any]:
+        v = self.vendors.get(vendor or "")
+        return [ipaddress.ip_network(n) for n in getattr(v, which, ())] if v else []
+
+    def in_networks(self, ip: str | None, networks: list[Any]) -> bool:
+        addr = _ip(ip)
+        return addr is not None and any(addr in n for n in networks)
+
+    def in_any_maintenance(self, asset_id: str | None, when: dt.datetime) -> bool:
+        """Is ``when`` inside any vendor's window that covers this asset (a planned
+        maintenance slot for the crane, whoever does the work)?"""
+        return any(self.in_maintenance(v, asset_id, when) for v in self.vendors)
+
     def in_maintenance(self, vendor: str | None, asset_id: str | None, when: dt.datetime) -> bool:
         """Is ``when`` inside an approved window for this vendor (and asset, if given)?"""
         for w in self.cfg.maintenance_windows:
@@ -126,6 +188,13 @@ class Inventory:
             if day in w.days and w.from_ is not None and w.to is not None and w.from_ <= hhmm < w.to:
                 return True
         return False
+
+
+def duration_seconds(value: Any) -> float:
+    """A duration parameter: seconds, or text such as ``90s``, ``30m``, ``2h``."""
+    from pipelines.config import _parse_duration
+
+    return _parse_duration(value)
 
 
 def _ip(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -155,16 +224,60 @@ class DetectionContext:
         )
 
 
-def where_mask(table: pa.Table, where: dict[str, Any]) -> pa.ChunkedArray | pa.Array:
-    """Evaluate a ``where:`` block (all conditions must hold) on a batch, vectorized."""
+def resolve_where(where: Any, params: dict[str, Any]) -> Any:
+    """Replace ``$name`` values in a ``where:`` block by the detection's parameter ``name``,
+    so a deployment's parameter (ports, a byte threshold) also narrows the vectorized filter."""
+    if isinstance(where, dict):
+        return {k: resolve_where(v, params) for k, v in where.items()}
+    if isinstance(where, list):
+        return [resolve_where(v, params) for v in where]
+    if isinstance(where, str) and where.startswith("$"):
+        return params[where[1:]]
+    return where
+
+
+def resolve_kinds(where: Any, inventory: "Inventory") -> Any:
+    """``{kind: [crane_plc, ...]}`` on an asset-id field (``src_asset``, ``dst_asset``,
+    ``asset_id``) becomes ``{in: [ids of the inventory's assets of those kinds]}``, so a
+    condition on what kind of asset an event concerns runs vectorized too."""
+    if not isinstance(where, dict):
+        return where
+    out: dict[str, Any] = {}
+    for k, v in where.items():
+        if isinstance(v, dict) and "kind" in v:
+            kinds = v["kind"] if isinstance(v["kind"], list) else [v["kind"]]
+            v = {op: arg for op, arg in v.items() if op != "kind"}
+            v["in"] = sorted(a.id for a in inventory.assets.values() if a.kind in kinds)
+        if k == "not":
+            v = resolve_kinds(v, inventory)
+        elif k == "any":
+            v = [resolve_kinds(b, inventory) for b in v]
+        out[k] = v
+    return out
+
+
+def where_mask(table: pa.Table, where: dict[str, Any], cache: dict[str, Any] | None = None) -> pa.ChunkedArray | pa.Array:
+    """Evaluate a ``where:`` block (all conditions must hold) on a batch, vectorized.
+
+    ``cache`` (one dict per batch) shares condition masks between detections: most of them
+    test the same few fields (``kind``, ``action``, ``dst_asset``)."""
     mask: Any = None
     for fname, cond in where.items():
-        if fname == "not":
-            m = pc.invert(pc.fill_null(where_mask(table, cond), False))
+        memo = f"{fname}={cond!r}"
+        if cache is not None and memo in cache:
+            m = cache[memo]
         else:
-            col = table.column(fname)
-            m = _condition(col, cond)
-        m = pc.fill_null(m, False)
+            if fname == "any":  # a list of blocks, at least one must hold
+                m = None
+                for block in cond:
+                    bm = pc.fill_null(where_mask(table, block, cache), False)
+                    m = bm if m is None else pc.or_(m, bm)
+            elif fname == "not":
+                m = pc.invert(pc.fill_null(where_mask(table, cond, cache), False))
+            else:
+                m = pc.fill_null(_condition(table.column(fname), cond), False)
+            if cache is not None:
+                cache[memo] = m
         mask = m if mask is None else pc.and_(mask, m)
     if mask is None:
         return pa.array([True] * table.num_rows)
@@ -180,14 +293,19 @@ def _condition(col: Any, cond: Any) -> Any:
             m = pc.equal(col, pa.scalar(arg, type=col.type))
         elif op == "in":
             m = pc.is_in(col, value_set=pa.array(arg, type=col.type))
+            if not arg:
+                m = pc.fill_null(m, False)
         elif op == "prefix":
             prefixes = arg if isinstance(arg, list) else [arg]
-            m = None
+            m = pc.and_kleene(pc.is_valid(col), False)  # no prefixes: nothing matches
             for p in prefixes:
-                pm = pc.starts_with(col, p)
-                m = pm if m is None else pc.or_(m, pm)
+                m = pc.or_(m, pc.starts_with(col, p))
         elif op == "exists":
             m = pc.is_valid(col) if arg else pc.is_null(col)
+        elif op == "gte":
+            m = pc.greater_equal(col, pa.scalar(arg).cast(col.type))
+        elif op == "lte":
+            m = pc.less_equal(col, pa.scalar(arg).cast(col.type))
         else:  # validated at load time
             raise ValueError(f"unknown condition {op!r}")
         out = m if out is None else pc.and_(out, m)

@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from detections.api import CONDITION_OPS, STAGES, Detection, DetectionMeta, TestCase
+from detections.api import CONDITION_OPS, STAGES, Detection, DetectionMeta, StatefulDetection, TestCase
 from transforms.model import EVENT_FIELDS, KINDS
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 ENTRY_POINT_GROUP = "cranewatch.detections"
 _META_KEYS = {
     "id", "title", "description", "severity", "confidence", "stage", "techniques",
-    "kinds", "where", "params", "tests",
+    "kinds", "where", "params", "tests", "distinct",
 }
 
 
@@ -37,6 +37,13 @@ def _where_errors(where: Any, path: str, key: str = "where") -> list[str]:
     for fname, cond in where.items():
         if fname == "not":
             errs += _where_errors(cond, path, f"{key}.not")
+            continue
+        if fname == "any":
+            if not isinstance(cond, list) or not cond:
+                errs.append(f"{path}: {key}.any: expected a non-empty list of condition blocks")
+                continue
+            for i, block in enumerate(cond):
+                errs += _where_errors(block, path, f"{key}.any[{i}]")
             continue
         if fname not in EVENT_FIELDS:
             errs.append(f"{path}: {key}.{fname}: expected an event field ({', '.join(EVENT_FIELDS)})")
@@ -73,7 +80,12 @@ def load_meta(yml: Path) -> DetectionMeta:
     for k in raw["kinds"]:
         if k not in KINDS:
             errs.append(f"{path}: kinds: expected one of {', '.join(KINDS)}, got {k!r}")
+    errs += _technique_errors(raw["techniques"], path)
     errs += _where_errors(raw.get("where", {}), path)
+    errs += _param_ref_errors(raw.get("where", {}), raw.get("params") or {}, path)
+    distinct = raw.get("distinct", [])
+    if not isinstance(distinct, list) or any(f not in EVENT_FIELDS for f in distinct):
+        errs.append(f"{path}: distinct: expected a list of event fields, got {distinct!r}")
     tests = []
     for i, t in enumerate(raw.get("tests", [])):
         if not isinstance(t, dict) or "name" not in t or "events" not in t or "expect" not in t:
@@ -95,14 +107,53 @@ def load_meta(yml: Path) -> DetectionMeta:
         params=dict(raw.get("params", {})),
         tests=tuple(tests),
         path=path,
+        distinct=tuple(distinct),
     )
+
+
+def _param_ref_errors(where: Any, params: dict[str, Any], path: str, key: str = "where") -> list[str]:
+    """``$name`` in a ``where:`` value must name a declared parameter."""
+    if isinstance(where, dict):
+        return [e for k, v in where.items() for e in _param_ref_errors(v, params, path, f"{key}.{k}")]
+    if isinstance(where, list):
+        return [e for i, v in enumerate(where) for e in _param_ref_errors(v, params, path, f"{key}[{i}]")]
+    if isinstance(where, str) and where.startswith("$") and where[1:] not in params:
+        return [f"{path}: {key}: expected a declared parameter ({', '.join(sorted(params)) or 'none'}), got {where!r}"]
+    return []
+
+
+def _technique_errors(techniques: Any, path: str) -> list[str]:
+    """Technique ids must be in the ATT&CK mapping data file (detections/attack_ics.yml):
+    an unknown id is rejected here, at load, not discovered at export."""
+    from stix_export.attack import UnknownTechniqueError, resolve
+
+    if not isinstance(techniques, list) or not techniques:
+        return [f"{path}: techniques: expected a non-empty list of ATT&CK for ICS ids, got {techniques!r}"]
+    errs = []
+    for i, t in enumerate(techniques):
+        try:
+            resolve(str(t))
+        except UnknownTechniqueError as exc:
+            errs.append(f"{path}: techniques[{i}]: {exc}")
+    return errs
 
 
 def _from_module(module: ModuleType) -> Detection:
     yml = Path(module.__file__ or "").with_suffix(".yml")
     if not yml.exists():
         raise DetectionError(f"{yml}: (file): expected the detection's YAML beside {module.__file__}")
-    return Detection(load_meta(yml), module)
+    meta = load_meta(yml)
+    classes = [
+        v for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, StatefulDetection) and v is not StatefulDetection
+        and v.__module__ == module.__name__
+    ]
+    if len(classes) > 1:
+        names = ", ".join(c.__name__ for c in classes)
+        raise DetectionError(f"{module.__file__}: (module): expected at most one StatefulDetection subclass, got {names}")
+    if meta.distinct and not classes:
+        raise DetectionError(f"{meta.path}: distinct: only a stateful detection (a StatefulDetection subclass) may set it")
+    return Detection(meta, module, classes[0]() if classes else None)
 
 
 @lru_cache(maxsize=1)

@@ -2,12 +2,14 @@
 
 Used by ``cranewatch detections test`` and by the parametrized pytest that collects every
 detection's cases, so an author's cases run exactly as the pipeline would run them:
-normalized events → enrichment → vectorized ``where`` → ``rule`` → dedup.
+normalized events → enrichment → vectorized ``where`` → ``rule`` (or the stateful
+detection's keyed state, run to the end of input) → dedup.
 """
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
 from typing import Any
 
 import pyarrow as pa
@@ -50,8 +52,10 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def case_config(case: TestCase) -> Config:
-    return parse_config(_deep_merge(TEST_TERMINAL, case.config), f"<test terminal for {case.name!r}>", ".")
+def case_config(case: TestCase, base_dir: str = ".") -> Config:
+    """The test terminal with the case's overrides; relative paths in it (a detection's
+    data files) resolve from ``base_dir``, the detection's own directory in ``run_case``."""
+    return parse_config(_deep_merge(TEST_TERMINAL, case.config), f"<test terminal for {case.name!r}>", base_dir)
 
 
 def events_table(events: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> pa.Table:
@@ -78,7 +82,10 @@ def events_table(events: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> p
 
 
 def run_case(det: Detection, case: TestCase) -> list[Finding]:
-    """Findings the detection raises on the case's events (after in-batch dedup)."""
-    cfg = case_config(case)
+    """Findings the detection raises on the case's events (after in-batch dedup); a
+    stateful detection's candidates run through its keyed state to the end of input."""
+    cfg = case_config(case, os.path.dirname(os.path.abspath(det.meta.path)))
     table = Enricher(cfg)(events_table(case.events))
-    return Detector(cfg, {det.meta.id: det}).detect(table)
+    detector = Detector(cfg, {det.meta.id: det})
+    findings, keyed = detector.scan(table)
+    return findings + detector.run_stateful(keyed)

@@ -5,6 +5,7 @@ run in the streaming job, which swaps the file list for unbounded sources.
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import time
@@ -35,7 +36,7 @@ class RunResult:
 
 def input_files(cfg: Config) -> list[InputFile]:
     return [
-        InputFile(s.name, s.format, path, s.timezone)
+        InputFile(s.name, s.format, path, s.timezone, s.mapping)
         for s in resolve_sources(cfg)
         for path in s.files
     ]
@@ -63,7 +64,8 @@ def build(p: beam.Pipeline, cfg: Config, files: list[InputFile], out_dir: str) -
 
 def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> RunResult:
     """Run the whole batch job; outputs replace any earlier run's in ``out_dir``."""
-    for stale in ("stix", "deadletter"):
+    stale_profiles = [os.path.basename(d) for d in glob.glob(os.path.join(out_dir, "stix-*"))]
+    for stale in ("stix", "deadletter", "reports", *stale_profiles):
         shutil.rmtree(os.path.join(out_dir, stale), ignore_errors=True)
     os.makedirs(out_dir, exist_ok=True)
     files = input_files(cfg)

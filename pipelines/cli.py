@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="directory for logs, config.yaml and truth.json")
     g.add_argument("--events", type=int, default=20000, help="number of log records (default 20000)")
     g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--formats", default="", help="write remote-access/flow logs in these formats instead "
+                   "(comma-separated: globalprotect, openvpn_log, remote_access_jsonl, suricata_eve, nfdump_csv)")
 
     r = sub.add_parser("run", help="batch run over archived logs (Beam local runner)")
     r.add_argument("--config", required=True)
@@ -56,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="demo-out")
     m.add_argument("--events", type=int, default=50000)
     m.add_argument("--seed", type=int, default=7)
+
+    from stix_export.cli import add_parsers as add_sharing_parsers  # share, intel (ISAC in/out)
+
+    add_sharing_parsers(sub)
+    from pipelines.formats_cli import add_parsers as add_format_parsers  # formats list
+
+    add_format_parsers(sub)
     return p
 
 
@@ -70,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().handlers[0].addFilter(lambda r: "apitools not found" not in r.getMessage())
     try:
         if args.command == "generate":
-            return _generate(args.out, args.events, args.seed)
+            return _generate(args.out, args.events, args.seed, args.formats)
         if args.command == "run":
             return _run(args.config, args.output, beam_args, quiet=args.quiet)
         if args.command == "validate":
@@ -79,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "detections":
             return _detections(args)
+        if args.command in ("share", "intel"):
+            from stix_export.cli import run as run_sharing
+
+            return run_sharing(args)
+        if args.command == "formats":
+            from pipelines.formats_cli import run as run_formats
+
+            return run_formats(args)
         if args.command == "demo":
             data = os.path.join(args.out, "data")
             rc = _generate(data, args.events, args.seed)
@@ -90,13 +107,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _generate(out: str, events: int, seed: int) -> int:
+def _generate(out: str, events: int, seed: int, formats: str = "") -> int:
     from pipelines.generate import generate
 
     if events < 1:
         print(f"--events: expected a positive number, got {events}", file=sys.stderr)
         return EXIT_USAGE
+    from pipelines.generate.extra_formats import apply as apply_formats, check as check_formats
+
+    wanted = [f.strip() for f in formats.split(",") if f.strip()]
+    try:
+        check_formats(wanted)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
     info = generate(out, events=events, seed=seed)
+    if wanted:  # the remote-access/flow logs in other formats: pipelines/generate/extra_formats.py
+        apply_formats(out, wanted)
     print(f"wrote {info.get('events', events):,} records and {len(info.get('scenarios', []))} planted scenarios to {out}")
     return EXIT_OK
 
@@ -106,6 +133,9 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) ->
     from pipelines.summary import build_summary, print_summary, write_summary
 
     cfg = load_config(config)
+    from stix_export.redact import load_secret
+
+    load_secret(cfg)  # a missing export secret is a config error (exit 2); its value is never printed
     try:
         result = run_batch(cfg, output, beam_args)
     except Exception as exc:  # a failed run: report it and exit 1, never a traceback dump

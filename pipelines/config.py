@@ -85,12 +85,65 @@ class Site(Strict):
     contact: Optional[str] = None
 
 
+#: Event fields a ``mapping:`` may fill (the rest are set by the pipeline).
+MAPPABLE_FIELDS = (
+    "time", "src_ip", "src_port", "dst_ip", "dst_port", "proto", "service", "bytes_out", "bytes_in",
+    "packets_out", "packets_in", "duration", "conn_state", "action", "user", "vendor", "session_id",
+    "target", "value_old", "value_new", "result",
+)
+MAPPED_FORMATS = ("csv_mapped", "jsonl_mapped", "parquet")
+
+
+class SourceMapping(Strict):
+    """How the fields of a ``csv_mapped``/``jsonl_mapped``/``parquet`` source become event
+    fields (docs/formats/mapped.md)."""
+
+    kind: Literal["flow", "ot", "remote_access", "auth"]
+    fields: dict[str, str] = Field(min_length=1)  # source field (a.b for nested JSON) → event field
+    constants: dict[str, str] = Field(default_factory=dict)  # event field → fixed value
+    time_format: Optional[str] = None  # strptime format; default: epoch s/ms/µs/ns, RFC 3339, ctime
+    timezone: Optional[str] = None  # for times without an offset; default: the source's timezone
+    delimiter: str = Field(default=",", min_length=1, max_length=1)  # csv_mapped
+    columns: Optional[list[str]] = None  # csv_mapped without a header line
+
+    @field_validator("fields")
+    @classmethod
+    def _targets(cls, v: dict[str, str]) -> dict[str, str]:
+        for target in v.values():
+            if target not in MAPPABLE_FIELDS and not target.startswith("attrs."):
+                raise ValueError(f"expected event fields ({', '.join(MAPPABLE_FIELDS)} or attrs.<name>), got {target!r}")
+        if "time" not in v.values():
+            raise ValueError("expected one source field mapped to time")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: Optional[str]) -> Optional[str]:
+        from transforms.parsers._common import tzinfo
+
+        if v is not None:
+            try:
+                tzinfo(v)
+            except ValueError:
+                raise ValueError(f"expected an IANA timezone such as UTC, got {v!r}") from None
+        return v
+
+    @field_validator("constants")
+    @classmethod
+    def _constant_targets(cls, v: dict[str, str]) -> dict[str, str]:
+        for target in v:
+            if target not in MAPPABLE_FIELDS or target == "time":
+                raise ValueError(f"expected event fields other than time, got {target!r}")
+        return v
+
+
 class Source(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     format: str
     paths: list[str] = Field(min_length=1)
     timezone: str = "UTC"
     enabled: bool = True
+    mapping: Optional[SourceMapping] = None  # required by csv_mapped, jsonl_mapped, parquet
 
 
 class Asset(Strict):
@@ -172,9 +225,53 @@ class Correlation(Strict):
     allowed_lateness: Duration = 3600.0
 
 
+class Redaction(Strict):
+    """What a sharing profile rewrites before a bundle leaves the port (docs/stix.md)."""
+
+    # keep | pseudonym (stable keyed pseudonym address) | zone (dropped, named by zone in text)
+    internal_addresses: Literal["keep", "pseudonym", "zone"] = "keep"
+    accounts: Literal["keep", "hash"] = "keep"  # hash: keyed hash of the account name
+    assets: Literal["keep", "asset_kind"] = "keep"  # asset ids, crane ids -> asset kind
+    evidence_paths: Literal["keep", "drop"] = "keep"  # drop: keep only the evidence hash
+
+    @property
+    def needs_secret(self) -> bool:
+        return self.internal_addresses == "pseudonym" or self.accounts == "hash"
+
+    @property
+    def redacts(self) -> bool:
+        return self != Redaction()
+
+
+class SharingProfile(Strict):
+    """One set of bundles: a name (its directory), a TLP level and redaction rules."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    tlp: Literal[TLP_LEVELS]  # type: ignore[valid-type]
+    redaction: Redaction = Field(default_factory=Redaction)
+
+
 class Export(Strict):
     tlp: Literal[TLP_LEVELS] = "amber"  # type: ignore[valid-type]
     min_severity: int = Field(default=0, ge=0, le=100)
+    # Sharing profiles; absent or empty: one "internal" profile at ``tlp`` keeping everything.
+    # The first profile writes ``stix/``, every other one ``stix-<name>/``.
+    profiles: list[SharingProfile] = Field(default_factory=list)
+    # Per-deployment secret for pseudonyms and account hashes: read from this file (relative
+    # to the config file) if set, else from this environment variable. Never in the config.
+    secret_file: Optional[str] = None
+    secret_env: str = Field(default="CRANEWATCH_EXPORT_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Also write a run-level ``report`` bundle per profile (reports/<profile>.json).
+    report: bool = False
+
+    def effective_profiles(self) -> list[SharingProfile]:
+        return list(self.profiles) or [SharingProfile(name="internal", tlp=self.tlp)]
+
+
+class Intel(Strict):
+    """Threat intel in (``cranewatch intel import``): where the indicator store lives."""
+
+    store: str = "intel/store.json"  # relative to the config file
 
 
 class Config(Strict):
@@ -186,6 +283,7 @@ class Config(Strict):
     detections: dict[str, DetectionSettings] = Field(default_factory=dict)
     correlation: Correlation = Field(default_factory=Correlation)
     export: Export = Field(default_factory=Export)
+    intel: Intel = Field(default_factory=Intel)
 
     # Set by ``load_config``: where relative source paths are resolved from.
     base_dir: str = Field(default=".", exclude=True)
@@ -292,6 +390,8 @@ def _cross_check(cfg: Config, path: str) -> list[str]:
             )
         if names.count(s.name) > 1:
             errors.append(f"{path}: sources[{i}].name: expected a unique source name, got {s.name!r} twice")
+        if s.format in MAPPED_FORMATS and s.mapping is None:
+            errors.append(f"{path}: sources[{i}].mapping: expected a mapping block for format {s.format!r}")
         try:
             dt.timezone.utc if s.timezone == "UTC" else __import__("zoneinfo").ZoneInfo(s.timezone)
         except Exception:
@@ -317,6 +417,10 @@ def _cross_check(cfg: Config, path: str) -> list[str]:
         for a in w.assets:
             if a not in asset_ids:
                 errors.append(f"{path}: maintenance_windows[{i}].assets: expected an inventory asset id, got {a!r}")
+    profile_names = [p.name for p in cfg.export.profiles]
+    for i, prof in enumerate(cfg.export.profiles):
+        if profile_names.count(prof.name) > 1:
+            errors.append(f"{path}: export.profiles[{i}].name: expected a unique profile name, got {prof.name!r} twice")
     registry = load_registry()
     for det_id, settings in cfg.detections.items():
         det = registry.get(det_id)
@@ -338,6 +442,7 @@ class ResolvedSource:
     format: str
     files: tuple[str, ...]
     timezone: str
+    mapping: Optional[str] = None  # the source's mapping block as JSON (hashable, picklable)
 
 
 def resolve_sources(cfg: Config) -> list[ResolvedSource]:
@@ -356,5 +461,6 @@ def resolve_sources(cfg: Config) -> list[ResolvedSource]:
             else:
                 matches = glob.glob(full, recursive=True)
             files.extend(m for m in matches if os.path.isfile(m))
-        out.append(ResolvedSource(s.name, s.format, tuple(sorted(set(files))), s.timezone))
+        mapping = s.mapping.model_dump_json() if s.mapping is not None else None
+        out.append(ResolvedSource(s.name, s.format, tuple(sorted(set(files))), s.timezone, mapping))
     return out

@@ -32,6 +32,14 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
     }
     findings = _jsonl(os.path.join(out, "findings.jsonl"))
     incidents = _jsonl(os.path.join(out, "incidents.jsonl"))
+    profiles: dict[str, dict[str, Any]] = {}
+    first = cfg.export.effective_profiles()[0].name
+    for prof in cfg.export.effective_profiles():
+        sub = "stix" if prof.name == first else f"stix-{prof.name}"
+        pdir = os.path.join(out, sub)
+        n = len([f for f in os.listdir(pdir) if f.endswith(".json")]) if os.path.isdir(pdir) else 0
+        profiles[prof.name] = {"dir": sub, "tlp": prof.tlp, "bundles": n,
+                               "redacted": prof.redaction.redacts}
     stix_dir = os.path.join(out, "stix")
     bundles = sorted(f for f in os.listdir(stix_dir) if f.endswith(".json")) if os.path.isdir(stix_dir) else []
     per_detection = Counter(f["detection_id"] for f in findings)
@@ -50,6 +58,7 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
             "by_severity": dict(sorted(Counter(i["severity_label"] for i in incidents).items())),
         },
         "bundles": len(bundles),
+        "profiles": profiles,
         "wall_seconds": round(result.wall_seconds, 3),
         "events_per_second": round(read / result.wall_seconds) if result.wall_seconds else 0,
     }
@@ -85,6 +94,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     inc = summary["incidents"]
     sev = ", ".join(f"{k} {v}" for k, v in inc["by_severity"].items()) or "none"
     console.print(
-        f"incidents: {inc['total']} ({sev})   bundles written: {summary['bundles']}   "
+        f"incidents: {inc['total']} ({sev})   bundles written: {summary['bundles']}"
+        + "".join(f" + {p['bundles']} in {p['dir']}/" for p in list(summary.get("profiles", {}).values())[1:])
+        + "   "
         f"wall time: {summary['wall_seconds']:.2f} s   events/s: {summary['events_per_second']:,}"
     )

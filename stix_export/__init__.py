@@ -9,6 +9,11 @@ Modules, by concern (docs/stix.md explains the bundle to the analysts who receiv
 ``extension``  cranewatch's crane-asset property extension; OASIS Incident Core values
 ``writer``     ``<out>/stix/<incident-id>.json`` with deterministic bytes (``write_bundle``)
 ``validate``   strict OASIS validator + ``stix2.parse`` (``validate_bundle_file``)
+``redact``     sharing-profile redaction: keyed pseudonyms/hashes, text rewrite, leak guard
+``report``     the optional run-level ``report`` bundle per profile (``run_report_bundle``)
+``share``      push a run's bundles to a TAXII 2.1 collection (``cranewatch share``)
+``intel``      ISAC indicators in: the intel store (``load_store``, ``match_ip``, ``match_domain``)
+``cli``        the ``share`` and ``intel`` subcommands (registered by ``pipelines/cli.py``)
 
 The names below are imported on first use, so ``import stix_export.ids`` stays cheap (the
 validator pulls in jsonschema and the bundle module pulls in stix2 and pyarrow).
@@ -25,6 +30,8 @@ _EXPORTS = {
     "resolve": "stix_export.attack",
     "deterministic_id": "stix_export.ids",
     "tlp_marking": "stix_export.tlp",
+    "load_store": "stix_export.intel",
+    "run_report_bundle": "stix_export.report",
 }
 __all__ = sorted(_EXPORTS)
 

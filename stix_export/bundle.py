@@ -28,10 +28,11 @@ import stix2
 
 from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
+from stix_export.redact import SHARED_TYPES, RedactionError, Redactor, strings
 from transforms.model import Finding, Incident
 
 if TYPE_CHECKING:
-    from pipelines.config import Asset, Config
+    from pipelines.config import Asset, Config, SharingProfile
 
 #: created/modified of the producer identity; its content follows from the site name alone.
 PRODUCER_DATE = "2026-11-26T00:00:00.000Z"
@@ -150,10 +151,16 @@ def _count(n: int) -> int:
 class _Builder:
     """Collects the objects of one bundle, in a fixed order, each id once."""
 
-    def __init__(self, incident: Incident, cfg: Config):
+    def __init__(self, incident: Incident, cfg: Config, profile: SharingProfile | None = None, secret: bytes | None = None):
         self.incident = incident
         self.cfg = cfg
-        self.marking = tlp.tlp_marking(cfg.export.tlp)
+        profiles = cfg.export.effective_profiles()
+        self.profile = profile or profiles[0]
+        # The first profile keeps the plain ids; any other one mixes its name into every
+        # incident-scoped id, so two profiles never publish different content under one id.
+        self.scope: tuple[str, ...] = () if self.profile.name == profiles[0].name else (f"profile:{self.profile.name}",)
+        self.redactor = Redactor(self.profile, cfg, secret)
+        self.marking = tlp.tlp_marking(self.profile.tlp)
         self.markings = [self.marking["id"]]
         self.producer_id = deterministic_id("identity", cfg.site.name)
         self.ext_id = extension.crane_asset_extension_id(self.producer_id)
@@ -186,7 +193,7 @@ class _Builder:
         obj = {
             "type": stix_type,
             "spec_version": "2.1",
-            "id": deterministic_id(stix_type, self.incident.incident_id, *key),
+            "id": deterministic_id(stix_type, *self.scope, self.incident.incident_id, *key),
             "created_by_ref": self.producer_id,
             "created": self.created,
             "modified": self.modified,
@@ -247,13 +254,18 @@ class _Builder:
         return stix_id
 
     def _ip_sco(self, value: str) -> str | None:
+        """The address observable for ``value`` (its pseudonym under a redacting profile), or
+        None when the value is not an address or the profile drops internal addresses."""
         ip = _ip(value)
         if ip is None:
             return None
         addr = str(ip)
         if addr not in self.address_sco:
+            shown = self.redactor.address(addr)
             cls = stix2.IPv4Address if ip.version == 4 else stix2.IPv6Address
-            self.address_sco[addr] = self._sco(cls(value=addr, object_marking_refs=self.markings))
+            self.address_sco[addr] = (
+                self._sco(cls(value=shown, object_marking_refs=self.markings)) if shown is not None else None
+            )
         return self.address_sco[addr]
 
     def _flow_sco(self, fields: dict[str, Any], time: str) -> str | None:
@@ -266,14 +278,17 @@ class _Builder:
         sport, dport = _port(fields.get("src_port")), _port(fields.get("dst_port"))
         if src is None or dst is None or sport is None or dport is None:
             return None
+        src_ref, dst_ref = self._ip_sco(str(src)), self._ip_sco(str(dst))
+        if src_ref is None and dst_ref is None:  # both ends dropped by the sharing profile
+            return None
         proto = str(fields.get("proto") or "").lower()
         # The service a parser identified from the payload beats a guess from the port.
         service = SERVICE_NAMES.get(str(fields.get("service") or "").lower()) or PORT_SERVICES.get(dport)
         protocols = [p for p in (proto if proto in TRANSPORTS else None, service) if p]
+        ends = {k: v for k, v in (("src_ref", src_ref), ("dst_ref", dst_ref)) if v is not None}
         flow = stix2.NetworkTraffic(
             start=stix_time(time),
-            src_ref=self._ip_sco(str(src)),
-            dst_ref=self._ip_sco(str(dst)),
+            **ends,
             src_port=sport,
             dst_port=dport,
             protocols=protocols or [f"ipv{src.version}"],
@@ -307,7 +322,8 @@ class _Builder:
                     addresses.append(str(ip))
             keep(self._flow_sco(ev.fields, ev.time))
         for account in f.accounts:
-            keep(self._sco(stix2.UserAccount(account_login=account, object_marking_refs=self.markings)))
+            login = self.redactor.account(account)
+            keep(self._sco(stix2.UserAccount(account_login=login, object_marking_refs=self.markings)))
         self.finding_scos[f.finding_id] = refs
         self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
         self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in f.techniques))
@@ -320,7 +336,8 @@ class _Builder:
         evidence = [
             {
                 "source_name": "cranewatch-evidence",
-                "description": ev.raw_ref,
+                # STIX wants a description, url or external_id beside source_name.
+                "description": self.redactor.evidence_path(ev.raw_ref) or "log record (location withheld)",
                 "hashes": {"SHA-256": ev.sha256},
             }
             for ev in f.evidence
@@ -367,9 +384,10 @@ class _Builder:
             asset = self.assets.get(asset_id)
             kind = asset.kind if asset else None
             zone = asset.zone if asset else (inc.zone if asset_id == inc.primary_asset else None)
-            crane = asset.crane if asset else None
+            crane = self.redactor.crane(asset.crane if asset else None)
             label = _KIND_LABELS.get(kind or "other", "asset")
-            name = f"Crane {crane} {label} ({asset_id})" if crane else f"{label[0].upper()}{label[1:]} {asset_id}"
+            shown_id = self.redactor.asset_id(asset_id)
+            name = f"Crane {crane} {label} ({shown_id})" if crane else f"{label[0].upper()}{label[1:]} {shown_id}"
             where = ", ".join(
                 p for p in (f"terminal {self.cfg.site.terminal}", f"zone {zone}" if zone else "") if p
             )
@@ -381,13 +399,13 @@ class _Builder:
                 infrastructure_types=_KIND_INFRASTRUCTURE_TYPES.get(kind or "", ["unknown"]),
                 extensions={
                     self.ext_id: extension.crane_asset_properties(
-                        asset_id, kind, crane, self.cfg.site.terminal, zone
+                        shown_id, kind, crane, self.cfg.site.terminal, zone
                     )
                 },
             )
             self.infrastructure.append(infra)
             for addr in asset.addresses if asset else []:
-                if addr in self.address_sco:
+                if self.address_sco.get(addr):
                     self._relate("consists-of", infra["id"], self.address_sco[addr])
 
     def _is_external(self, addr: str) -> bool:
@@ -539,17 +557,51 @@ class _Builder:
             confidence=self.incidents[0].get("confidence"),
             external_references=[{"source_name": "cranewatch", "external_id": self.incident.incident_id}],
         )
+        objects = [*objects, grouping]
+        if self.redactor.active:
+            objects = self._redact_texts(objects)
         return {
             "type": "bundle",
-            "id": deterministic_id("bundle", self.incident.incident_id, self.modified),
-            "objects": [*objects, grouping],
+            "id": deterministic_id("bundle", *self.scope, self.incident.incident_id, self.modified),
+            "objects": objects,
         }
 
+    def _redact_texts(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rewrite the texts of incident-scoped objects, then refuse any remaining leak.
 
-def incident_bundle(incident: Incident, cfg: Config) -> dict[str, Any]:
-    """The STIX 2.1 bundle (a JSON-ready dict) sharing one incident, marked with ``cfg.export.tlp``.
+        Observables were built with redacted values (their ids depend on them) and shared
+        objects hold no incident data, so only SDOs/SROs of this incident are rewritten.
+        """
+        rewriter = self.redactor.rewriter(self.incident)
+        out = [
+            o if o["type"] in SHARED_TYPES or "created" not in o else rewriter.rewrite_object(o)
+            for o in objects
+        ]
+        # Shared objects are left out of the scan: their texts are fixed (ATT&CK names, the
+        # site name) and a short asset id matching inside them must not stop the export.
+        leaks = sorted({
+            hit for o in out if o["type"] not in SHARED_TYPES for text in strings(o, keys=False)
+            for hit in rewriter.found(text)
+        })
+        if leaks:
+            raise RedactionError(
+                f"profile {self.profile.name!r}: incident {self.incident.incident_id}: "
+                f"{len(leaks)} redacted value(s) would remain in the bundle"
+            )
+        return out
+
+
+def incident_bundle(
+    incident: Incident, cfg: Config, profile: SharingProfile | None = None, secret: bytes | None = None
+) -> dict[str, Any]:
+    """The STIX 2.1 bundle (a JSON-ready dict) sharing one incident under one sharing profile.
+
+    ``profile`` defaults to the first of ``cfg.export.effective_profiles()`` (without
+    ``export.profiles``: an ``internal`` profile at ``export.tlp`` that keeps everything).
+    ``secret`` is the per-deployment key a redacting profile needs (``redact.load_secret``).
 
     Raises ``attack.UnknownTechniqueError`` if a finding cites a technique the ATT&CK data
-    file does not list: a bundle with a made-up technique would mislead every receiver.
+    file does not list (a bundle with a made-up technique would mislead every receiver), and
+    ``redact.RedactionError`` if a value the profile redacts would remain in the bundle.
     """
-    return _Builder(incident, cfg).build()
+    return _Builder(incident, cfg, profile, secret).build()

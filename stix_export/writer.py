@@ -1,4 +1,4 @@
-"""Write bundles to ``<out>/stix/<incident-id>.json`` so that an unchanged incident gives an
+"""Write bundles to ``<out>/stix/<incident-id>.json`` (``stix-<profile>/`` for further profiles) so that an unchanged incident gives an
 unchanged file.
 
 Stable names let a re-run overwrite the previous version of an incident's bundle instead of
@@ -37,15 +37,24 @@ def bundle_file_name(bundle: dict[str, Any]) -> str:
     return f"{name}.json"
 
 
-def write_bundle(bundle: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``bundle`` to ``out_dir/stix/<incident-id>.json`` and return the path.
+def profile_dir_name(profile_name: str, first_profile_name: str) -> str:
+    """``stix`` for the first (default) sharing profile, ``stix-<name>`` for every other one."""
+    return "stix" if profile_name == first_profile_name else f"stix-{profile_name}"
+
+
+def write_bundle(bundle: dict[str, Any], out_dir: str | os.PathLike[str], subdir: str = "stix") -> Path:
+    """Write ``bundle`` to ``out_dir/<subdir>/<incident-id>.json`` and return the path.
 
     The file is written to a temporary name and renamed, so a reader (or a TAXII pusher
     watching the directory) never sees half a bundle.
     """
-    stix_dir = Path(out_dir) / "stix"
-    stix_dir.mkdir(parents=True, exist_ok=True)
-    path = stix_dir / bundle_file_name(bundle)
+    return write_json(bundle, Path(out_dir) / subdir / bundle_file_name(bundle))
+
+
+def write_json(bundle: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a bundle's canonical text to ``path`` atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(serialize_bundle(bundle).encode("utf-8"))
     os.replace(tmp, path)

@@ -89,3 +89,33 @@ def test_timer_closes_incident_when_watermark_passes_gap() -> None:
             | beam.Map(lambda i: tuple(f.detection_id for f in i.findings))
         )
         assert_that(got, equal_to([("vpn", "write"), ("egress",), ("write",)]))
+
+
+def test_full_chain_from_real_detections_is_one_critical_incident() -> None:
+    """Session outside the window → register writes from its tunnel address → out-of-limit
+    parameter change through the CMS from that address (CMS names the PLC's inventory id):
+    the real detections link into one access → command → impact incident, critical."""
+    from detections.testing import TEST_TERMINAL, events_table
+    from pipelines.config import parse_config
+    from transforms.detect import Detector
+    from transforms.enrich import Enricher
+
+    cfg = parse_config(TEST_TERMINAL, "<test terminal>", ".")
+    tunnel = "10.212.134.230"
+    events = [
+        {"time": "2026-11-15T23:10:00Z", "kind": "remote_access", "action": "vpn.login", "user": "zpmc-svc1",
+         "src_ip": "203.0.113.45", "session_id": "7", "attrs": {"tunnel_ip": tunnel}},
+        {"time": "2026-11-15T23:16:00Z", "kind": "ot", "action": "modbus.write_single_register",
+         "src_ip": tunnel, "dst_ip": "10.30.1.10", "dst_port": 502, "target": "unit=1;addr=40010", "value_new": "9"},
+        {"time": "2026-11-15T23:19:00Z", "kind": "ot", "action": "cms.parameter_change", "asset_id": "sts01-plc",
+         "user": "zpmc-svc1", "src_ip": tunnel, "target": "load.limit_t", "value_old": "65", "value_new": "80"},
+    ]
+    detector = Detector(cfg)
+    findings, keyed = detector.scan(Enricher(cfg)(events_table(events)))
+    findings += detector.run_stateful(keyed)
+    assert {f.detection_id for f in findings} == {
+        "vendor_session_outside_window", "modbus_write_non_engineering", "cms_safety_parameter_change"}
+    (incident,) = correlate(findings, GAP)
+    assert incident.stages == ("access", "command", "impact")
+    assert incident.severity == 95 and incident.severity_label == "critical"
+    assert incident.primary_asset == "sts01-plc"

@@ -136,7 +136,7 @@ def test_regenerating_over_a_bigger_corpus_leaves_no_stale_files(tmp_path: Path)
     generate(str(tmp_path), events=400_000, seed=1)
     info = generate(str(tmp_path), events=3000, seed=1)
     on_disk = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    assert on_disk == set(info["files"]) | {"config.yaml", "truth.json"}
+    assert on_disk == set(info["files"]) | {"config.yaml", "truth.json", "export.secret"}
 
 
 def test_config_validates(corpus: Path) -> None:
@@ -163,27 +163,32 @@ def test_truth_lists_each_scenario_inside_the_corpus(corpus: Path, truth: dict[s
     cfg = load_cfg(corpus)
     assets = {a.id: a.kind for a in cfg.inventory.assets}
     start, end = parse_time(truth["start"]), parse_time(truth["end"])
-    assert {s["scenario"] for s in truth["scenarios"]} == {1, 2, 4}
+    assert {s["scenario"] for s in truth["scenarios"]} == set(range(1, 11))
     assert len({s["id"] for s in truth["scenarios"]}) == len(truth["scenarios"])
-    expected = {1: ["ot_unexpected_egress"], 2: ["vendor_session_outside_window"],
-                4: ["vendor_session_outside_window", "modbus_write_non_engineering"]}
-    starts = []
+    from pipelines.generate.scenarios import EXPECTED, NEW_MASTER_KINDS
+
+    vendor_accounts = {a: v.name for v in cfg.vendors for a in v.accounts}
+    spans = []
     for s in truth["scenarios"]:
         a, b = parse_time(s["start"]), parse_time(s["end"])
         assert start <= a <= b < end, s["id"]
-        assert s["expected_detections"] == expected[s["scenario"]]
-        assert (s["asset"] is None) == (s["scenario"] == 2)
+        kind = s["id"][1:].split("-")[0]
+        extra = ["modbus_new_master"] if kind in NEW_MASTER_KINDS and a - start >= dt.timedelta(minutes=70) else []
+        assert s["expected_detections"] == EXPECTED[kind] + extra, s["id"]
+        assert (s["asset"] is None) == (s["scenario"] in (2, 3, 9)), s["id"]
         if s["asset"]:
-            assert assets[s["asset"]] in ({"crane_plc", "cms"} if s["scenario"] == 1 else {"crane_plc"})
+            assert assets[s["asset"]] in ({"crane_plc", "cms"} if s["scenario"] in (1, 10) else {"crane_plc"})
         for acct in s["accounts"]:
-            assert not in_window(cfg, next(v.name for v in cfg.vendors if acct in v.accounts), a)
-        starts.append(a)
-    starts.sort()
-    assert all(b - a >= dt.timedelta(hours=2) for a, b in zip(starts, starts[1:]))
-    accounts = [a for s in truth["scenarios"] for a in s["accounts"]]
-    assert len(accounts) == len(set(accounts))
-    planted_assets = [s["asset"] for s in truth["scenarios"] if s["asset"]]
-    assert len({a.split("-")[0] for a in planted_assets}) == len(planted_assets)  # distinct cranes
+            if acct in vendor_accounts:
+                assert not in_window(cfg, vendor_accounts[acct], a)
+        crane = s["asset"].split("-")[0] if s["asset"] else None
+        spans.append((a, b, crane, set(s["accounts"]) | set(s["addresses"]), s["id"]))
+    # Scenarios side by side (one slot) share no crane, account or address; the same crane
+    # or account is reused only in another slot, more than the correlation gap later.
+    for i, (a1, b1, c1, e1, id1) in enumerate(spans):
+        for a2, b2, c2, e2, id2 in spans[i + 1:]:
+            if a1 <= b2 + dt.timedelta(minutes=30) and a2 <= b1 + dt.timedelta(minutes=30):
+                assert not (c1 and c1 == c2) and not (e1 & e2), (id1, id2)
 
 
 def test_record_counts_match_the_lines_written(corpus: Path, truth: dict[str, Any]) -> None:
@@ -250,8 +255,7 @@ def test_benign_traffic_never_triggers_the_three_detections(corpus: Path, truth:
     for r in ups:
         t = vpn_time(r)
         if not in_window(cfg, vendor_of[r["user"]], t):
-            assert scenario_covers(truth, 2, t, r["user"], r["tunnelip"]) or \
-                   scenario_covers(truth, 4, t, r["user"], r["tunnelip"]), r
+            assert any(scenario_covers(truth, k, t, r["user"], r["tunnelip"]) for k in (2, 3, 4, 6, 9)), r
     # (b)
     egress_hits = 0
     for r in conn_rows(corpus):
@@ -260,9 +264,9 @@ def test_benign_traffic_never_triggers_the_three_detections(corpus: Path, truth:
             continue
         dst = ipaddress.ip_address(r["id.resp_h"])
         if not any(dst in ipaddress.ip_network(n) for n in a.allowed_egress):
-            assert scenario_covers(truth, 1, ts_of(r["ts"]), r["id.orig_h"], r["id.resp_h"]), r
+            assert any(scenario_covers(truth, k, ts_of(r["ts"]), r["id.orig_h"], r["id.resp_h"]) for k in (1, 10)), r
             egress_hits += 1
-    assert egress_hits >= sum(1 for s in truth["scenarios"] if s["scenario"] == 1)
+    assert egress_hits >= sum(1 for s in truth["scenarios"] if s["scenario"] in (1, 10))
     # (c)
     write_hits = 0
     ews_writes = 0
@@ -274,10 +278,10 @@ def test_benign_traffic_never_triggers_the_three_detections(corpus: Path, truth:
         if src is not None and src.kind == "engineering_workstation":
             ews_writes += 1
             continue
-        assert scenario_covers(truth, 4, ts_of(r["ts"]), r["id.orig_h"]), r
+        assert any(scenario_covers(truth, k, ts_of(r["ts"]), r["id.orig_h"]) for k in (4, 6)), r
         write_hits += 1
     assert ews_writes > 0, "benign engineering writes are missing"
-    assert write_hits >= sum(1 for s in truth["scenarios"] if s["scenario"] == 4)
+    assert write_hits >= sum(1 for s in truth["scenarios"] if s["scenario"] == 4 or s.get("chain"))
 
 
 def test_planted_scenarios_are_in_the_data(corpus: Path, truth: dict[str, Any]) -> None:
@@ -286,10 +290,10 @@ def test_planted_scenarios_are_in_the_data(corpus: Path, truth: dict[str, Any]) 
     _, detailed = read_zeek(corpus / "zeek" / "modbus_detailed.log")
     conns = list(conn_rows(corpus))
     for s in truth["scenarios"]:
-        if s["scenario"] in (2, 4):
+        if s["scenario"] in (2, 3, 4, 9) or s.get("chain"):
             key = (s["accounts"][0], s["addresses"][1])
             assert key in ups and key in downs, s["id"]
-        if s["scenario"] == 4:
+        if s["scenario"] == 4 or s.get("chain"):
             writes = [r for r in detailed if r["id.orig_h"] == s["addresses"][1] and WRITE.match(r["func"])]
             assert writes and all(parse_time(s["start"]) <= ts_of(r["ts"]) <= parse_time(s["end"]) for r in writes)
         if s["scenario"] == 1:

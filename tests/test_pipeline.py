@@ -82,6 +82,21 @@ def test_chain_is_linked_through_the_tunnel_address(corpus_run) -> None:
         assert incident["severity"] > max(f["severity"] for f in incident["findings"]) - 1
 
 
+def test_full_chain_on_one_crane_is_one_critical_incident(corpus_run) -> None:
+    """Scenario 2 → 4 → 6 (session, register writes, out-of-limit parameter change from the
+    tunnel address) on one crane: one incident, access → command → impact, critical."""
+    corpus, out, _ = corpus_run
+    truth = json.loads((corpus / "truth.json").read_text())
+    chains = [s for s in truth["scenarios"] if s.get("chain") == [2, 4, 6]]
+    assert chains
+    incidents = _jsonl(out / "incidents.jsonl")
+    for planted in chains:
+        (incident,) = [i for i in incidents if _matches(i, planted)]
+        assert incident["stages"] == ["access", "command", "impact"]
+        assert incident["severity_label"] == "critical" and incident["severity"] >= 95
+        assert incident["primary_asset"] == planted["asset"]
+
+
 def test_summary_accounts_for_every_record(corpus_run) -> None:
     corpus, out, summary = corpus_run
     truth = json.loads((corpus / "truth.json").read_text())

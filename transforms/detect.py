@@ -4,19 +4,38 @@ The ``where:`` block of each detection is evaluated on the whole Arrow batch; on
 it keeps become Python dicts for the detection's ``rule``. Hits with the same
 (detection, dedup key) in one batch are merged at once, so the data leaving this stage is
 small whatever the input volume.
+
+Stateful detections share the vectorized filter: their candidate rows (optionally reduced
+to the first row per ``distinct`` tuple in the batch) leave this stage keyed by
+(detection, key) and go to a keyed stateful stage (``_StatefulFn``) that feeds them to the
+detection in event-time order, with the detection's state and timer in Beam keyed state.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import zlib
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.coders import PickleCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from detections.api import Detection, DetectionContext, Entities, Inventory, where_mask
+from detections.api import (
+    Detection,
+    DetectionContext,
+    Entities,
+    Inventory,
+    KeyState,
+    resolve_kinds,
+    resolve_where,
+    where_mask,
+)
 from detections.registry import load_registry
 from pipelines.config import Config, DetectionSettings
 from transforms.model import Evidence, Finding, sha256_text
@@ -45,32 +64,120 @@ class Detector:
             if not settings.enabled:
                 continue
             params = {**det.meta.params, **settings.params}
-            self.active.append((det, DetectionContext(cfg, inventory, params, settings)))
+            ctx = DetectionContext(cfg, inventory, params, settings)
+            prepare = det.fn("prepare")
+            if prepare is not None:
+                ctx.params.update(prepare(ctx))
+            self.active.append((det, ctx))
+        self.where = {
+            det.meta.id: resolve_kinds(resolve_where(det.meta.where, ctx.params), inventory)
+            for det, ctx in self.active
+        }
+        self.by_id = {det.meta.id: (det, ctx) for det, ctx in self.active}
 
     def detect(self, table: pa.Table) -> list[Finding]:
-        """All findings in one batch, merged per (detection, dedup key)."""
+        """All findings of the row detections in one batch, merged per (detection, dedup key)."""
+        return self.scan(table)[0]
+
+    def scan(self, table: pa.Table) -> tuple[list[Finding], list[tuple[str, dict[str, Any]]]]:
+        """Row findings (merged) and the stateful detections' keyed candidates:
+        ``("<detection id>\x1f<key>", event)`` pairs."""
         if table.num_rows == 0:
-            return []
+            return [], []
         hits: list[Finding] = []
+        keyed: list[tuple[str, dict[str, Any]]] = []
+        cache: dict[str, Any] = {}  # condition masks shared by the detections on this batch
         for det, ctx in self.active:
-            kinds_mask = pc.is_in(table.column("kind"), value_set=pa.array(det.meta.kinds))
-            mask = pc.and_(pc.fill_null(kinds_mask, False), where_mask(table, det.meta.where))
-            candidates = table.filter(mask)
+            kinds = where_mask(table, {"kind": {"in": list(det.meta.kinds)}}, cache)
+            mask = pc.and_(kinds, where_mask(table, self.where[det.meta.id], cache))
+            if det.stateful is not None and det.meta.distinct:
+                candidates = first_per_distinct(table, det.meta.distinct, mask)
+            else:
+                candidates = table.filter(mask)
             if candidates.num_rows == 0:
                 continue
             for event in candidates.to_pylist():
                 if isinstance(event.get("attrs"), list):
                     event["attrs"] = dict(event["attrs"])
+                if det.stateful is not None:
+                    if ctx.allowlisted(event):
+                        continue
+                    key = det.stateful.key(event, ctx)
+                    if key is not None:
+                        keyed.append((f"{det.meta.id}\x1f{key}", _compact(event)))
+                    continue
                 finding = hit(det, ctx, event)
                 if finding is not None:
                     hits.append(finding)
-        return merge_all(hits)
+        return merge_all(hits), keyed
+
+    def advance(self, state_key: str, state: KeyState, events: list[dict[str, Any]],
+                until: float | None) -> list[Finding]:
+        """Run one stateful key forward: its pending ``events`` (any order) and its timer,
+        in event-time order, up to ``until`` (epoch seconds; None: the end of input).
+        ``state`` is updated in place; the caller persists it."""
+        det_id, _ = state_key.split("\x1f", 1)
+        det, ctx = self.by_id[det_id]
+        assert det.stateful is not None
+        found: list[dict[str, Any]] = []
+        for event in sorted(events, key=lambda e: (e["time"], e.get("raw_ref") or "")):
+            t = event["time"].timestamp()
+            while state.timer is not None and state.timer <= t:
+                found += self._fire(det, ctx, state)
+            found += det.stateful.on_event(event, state, ctx)
+        while state.timer is not None and (until is None or state.timer <= until):
+            found += self._fire(det, ctx, state)
+        out = [f for e in found if (f := hit(det, ctx, e, check_rule=False)) is not None]
+        return merge_all(out)
+
+    @staticmethod
+    def _fire(det: Detection, ctx: DetectionContext, state: KeyState) -> list[dict[str, Any]]:
+        assert det.stateful is not None and state.timer is not None
+        fired = state.timer
+        state.timer = None
+        out = det.stateful.on_timer(dt.datetime.fromtimestamp(fired, dt.timezone.utc), state, ctx)
+        if state.timer is not None and state.timer <= fired:
+            raise ValueError(f"{det.meta.id}: on_timer must set its next timer after {fired}, got {state.timer}")
+        return out
+
+    def run_stateful(self, keyed: Iterable[tuple[str, dict[str, Any]]]) -> list[Finding]:
+        """Every stateful key run to the end of input (tests and ``detections test``)."""
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for k, e in keyed:
+            by_key.setdefault(k, []).append(e)
+        out: list[Finding] = []
+        for k in sorted(by_key):
+            out += self.advance(k, KeyState(), by_key[k], None)
+        return merge_all(out)
 
 
-def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any]) -> Finding | None:
+def _compact(event: dict[str, Any]) -> dict[str, Any]:
+    """A candidate as kept in keyed state: no null fields, and the raw text replaced by
+    its hash (all a finding keeps of it), so state stays small and cheap to commit."""
+    out = {k: v for k, v in event.items() if v is not None and k != "raw"}
+    out["raw_sha256"] = sha256_text(event.get("raw"))
+    return out
+
+
+def first_per_distinct(table: pa.Table, fields: tuple[str, ...], mask: Any = None) -> pa.Table:
+    """The earliest row (of those ``mask`` keeps) of each distinct ``fields`` tuple,
+    vectorized and touching only the key columns until the few kept rows are taken: a
+    first-seen detection needs one row per batch, however many repeats the batch holds."""
+    idx = pc.indices_nonzero(mask) if mask is not None else pa.array(range(table.num_rows), pa.uint64())
+    keys = table.select(["time", *fields]).take(idx)
+    order = pc.sort_indices(keys, sort_keys=[("time", "ascending")])
+    keys, idx = keys.take(order), pc.take(idx, order)
+    key = pc.binary_join_element_wise(
+        *[pc.fill_null(pc.cast(keys.column(f), pa.string()), "") for f in fields], "\x1f"
+    )
+    firsts = pc.index_in(pc.unique(key), value_set=key)
+    return table.take(pc.take(idx, firsts))
+
+
+def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule: bool = True) -> Finding | None:
     """Apply one detection to one candidate event; a Finding (count 1) or None."""
     rule = det.fn("rule")
-    if rule is not None and not rule(event, ctx):
+    if check_rule and rule is not None and not rule(event, ctx):
         return None
     if ctx.allowlisted(event):
         return None
@@ -86,7 +193,7 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any]) -> Finding
     when = rfc3339(event["time"])
     evidence = Evidence(
         raw_ref=event.get("raw_ref") or "",
-        sha256=sha256_text(event.get("raw")),
+        sha256=event.get("raw_sha256") or sha256_text(event.get("raw")),
         time=when,
         fields=_key_fields(event, extra),
     )
@@ -180,8 +287,12 @@ def _seconds(ts: str) -> float:
     return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
+CANDIDATES = "candidates"
+
+
 class _DetectFn(beam.DoFn):
-    """Enrich a batch, run the detections, emit findings timestamped by event time."""
+    """Enrich a batch, run the detections, emit findings timestamped by event time and the
+    stateful detections' keyed candidates on the ``candidates`` output."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -193,16 +304,133 @@ class _DetectFn(beam.DoFn):
         self.detector = Detector(self.cfg)
 
     def process(self, table: pa.Table) -> Iterator[Any]:
-        for f in self.detector.detect(self.enrich(table)):
+        findings, keyed = self.detector.scan(self.enrich(table))
+        for f in findings:
             yield beam.window.TimestampedValue(f, Timestamp.of(_seconds(f.last_seen)))
+        for k, event in keyed:
+            yield beam.pvalue.TaggedOutput(
+                CANDIDATES, beam.window.TimestampedValue((k, event), Timestamp.of(event["time"].timestamp()))
+            )
+
+
+#: Beam keys per stateful detection. Candidates are few (only ``where:`` hits), so one
+#: Beam key (one state cell, one commit per timer round) per detection holds all its
+#: logical keys; raise this to spread a detection with very many keys over workers.
+STATE_SHARDS = 1
+
+
+def _beam_key(state_key: str) -> str:
+    det_id, key = state_key.split("\x1f", 1)
+    return f"{det_id}\x1f{zlib.crc32(key.encode()) % STATE_SHARDS}"
+
+
+@dataclass
+class _Pending:
+    """One Beam key's state, in one cell (one read and one commit per bundle): candidates
+    waiting for the watermark as (logical key, event), the flush timer's time, and each
+    logical key's ``KeyState``."""
+
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    flush_at: float = float("inf")
+    keys: dict[str, KeyState] = field(default_factory=dict)
+
+
+class _StatefulFn(beam.DoFn):
+    """Keyed by detection (and shard): pending candidates wait until the watermark passes
+    their event time, then go to the detection per logical key in event-time order; each
+    logical key's ``KeyState`` (data + its own timer) is kept between firings."""
+
+    STATE = ReadModifyWriteStateSpec("state", PickleCoder())
+    FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        self.detector = Detector(self.cfg)
+
+    def process(
+        self,
+        element: tuple[str, tuple[str, dict[str, Any]]],
+        state: Any = beam.DoFn.StateParam(STATE),
+        flush: Any = beam.DoFn.TimerParam(FLUSH),
+    ) -> Iterator[Any]:
+        _, (state_key, event) = element
+        st: _Pending = state.read() or _Pending()
+        st.events.append((state_key, event))
+        t = event["time"].timestamp()
+        # Only an earlier event moves the flush timer, so a busy key's flush is never
+        # postponed by newer events.
+        if t < st.flush_at:
+            st.flush_at = t
+            flush.set(_ms_ceil(t))
+        state.write(st)
+        return iter(())
+
+    @on_timer(FLUSH)
+    def on_flush(
+        self,
+        fire_ts: Any = beam.DoFn.TimestampParam,
+        state: Any = beam.DoFn.StateParam(STATE),
+        flush: Any = beam.DoFn.TimerParam(FLUSH),
+    ) -> Iterator[Any]:
+        until = fire_ts.micros / 1e6
+        st: _Pending = state.read() or _Pending()
+        ready: dict[str, list[dict[str, Any]]] = {}
+        rest = []
+        for k, e in st.events:
+            if e["time"].timestamp() <= until:
+                ready.setdefault(k, []).append(e)
+            else:
+                rest.append((k, e))
+        st.events = rest
+        found: list[Finding] = []
+        due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
+        for k in sorted(set(ready) | set(due)):
+            ks = st.keys.setdefault(k, KeyState())
+            found += self.detector.advance(k, ks, ready.get(k, []), until)
+            if not ks.data and ks.timer is None:
+                del st.keys[k]  # nothing left to remember
+        # Next flush: when the watermark passes the *latest* pending event, so a batch run
+        # needs two or three timer rounds, not one per distinct event time (events arriving
+        # meanwhile with earlier times pull the timer back, see ``process``). Detection
+        # timers fire in order inside ``advance``; they need a flush of their own only when
+        # nothing is pending.
+        timers = [ks.timer for ks in st.keys.values() if ks.timer is not None]
+        nxt = max(e["time"].timestamp() for _, e in rest) if rest else min(timers, default=None)
+        st.flush_at = float("inf")
+        if nxt is not None:
+            st.flush_at = max(nxt, until)
+            flush.set(_ms_ceil(st.flush_at))
+        state.write(st)
+        for f in found:
+            # Stamped with the firing time: never behind this stage's watermark hold.
+            yield beam.window.TimestampedValue(f, fire_ts)
+
+
+def _ms_ceil(seconds: float) -> Timestamp:
+    """Runners keep timers in milliseconds; round up so a timer never fires before its
+    events are due (rounding down would re-arm it at the same instant forever)."""
+    micros = round(seconds * 1_000_000)
+    return Timestamp(micros=-(-micros // 1000) * 1000)
 
 
 class DetectFindings(beam.PTransform):
-    """Event batches → findings (only hits leave this stage)."""
+    """Event batches → findings (only hits leave this stage; stateful detections' candidate
+    rows go through a keyed stateful stage first)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return batches | "Enrich and detect" >> beam.ParDo(_DetectFn(self.cfg))
+        out = batches | "Enrich and detect" >> beam.ParDo(_DetectFn(self.cfg)).with_outputs(
+            CANDIDATES, main="findings"
+        )
+        stateful = (
+            out[CANDIDATES]
+            | "Key stateful candidates"
+            >> beam.Map(lambda kv: (_beam_key(kv[0]), kv)).with_output_types(tuple[str, Any])
+            | "Stateful detections" >> beam.ParDo(_StatefulFn(self.cfg))
+        )
+        return (out.findings, stateful) | "All findings" >> beam.Flatten()

@@ -21,17 +21,45 @@ def incident_json(incident: Incident) -> str:
 
 
 class _WriteBundleFn(beam.DoFn):
+    """One bundle per sharing profile: the first profile in ``stix/``, others in ``stix-<name>/``.
+
+    Emits ``(profile name, (grouping id, modified, name))`` for the run-level report. The
+    export secret is read on the worker (``setup``), so it never travels in the pipeline graph.
+    """
+
     def __init__(self, cfg: Config, out_dir: str):
         self.cfg = cfg
         self.out_dir = out_dir
+        self.secret: bytes | None = None
 
-    def process(self, incident: Incident) -> Iterator[str]:
+    def setup(self) -> None:
+        from stix_export.redact import load_secret
+
+        self.secret = load_secret(self.cfg)
+
+    def process(self, incident: Incident) -> Iterator[tuple[str, tuple[str, str, str]]]:
         from stix_export.bundle import incident_bundle
-        from stix_export.writer import write_bundle
+        from stix_export.report import grouping_of
+        from stix_export.writer import profile_dir_name, write_bundle
 
         if incident.severity < self.cfg.export.min_severity:
             return
-        yield write_bundle(incident_bundle(incident, self.cfg), self.out_dir)
+        profiles = self.cfg.export.effective_profiles()
+        for profile in profiles:
+            bundle = incident_bundle(incident, self.cfg, profile, self.secret)
+            write_bundle(bundle, self.out_dir, profile_dir_name(profile.name, profiles[0].name))
+            yield profile.name, grouping_of(bundle)
+
+
+def _write_reports(rows: list[tuple[str, tuple[str, str, str]]], cfg: Config, out_dir: str) -> None:
+    """``reports/<profile>.json``: the run-level report bundle of each profile."""
+    from stix_export.report import run_report_bundle
+    from stix_export.writer import write_json
+
+    for profile in cfg.export.effective_profiles():
+        bundle = run_report_bundle(cfg, profile, [g for name, g in rows if name == profile.name])
+        if bundle is not None:
+            write_json(bundle, os.path.join(out_dir, "reports", f"{profile.name}.json"))
 
 
 def _write_sorted_lines(lines: list[str], path: str) -> None:
@@ -44,7 +72,8 @@ def _write_sorted_lines(lines: list[str], path: str) -> None:
 
 
 class ExportIncidents(beam.PTransform):
-    """Incidents → STIX bundles under ``stix/`` plus sorted ``incidents.jsonl``/``findings.jsonl``."""
+    """Incidents → STIX bundles per sharing profile (``stix/``, ``stix-<profile>/``, optional
+    ``reports/<profile>.json``) plus sorted ``incidents.jsonl``/``findings.jsonl``."""
 
     def __init__(self, cfg: Config, out_dir: str):
         super().__init__()
@@ -63,7 +92,16 @@ class ExportIncidents(beam.PTransform):
         ) | "Collect findings" >> beam.combiners.ToList() | "Write findings.jsonl" >> beam.Map(
             lambda rows: _write_sorted_lines([r for *_, r in sorted(rows)], os.path.join(out, "findings.jsonl"))
         )
-        return incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, out))
+        from stix_export.redact import load_secret
+
+        load_secret(self.cfg)  # fail before the run, not in a worker, when a needed secret is missing
+        written = incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, out))
+        if self.cfg.export.report:
+            cfg = self.cfg
+            written | "Collect groupings" >> beam.combiners.ToList() | "Write run reports" >> beam.Map(
+                _write_reports, cfg, out
+            )
+        return written
 
 
 class WriteDeadLetters(beam.PTransform):

@@ -28,6 +28,7 @@ class InputFile:
     format: str
     path: str
     timezone: str = "UTC"
+    mapping: str | None = None  # a mapped source's mapping block, as JSON
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def parse_file(item: InputFile) -> Iterator[Any]:
     failure itself is one dead-lettered record naming where reading stopped.
     """
     parser = PARSERS[item.format]
-    ctx = ParseContext(item.source, item.timezone)
+    ctx = ParseContext(item.source, item.timezone, item.mapping)
     counts = Counts(files=1)
     next_line = 1
     try:
@@ -61,6 +62,14 @@ def parse_file(item: InputFile) -> Iterator[Any]:
         for block in iter_blocks(item.source, item.path):
             result = parser.parse_block(block, state, ctx)
             next_line = block.first_line + len(block.lines)
+            counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters))
+            if result.events.num_rows:
+                yield result.events
+            for dl in result.dead_letters:
+                yield ("dead", dl)
+        finish = getattr(parser, "finish_file", None)  # formats whose records span blocks
+        if finish is not None:
+            result = finish(state, ctx)
             counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters))
             if result.events.num_rows:
                 yield result.events

@@ -5,11 +5,19 @@ browse the internet in bursts that follow the working day (internet flows that a
 because the hosts are not OT), CMS/HMI/historian poll the crane PLCs over Modbus, the
 engineering workstations read *and write* PLC registers, every OT asset talks to NTP, and
 vendors connect over the VPN only inside their maintenance windows, reading (never writing)
-PLC registers from their tunnel address. Three things never happen in benign data:
+PLC registers from their tunnel address, sometimes after one or two failed logins, and
+engineers change parameters (within limits), modes and programs from their workstations
+inside maintenance windows. Things that never happen in benign data:
 
-* a vendor ``tunnel-up`` outside that vendor's maintenance windows,
+* a vendor ``tunnel-up`` outside that vendor's maintenance windows or from outside its
+  public network, or after more than two failed logins,
 * a crane PLC/CMS/HMI originating a flow outside its ``allowed_egress``,
-* a Modbus write to a crane PLC from anything but an engineering workstation.
+* a Modbus write to a crane PLC from anything but an engineering workstation, or a new
+  Modbus master (other than an engineering workstation or an in-window vendor tunnel)
+  after the first hour,
+* a safety parameter outside its limits, or a parameter, mode or program change outside a
+  maintenance window or from anything but an engineering workstation,
+* an external address reaching an OT service port.
 
 Times are integer microseconds since the epoch throughout.
 """
@@ -427,8 +435,9 @@ ALARMS = (
 
 def cms_events(rng: np.random.Generator, term: Terminal, start: int, end: int, n: int,
                windows: dict[str, list[tuple[int, int]]]) -> Parts:
-    """Routine CMS records: shift logins, alarms, and engineers' in-limit parameter changes
-    and mode changes during maintenance windows."""
+    """Routine CMS records: shift logins, alarms, and engineers' in-limit parameter changes,
+    mode changes and program backups/downloads from their workstations during maintenance
+    windows (the benign look-alikes of scenarios 5 and 6)."""
     out: list[dict[str, Any]] = []
     cranes = term.cranes
     ops = list(term.operators)
@@ -459,6 +468,14 @@ def cms_events(rng: np.random.Generator, term: Terminal, start: int, end: int, n
             out.append(_cms(b - 10 * MINUTE_US, c.id, "mode_change", controller=c.plc_id, user=eng,
                             source_ip=ews, parameter="mode", old_value="maintenance",
                             new_value="auto", result="success"))
+            if rng.random() < 0.6:
+                # A program change: back up the running program, download the new one.
+                t = int(rng.integers(a + 12 * MINUTE_US, b - 14 * MINUTE_US))
+                out.append(_cms(t, c.id, "program_upload", controller=c.plc_id, user=eng,
+                                source_ip=ews, result="success", message="backup before change"))
+                out.append(_cms(t + int(rng.integers(60, 120)) * US, c.id, "program_download",
+                                controller=c.plc_id, user=eng, source_ip=ews, result="success",
+                                message="block FB12 downloaded"))
             names = sorted(PARAMETER_LIMITS)
             for _ in range(int(rng.integers(2, 6))):
                 p = names[int(rng.integers(0, len(names)))]

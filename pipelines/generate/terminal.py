@@ -300,5 +300,29 @@ def config_dict(term: Terminal) -> dict[str, Any]:
         "maintenance_windows": [dict(w) for w in term.windows],
         "detections": {},
         "correlation": {"gap": "30m", "allowed_lateness": "1h"},
-        "export": {"tlp": "amber", "min_severity": 0},
+        "export": {
+            "tlp": "amber",
+            "min_severity": 0,
+            # Two sharing profiles: everything for the port's own SOC, a redacted set for the
+            # ISAC. The pseudonym/hash key is in DEMO_SECRET_FILE, written beside config.yaml.
+            "profiles": [
+                {"name": "internal", "tlp": "red"},
+                {"name": "isac", "tlp": "amber",
+                 "redaction": {"internal_addresses": "pseudonym", "accounts": "hash",
+                               "assets": "asset_kind", "evidence_paths": "drop"}},
+            ],
+            "secret_file": DEMO_SECRET_FILE,
+            "report": True,
+        },
     }
+
+
+#: The demo's export secret file (a real deployment uses its own secret; see docs/stix.md).
+DEMO_SECRET_FILE = "export.secret"
+
+
+def demo_secret(seed: int) -> str:
+    """A per-corpus demo secret, derived from the seed so a regenerated corpus is identical."""
+    import hashlib
+
+    return hashlib.sha256(f"cranewatch demo export secret {seed}".encode()).hexdigest() + "\n"

@@ -326,3 +326,215 @@ def valid_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- per-source time zones and text timestamps (line-at-a-time formats) -------------------
+
+_OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d\d):?(\d\d)$")
+_CTIME = re.compile(r"^(?:[A-Z][a-z]{2} )?([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d{1,6})?) (\d{4})$")
+_SYSLOG = re.compile(r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d{1,6})?)$")
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))}
+
+
+def tzinfo(name: str) -> dt.tzinfo:
+    """An IANA zone name, ``UTC`` or a fixed offset (``+0100``, ``-05:00``); ``ValueError``
+    when unknown. Cached."""
+    name = name.strip()
+    tz = _TZ_CACHE.get(name)
+    if tz is None:
+        tz = _TZ_CACHE[name] = _tzinfo(name)
+    return tz
+
+
+_TZ_CACHE: dict[str, dt.tzinfo] = {}
+
+
+def _tzinfo(name: str) -> dt.tzinfo:
+    import zoneinfo
+
+    if name in ("UTC", "Z", "GMT"):
+        return dt.timezone.utc
+    m = _OFFSET.match(name)
+    if m:
+        sign = -1 if m.group(1) == "-" else 1
+        return dt.timezone(sign * dt.timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+#: Integer epoch digit counts → divisor to microseconds (negative: multiplier).
+_EPOCH_SCALE = {9: -1_000_000, 10: -1_000_000, 12: -1000, 13: -1000, 15: 1, 16: 1, 18: 1000, 19: 1000}
+
+
+def epoch_digits_to_us(text: str) -> int | None:
+    """Epoch text: an integer in seconds, ms, µs or ns told apart by digit count
+    (9-10 / 12-13 / 15-16 / 18-19 digits, i.e. 2001 to 2286), or decimal seconds."""
+    text = text.strip()
+    if text.isdigit():
+        scale = _EPOCH_SCALE.get(len(text))
+        if scale is None:
+            return None
+        return int(text) * -scale if scale < 0 else int(text) // scale
+    return epoch_to_us(text) if _EPOCH.match(text) else None
+
+
+def local_to_us(t: dt.datetime, tz: dt.tzinfo) -> int:
+    """A naive wall-clock time in ``tz`` (a per-source setting) to epoch µs."""
+    return dt_to_us(t.replace(tzinfo=tz) if t.tzinfo is None else t)
+
+
+def ctime_to_us(text: str, tz: dt.tzinfo) -> int | None:
+    """C ``ctime()`` text (``Thu Jun 18 04:23:03 2015``, day space-padded) in ``tz``."""
+    m = _CTIME.match(text.strip())
+    if not m or m.group(1) not in _MONTHS:
+        return None
+    try:
+        t = dt.datetime.strptime(f"{m.group(4)}-{_MONTHS[m.group(1)]}-{m.group(2)} {m.group(3)}",
+                                 "%Y-%m-%d %H:%M:%S" + (".%f" if "." in m.group(3) else ""))
+    except ValueError:
+        return None
+    return local_to_us(t, tz)
+
+
+def syslog_to_us(text: str, tz: dt.tzinfo, year: int) -> int | None:
+    """RFC 3164 syslog time (``Nov 20 08:15:02``, no year) in ``tz`` and the given year."""
+    m = _SYSLOG.match(text.strip())
+    if not m or m.group(1) not in _MONTHS:
+        return None
+    try:
+        t = dt.datetime.strptime(f"{year}-{_MONTHS[m.group(1)]}-{m.group(2)} {m.group(3)}",
+                                 "%Y-%m-%d %H:%M:%S" + (".%f" if "." in m.group(3) else ""))
+    except ValueError:
+        return None
+    return local_to_us(t, tz)
+
+
+def text_time_to_us(text: str, tz: dt.tzinfo) -> int | None:
+    """Any of: epoch s/ms/µs/ns, RFC 3339 / ISO 8601 (naive ones in ``tz``, ``T`` or space
+    between date and time, ``YYYY/MM/DD`` dates), or ctime text. None when unparseable."""
+    text = text.strip()
+    if not text:
+        return None
+    if text[0].isdigit() and (text.isdigit() or _EPOCH.match(text)):
+        return epoch_digits_to_us(text)
+    if len(text) >= 10 and text[4] == "/" and text[7] == "/":
+        text = text[:4] + "-" + text[5:7] + "-" + text[8:]
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    us = iso_to_us(text, tz)
+    if us is None:
+        us = ctime_to_us(text, tz)
+    return us
+
+
+# --- addresses ----------------------------------------------------------------------------
+
+_PROTO_PREFIX = re.compile(r"^(?:udp|tcp)[46]?(?:-server|-client)?:", re.I)
+
+
+def split_host_port(text: str) -> tuple[str, int | None] | None:
+    """``1.2.3.4:51234``, ``1.2.3.4``, ``[2001:db8::1]:443``, ``2001:db8::1``, OpenVPN's
+    ``[AF_INET]1.2.3.4:51234`` / ``[AF_INET6]2001:db8::1:1194`` / ``udp4:1.2.3.4:1194`` →
+    (address, port or None); None when it is not an address."""
+    text = _PROTO_PREFIX.sub("", text.strip(), count=1)
+    family = None
+    if text.startswith("[AF_INET6]"):
+        family, text = 6, text[len("[AF_INET6]"):]
+    elif text.startswith("[AF_INET]"):
+        family, text = 4, text[len("[AF_INET]"):]
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+        if rest and port is None:
+            return None
+    elif valid_ip(text) and not (family == 6 and text.count(":") >= 2 and _v6_with_port(text)):
+        return text, None
+    else:
+        host, _, port = text.rpartition(":")
+    if not host or not valid_ip(host):
+        return None
+    if port is None:
+        return host, None
+    if not port.isdigit() or int(port) > 65535:
+        return None
+    return host, int(port)
+
+
+def _v6_with_port(text: str) -> bool:
+    """OpenVPN writes ``[AF_INET6]addr:port`` without brackets: with 8 groups, or a ``::``
+    and a trailing group, the last group is the port when the rest is still an address."""
+    host, _, port = text.rpartition(":")
+    return port.isdigit() and len(port) <= 5 and "::" in text and valid_ip(host) and not host.endswith(":")
+
+
+def file_mtime(path: str) -> dt.datetime | None:
+    """The file's modification time (UTC), the reference for syslog times without a year."""
+    import os
+
+    try:
+        return dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.timezone.utc)
+    except OSError:
+        return None
+
+
+def syslog_year_to_us(text: str, tz: dt.tzinfo, reference: dt.datetime | None) -> int | None:
+    """RFC 3164 time without a year: the year that puts it at most a day after
+    ``reference`` (the file's mtime: a log is written before it is last modified), so a
+    December line in a file closed in January falls in the previous year."""
+    if reference is None:
+        return None
+    year = reference.year
+    us = syslog_to_us(text, tz, year)
+    if us is not None and us > dt_to_us(reference) + 86_400_000_000:
+        us = syslog_to_us(text, tz, year - 1)
+    return us
+
+
+def to_time_text(col: pa.Array | None, name: str, checks: Checks, tz: str = "UTC",
+                 required: bool = True) -> pa.Array:
+    """Time column of RFC 3339 / ISO 8601 text (Suricata's ``+0100`` offsets too; naive
+    values in the source's ``tz``) or epoch numbers, to UTC microseconds.
+
+    One Arrow cast when every value has an offset (the usual case), one cast plus
+    ``assume_timezone`` when none has; mixed or odd values go row by row."""
+    n = checks.n
+    if col is None or pa.types.is_null(col.type) or not pa.types.is_string(col.type):
+        return to_time(col, name, checks, required)
+    us = None
+    try:
+        us = pc.cast(col, TIME_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        try:
+            us = pc.assume_timezone(pc.cast(col, pa.timestamp("us")), timezone=tz).cast(TIME_TYPE)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            pass
+    if us is None:
+        try:
+            zone = tzinfo(tz)
+        except ValueError:
+            checks.add(np.ones(n, dtype=bool), lambda i: f"no usable timestamp: unknown time zone {tz!r}")
+            return pa.nulls(n, TIME_TYPE)
+        vals = [None if v is None else text_time_to_us(v, zone) for v in col.to_pylist()]
+        us = pa.array(vals, pa.int64()).cast(TIME_TYPE)
+    if required:
+        missing = _np_mask(pc.is_null(us))
+        checks.add(missing, lambda i: NO_TIME if col[i].as_py() in (None, "", "-")
+                   else f"no usable timestamp: invalid {name} {col[i].as_py()!r}")
+    return us
+
+
+#: IANA protocol numbers → the names Zeek and the event model use.
+IP_PROTOCOLS = {"1": "icmp", "2": "igmp", "6": "tcp", "17": "udp", "41": "ipv6", "47": "gre", "50": "esp",
+                "51": "ah", "58": "icmp6", "89": "ospf", "132": "sctp"}
+
+
+def proto_names(col: pa.Array) -> pa.Array:
+    """Protocol column as lower-case names: numbers through ``IP_PROTOCOLS`` (unknown
+    numbers stay numbers), names (``TCP``, ``ICMP6``) lower-cased and trimmed."""
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(col if pa.types.is_string(col.type) else pc.cast(col, pa.string())))
+    keys = pa.array(list(IP_PROTOCOLS), pa.string())
+    named = pa.array(list(IP_PROTOCOLS.values()), pa.string()).take(pc.index_in(text, value_set=keys))
+    return pc.coalesce(named, text)

@@ -28,13 +28,18 @@ class ParseResult:
 class ParseContext:
     source: str
     timezone: str = "UTC"  # for formats whose timestamps carry no offset
+    mapping: str | None = None  # csv_mapped/jsonl_mapped/parquet: the source's mapping block as JSON
 
 
 class Parser(Protocol):
     name: str  # registry key used in config ``format:``
-    kind: str  # flow | ot | remote_access | auth
+    kind: str  # flow | ot | remote_access | auth; "mapped" when the source's mapping: block sets it
     description: str
 
     def new_file_state(self, path: str) -> Any: ...
 
     def parse_block(self, block: Block, state: Any, ctx: ParseContext) -> ParseResult: ...
+
+    # Optional, for formats whose records may span blocks (nfdump's pretty-printed JSON):
+    # ``finish_file(state, ctx) -> ParseResult`` is called after the last block and
+    # accounts for whatever the state still holds (a record cut off at the end of file).

@@ -1,0 +1,87 @@
+"""The run-level ``report`` bundle (``export.report: true``): one per sharing profile and run.
+
+It holds the profile's TLP marking, the producer identity and one ``report`` whose
+``object_refs`` are the ``grouping`` ids of every incident bundle the run wrote for that
+profile, so a receiver can take a run as one unit. The groupings themselves are in the
+incident bundles beside it (a report may reference objects it does not carry; the strict
+validator's ``enforce_refs`` only checks relationships).
+
+Deterministic like the incident bundles: the id hashes the profile and the sorted grouping
+ids, and every time is the latest ``modified`` among the groupings, never wall-clock time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Iterable
+
+from stix_export import tlp
+from stix_export.bundle import PRODUCER_DATE
+from stix_export.ids import deterministic_id
+
+if TYPE_CHECKING:
+    from pipelines.config import Config, SharingProfile
+
+
+def _instant(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def producer_identity(cfg: Config, markings: list[str]) -> dict[str, Any]:
+    """The producer identity, exactly as every incident bundle carries it."""
+    producer_id = deterministic_id("identity", cfg.site.name)
+    return {
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": producer_id,
+        "created_by_ref": producer_id,
+        "created": PRODUCER_DATE,
+        "modified": PRODUCER_DATE,
+        "name": cfg.site.name,
+        "identity_class": "organization",
+        "sectors": ["transportation"],
+        "object_marking_refs": list(markings),
+    }
+
+
+def grouping_of(bundle: dict[str, Any]) -> tuple[str, str, str]:
+    """(grouping id, modified, name) of an incident bundle, for ``run_report_bundle``."""
+    g = next(o for o in bundle["objects"] if o["type"] == "grouping")
+    return g["id"], g["modified"], g["name"]
+
+
+def run_report_bundle(
+    cfg: Config, profile: SharingProfile, groupings: Iterable[tuple[str, str, str]]
+) -> dict[str, Any] | None:
+    """The report bundle for one profile's groupings, or None when the run wrote none."""
+    rows = sorted(set(groupings))
+    if not rows:
+        return None
+    marking = tlp.tlp_marking(profile.tlp)
+    identity = producer_identity(cfg, [marking["id"]])
+    latest = max((m for _, m, _ in rows), key=_instant)
+    refs = [gid for gid, _, _ in rows]
+    report_id = deterministic_id("report", "run", profile.name, *refs)
+    titles = "; ".join(dict.fromkeys(name for *_, name in rows))
+    report = {
+        "type": "report",
+        "spec_version": "2.1",
+        "id": report_id,
+        "created_by_ref": identity["id"],
+        "created": latest,
+        "modified": latest,
+        "published": latest,
+        "name": f"cranewatch run at {cfg.site.name}: {len(refs)} crane OT incident(s)",
+        "description": (
+            f"Incidents correlated by cranewatch at {cfg.site.name} (terminal {cfg.site.terminal}), "
+            f"sharing profile {profile.name}, latest activity {latest}: {titles}. Each referenced grouping "
+            "is in its own incident bundle."
+        ),
+        "report_types": ["threat-report"],
+        "object_refs": refs,
+        "object_marking_refs": [marking["id"]],
+    }
+    return {
+        "type": "bundle",
+        "id": deterministic_id("bundle", "run-report", report_id, latest),
+        "objects": [marking, identity, report],
+    }

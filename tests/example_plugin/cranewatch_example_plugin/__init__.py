@@ -1,0 +1,1 @@
+"""Example third-party cranewatch detections (installed by `make test`)."""

@@ -1,0 +1,77 @@
+"""Discovery (built-ins and the entry-point group) and load-time checks of detection YAML."""
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from detections.registry import ENTRY_POINT_GROUP, DetectionError, load_meta, load_registry
+from detections.testing import run_case
+
+EXAMPLE = "example_cms_remote_command"
+
+
+def test_example_plugin_is_found_through_the_entry_point_group() -> None:
+    names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    assert EXAMPLE in names, (
+        "tests/example_plugin is not installed; `make test` installs it "
+        "(pip install -e '.[test]' -e tests/example_plugin)"
+    )
+    det = load_registry()[EXAMPLE]
+    assert det.module.__name__ == f"cranewatch_example_plugin.{EXAMPLE}"
+    assert "tests/example_plugin" in Path(det.meta.path).as_posix()
+    results = [len(run_case(det, case)) == case.expect for case in det.meta.tests]
+    assert results and all(results)
+
+
+def test_builtins_are_found_and_have_their_yaml() -> None:
+    registry = load_registry()
+    builtin = Path(__file__).resolve().parents[1] / "detections" / "builtin"
+    assert {p.stem for p in builtin.glob("*.yml")} <= set(registry)
+    stateful = {i for i, d in registry.items() if d.stateful is not None}
+    assert {"vpn_failed_logins_then_success", "vpn_concurrent_sessions", "modbus_new_master", "ot_beaconing"} <= stateful
+
+
+def _yml(tmp_path: Path, name: str, body: str) -> Path:
+    p = tmp_path / f"{name}.yml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+BASE = """\
+    id: {id}
+    title: t
+    description: d
+    severity: 50
+    stage: command
+    techniques: {techniques}
+    kinds: [ot]
+    where: {where}
+    params: {{ports: [502]}}
+"""
+
+
+def test_unknown_technique_is_rejected_at_load(tmp_path: Path) -> None:
+    p = _yml(tmp_path, "bad_tech", BASE.format(id="bad_tech", techniques="[T0886, T9999]", where="{kind: ot}"))
+    with pytest.raises(DetectionError) as exc:
+        load_meta(p)
+    msg = str(exc.value)
+    assert str(p) in msg and "techniques[1]" in msg and "T9999" in msg
+
+
+def test_revoked_technique_is_accepted(tmp_path: Path) -> None:
+    # T0855 is revoked in ATT&CK v19; it still resolves (to its replacement) at export.
+    p = _yml(tmp_path, "old_tech", BASE.format(id="old_tech", techniques="[T0855]", where="{kind: ot}"))
+    assert load_meta(p).techniques == ("T0855",)
+
+
+def test_where_parameter_reference_must_be_declared(tmp_path: Path) -> None:
+    p = _yml(tmp_path, "bad_ref", BASE.format(id="bad_ref", techniques="[T0886]",
+                                                where="{dst_port: {in: $port_list}}"))
+    with pytest.raises(DetectionError) as exc:
+        load_meta(p)
+    assert "where.dst_port.in" in str(exc.value) and "$port_list" in str(exc.value)
+    ok = _yml(tmp_path, "good_ref", BASE.format(id="good_ref", techniques="[T0886]", where="{dst_port: {in: $ports}}"))
+    assert load_meta(ok).where == {"dst_port": {"in": "$ports"}}
