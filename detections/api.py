@@ -310,3 +310,34 @@ def _condition(col: Any, cond: Any) -> Any:
             raise ValueError(f"unknown condition {op!r}")
         out = m if out is None else pc.and_(out, m)
     return out
+
+
+# Two entity shapes most network detections share; a module names one, e.g.
+# ``from detections.api import inbound_dedup as dedup, inbound_entities as entities``.
+
+
+def _endpoints(event: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(a for a in (event.get("src_ip"), event.get("dst_ip")) if a)
+
+
+def inbound_entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
+    """Traffic aimed at an inventoried asset (a command, an inbound connection): the finding
+    is about the destination asset and links by it and by the source address, so the
+    commands of one remote session meet the session's own finding."""
+    asset = event.get("dst_asset")
+    return Entities(asset, _endpoints(event), (), (f"asset:{asset}", f"ip:{event.get('src_ip')}"))
+
+
+def inbound_dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
+    return f"{event.get('src_ip')}|{event.get('dst_asset')}"
+
+
+def outbound_entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
+    """Traffic leaving an inventoried asset (egress, uploads, beacons): the finding is about
+    the source asset and links by it and by the outside address it reached."""
+    asset = event.get("src_asset")
+    return Entities(asset, _endpoints(event), (), (f"asset:{asset}", f"ip:{event.get('dst_ip')}"))
+
+
+def outbound_dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
+    return f"{event.get('src_asset')}|{event.get('dst_ip')}"

@@ -29,7 +29,7 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.detect import _seconds, merge_all, stable_id
+from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
 from transforms.model import Finding, Incident, severity_label
 
 STAGE_ORDER = {"recon": 0, "access": 1, "command": 2, "impact": 3, "exfiltration": 4, "other": 5}
@@ -106,11 +106,8 @@ def _ts(rfc3339: str) -> Timestamp:
 
 
 def _close_time(latest_seconds: float, gap: float) -> Timestamp:
-    """When to close: latest + gap, rounded *up* to the millisecond, because runners
-    (FnApiRunner, Flink) keep timers in milliseconds; rounding down would fire the timer
-    before the incident is due and re-arm it at the same instant forever."""
-    micros = round((latest_seconds + gap) * 1_000_000)
-    return Timestamp(micros=-(-micros // 1000) * 1000)
+    """When to close: latest finding + gap, rounded up to the runner's millisecond timers."""
+    return ms_ceil(latest_seconds + gap)
 
 
 def _latest(values: Iterable[float]) -> float:

@@ -363,7 +363,7 @@ class _StatefulFn(beam.DoFn):
         # postponed by newer events.
         if t < st.flush_at:
             st.flush_at = t
-            flush.set(_ms_ceil(t))
+            flush.set(ms_ceil(t))
         state.write(st)
         return iter(())
 
@@ -401,14 +401,14 @@ class _StatefulFn(beam.DoFn):
         st.flush_at = float("inf")
         if nxt is not None:
             st.flush_at = max(nxt, until)
-            flush.set(_ms_ceil(st.flush_at))
+            flush.set(ms_ceil(st.flush_at))
         state.write(st)
         for f in found:
             # Stamped with the firing time: never behind this stage's watermark hold.
             yield beam.window.TimestampedValue(f, fire_ts)
 
 
-def _ms_ceil(seconds: float) -> Timestamp:
+def ms_ceil(seconds: float) -> Timestamp:
     """Runners keep timers in milliseconds; round up so a timer never fires before its
     events are due (rounding down would re-arm it at the same instant forever)."""
     micros = round(seconds * 1_000_000)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from detections.api import DetectionContext, Entities, KeyState, StatefulDetection, duration_seconds
+from detections.api import DetectionContext, KeyState, StatefulDetection, duration_seconds
+# The finding's dedup key and entities: the shared inbound shape (see detections/api.py).
+from detections.api import inbound_dedup as dedup, inbound_entities as entities  # noqa: F401
 
 
 class FirstSeenMaster(StatefulDetection):
@@ -45,20 +47,6 @@ def _expected(event: dict[str, Any], ctx: DetectionContext) -> bool:
 
 def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     return f"New Modbus master {event.get('src_ip')} → {event.get('dst_asset')} after the learning period"
-
-
-def dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
-    return f"{event.get('src_ip')}|{event.get('dst_asset')}"
-
-
-def entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
-    asset = event.get("dst_asset")
-    return Entities(
-        asset,
-        tuple(a for a in (event.get("src_ip"), event.get("dst_ip")) if a),
-        (),
-        (f"asset:{asset}", f"ip:{event.get('src_ip')}"),
-    )
 
 
 def context(event: dict[str, Any], ctx: DetectionContext) -> dict[str, Any]:

@@ -7,7 +7,9 @@ import datetime as dt
 import statistics
 from typing import Any
 
-from detections.api import DetectionContext, Entities, KeyState, StatefulDetection, duration_seconds
+from detections.api import DetectionContext, KeyState, StatefulDetection, duration_seconds
+# The finding's dedup key and entities: the shared outbound shape (see detections/api.py).
+from detections.api import outbound_dedup as dedup, outbound_entities as entities  # noqa: F401
 
 
 class Beaconing(StatefulDetection):
@@ -42,11 +44,3 @@ def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     return f"{event.get('src_asset')} beacons to {event.get('dst_ip')}:{event.get('dst_port')} at regular intervals"
 
 
-def dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
-    return f"{event.get('src_asset')}|{event.get('dst_ip')}"
-
-
-def entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
-    asset = event.get("src_asset")
-    return Entities(asset, tuple(a for a in (event.get("src_ip"), event.get("dst_ip")) if a), (),
-                    (f"asset:{asset}", f"ip:{event.get('dst_ip')}"))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.api import DetectionContext, Entities
+from detections.api import DetectionContext
+# The finding's dedup key and entities: the shared outbound shape (see detections/api.py).
+from detections.api import outbound_dedup as dedup, outbound_entities as entities  # noqa: F401
 
 
 def rule(event: dict[str, Any], ctx: DetectionContext) -> bool:
@@ -15,20 +17,6 @@ def rule(event: dict[str, Any], ctx: DetectionContext) -> bool:
 def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     mb = (event.get("bytes_out") or 0) / 1e6
     return f"{event.get('src_asset')} uploaded {mb:.0f} MB to external {event.get('dst_ip')}:{event.get('dst_port')}"
-
-
-def dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
-    return f"{event.get('src_asset')}|{event.get('dst_ip')}"
-
-
-def entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
-    asset = event.get("src_asset")
-    return Entities(
-        asset,
-        tuple(a for a in (event.get("src_ip"), event.get("dst_ip")) if a),
-        (),
-        (f"asset:{asset}", f"ip:{event.get('dst_ip')}"),
-    )
 
 
 def context(event: dict[str, Any], ctx: DetectionContext) -> dict[str, Any]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.api import DetectionContext, Entities
+from detections.api import DetectionContext
+# The finding's dedup key and entities: the shared inbound shape (see detections/api.py).
+from detections.api import inbound_dedup as dedup, inbound_entities as entities  # noqa: F401
 
 
 def rule(event: dict[str, Any], ctx: DetectionContext) -> bool:
@@ -13,20 +15,6 @@ def rule(event: dict[str, Any], ctx: DetectionContext) -> bool:
 
 def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     return f"External {event.get('src_ip')} reached OT service port {event.get('dst_port')} on {event.get('dst_asset')}"
-
-
-def dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
-    return f"{event.get('src_ip')}|{event.get('dst_asset')}"
-
-
-def entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
-    asset = event.get("dst_asset")
-    return Entities(
-        asset,
-        tuple(a for a in (event.get("src_ip"), event.get("dst_ip")) if a),
-        (),
-        (f"asset:{asset}", f"ip:{event.get('src_ip')}"),
-    )
 
 
 def context(event: dict[str, Any], ctx: DetectionContext) -> dict[str, Any]:
