@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--events", type=int, default=20000, help="number of log records (default 20000)")
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--formats", default="", help="write remote-access/flow logs in these formats instead "
-                   "(comma-separated: globalprotect, openvpn_log, remote_access_jsonl, suricata_eve, nfdump_csv)")
+                   "(comma-separated: globalprotect, openvpn_log, openvpn_status, remote_access_jsonl, "
+                   "windows_security; suricata_eve, nfdump_csv, nfdump_json)")
+    g.add_argument("--benign-only", action="store_true",
+                   help="the same benign traffic with no planted scenario (truth.json lists none): a false-positive corpus")
 
     r = sub.add_parser("run", help="batch run over archived logs (Beam local runner)")
     r.add_argument("--config", required=True)
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().handlers[0].addFilter(lambda r: "apitools not found" not in r.getMessage())
     try:
         if args.command == "generate":
-            return _generate(args.out, args.events, args.seed, args.formats)
+            return _generate(args.out, args.events, args.seed, args.formats, benign_only=args.benign_only)
         if args.command == "run":
             return _run(args.config, args.output, beam_args, quiet=args.quiet)
         if args.command == "validate":
@@ -107,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _generate(out: str, events: int, seed: int, formats: str = "") -> int:
+def _generate(out: str, events: int, seed: int, formats: str = "", benign_only: bool = False) -> int:
     from pipelines.generate import generate
 
     if events < 1:
@@ -121,10 +124,11 @@ def _generate(out: str, events: int, seed: int, formats: str = "") -> int:
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    info = generate(out, events=events, seed=seed)
+    info = generate(out, events=events, seed=seed, benign_only=benign_only)
     if wanted:  # the remote-access/flow logs in other formats: pipelines/generate/extra_formats.py
         apply_formats(out, wanted)
-    print(f"wrote {info.get('events', events):,} records and {len(info.get('scenarios', []))} planted scenarios to {out}")
+    print(f"wrote {info.get('events', events):,} records and {len(info.get('scenarios', []))} planted scenarios"
+          f"{' (benign only)' if benign_only else ''} to {out}")
     return EXIT_OK
 
 

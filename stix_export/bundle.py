@@ -179,6 +179,10 @@ class _Builder:
         self.indicators: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
         self.relationships: dict[str, dict[str, Any]] = {}
+        # objects received from the ISAC (matched indicators, their creator identity and
+        # markings): shared as received, never rewritten, never re-created by the producer
+        self.received: dict[str, dict[str, Any]] = {}
+        self.received_meta: dict[str, dict[str, Any]] = {}
         # per-finding results
         self.finding_scos: dict[str, list[str]] = {}
         self.finding_addresses: dict[str, list[str]] = {}
@@ -377,6 +381,73 @@ class _Builder:
             )
         )
 
+    def add_intel_sightings(self, f: Finding) -> None:
+        """A threat-intel match: one sighting of each matched ISAC indicator, so the ISAC can
+        count who saw it. The indicator (and the identity and markings it references, when
+        they came with it) is included as received; see docs/stix.md "Sightings of ISAC
+        indicators"."""
+        ids = sorted({i for ev in f.evidence for i in (ev.fields.get("indicators") or ()) if isinstance(i, str)})
+        if not ids:
+            return
+        from stix_export.intel import load_for_config
+
+        store = load_for_config(self.cfg)
+        first, last = stix_time(f.first_seen), stix_time(f.last_seen)
+        observed = self.finding_observed.get(f.finding_id)
+        for ind_id in ids:
+            found = store.indicator_object(ind_id)
+            if found is None:  # not in the store as received: nothing the sighting could point at
+                continue
+            obj, related = found
+            copy = self._received_copy(obj, {r["id"]: r for r in related})
+            if copy is None:  # marked more restrictively than this profile shares
+                continue
+            name = obj.get("name") or ind_id
+            self.sightings.append(
+                self._sdo(
+                    "sighting",
+                    ("finding", f.finding_id, "intel", ind_id),
+                    description=f"Match of threat-intel indicator '{name}' ({ind_id}). {self._finding_text(f)}",
+                    first_seen=first,
+                    last_seen=max(first, last, key=_instant),
+                    count=_count(f.count),
+                    sighting_of_ref=ind_id,
+                    observed_data_refs=[observed] if observed else None,
+                    where_sighted_refs=[self.producer_id],
+                    confidence=int(f.confidence),
+                )
+            )
+
+    def _received_copy(self, obj: dict[str, Any], related: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """Add a received object (and what it references) to the bundle; None if one of its
+        TLP markings is more restrictive than this profile's. References that cannot be
+        resolved inside the bundle (a creator identity or marking that did not come with the
+        indicator) are left out of the copy."""
+        if obj["id"] in self.received:
+            return self.received[obj["id"]]
+        limit = _TLP_RANK.get(tlp.tlp_marking_id(self.profile.tlp), 4)
+        refs = [r for r in obj.get("object_marking_refs", []) if isinstance(r, str)]
+        if any(_TLP_RANK.get(ref, -1) > limit for ref in refs):
+            return None
+        copy = {k: v for k, v in obj.items() if k not in ("created_by_ref", "object_marking_refs")}
+        markings: list[str] = []
+        for ref in refs:
+            marking = _known_marking(ref) or related.get(ref)
+            if marking is not None and marking.get("type") == "marking-definition":
+                self.received_meta.setdefault(ref, marking)
+                markings.append(ref)
+        if markings:
+            copy["object_marking_refs"] = markings
+        creator = related.get(obj.get("created_by_ref") or "")
+        if creator is not None and creator.get("type") == "identity":
+            # an identity usually names itself as creator; otherwise it is added first (and
+            # left out, with the reference, if its own marking is too restrictive)
+            others = {k: v for k, v in related.items() if k != obj["id"]}  # no creator cycles
+            if creator["id"] == obj["id"] or self._received_copy(creator, others) is not None:
+                copy["created_by_ref"] = creator["id"]
+        self.received[obj["id"]] = copy
+        return copy
+
     def add_infrastructure(self) -> None:
         inc = self.incident
         asset_ids = list(dict.fromkeys([*([inc.primary_asset] if inc.primary_asset else []), *inc.assets]))
@@ -531,17 +602,21 @@ class _Builder:
         for f in self.incident.findings:
             self.add_observed_data(f)
             self.add_sighting(f)
+            self.add_intel_sightings(f)
         self.add_infrastructure()
         self.add_indicators()
         self.add_incident()
+        meta_ids = {o["id"] for o in self.meta}
         objects = [
             *self.meta,
+            *(m for m in self.received_meta.values() if m["id"] not in meta_ids),
             *self.patterns.values(),
             *self.infrastructure,
             *self.observables.values(),
             *self.observations,
             *self.sightings,
             *self.indicators,
+            *(o for o in self.received.values() if o["id"] != self.producer_id),
             *self.incidents,
             *self.relationships.values(),
         ]
@@ -574,13 +649,15 @@ class _Builder:
         """
         rewriter = self.redactor.rewriter(self.incident)
         out = [
-            o if o["type"] in SHARED_TYPES or "created" not in o else rewriter.rewrite_object(o)
+            o if o["type"] in SHARED_TYPES or "created" not in o or o["id"] in self.received
+            else rewriter.rewrite_object(o)
             for o in objects
         ]
         # Shared objects are left out of the scan: their texts are fixed (ATT&CK names, the
         # site name) and a short asset id matching inside them must not stop the export.
         leaks = sorted({
-            hit for o in out if o["type"] not in SHARED_TYPES for text in strings(o, keys=False)
+            hit for o in out if o["type"] not in SHARED_TYPES and o["id"] not in self.received
+            for text in strings(o, keys=False)
             for hit in rewriter.found(text)
         })
         if leaks:
@@ -589,6 +666,28 @@ class _Builder:
                 f"{len(leaks)} redacted value(s) would remain in the bundle"
             )
         return out
+
+
+#: TLP marking-definition ids (2.0 from OASIS, 1.0 as stix2 ships them) -> restrictiveness,
+#: to keep a received object out of a bundle shared more widely than it was.
+_TLP_RANK = {
+    **{tlp.tlp_marking_id(level): rank for rank, level in enumerate(tlp.TLP_2_0)},
+    stix2.TLP_WHITE.id: 0,
+    stix2.TLP_GREEN.id: 1,
+    stix2.TLP_AMBER.id: 2,
+    stix2.TLP_RED.id: 4,
+}
+
+
+def _known_marking(ref: str) -> dict[str, Any] | None:
+    """The published object of a TLP marking-definition id (2.0 or 1.0), or None."""
+    for level, (marking_id, _) in tlp.TLP_2_0.items():
+        if ref == marking_id:
+            return tlp.tlp_marking(level)
+    for m in (stix2.TLP_WHITE, stix2.TLP_GREEN, stix2.TLP_AMBER, stix2.TLP_RED):
+        if ref == m.id:
+            return json.loads(m.serialize())
+    return None
 
 
 def incident_bundle(

@@ -181,8 +181,22 @@ class IntelStore:
         return sorted({self._hit(ind, key) for ind in self._domains.get(key, []) if self._active(ind, t)},
                       key=lambda h: h.indicator_id)
 
+    def indicator_object(self, indicator_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The indicator as received (the stored version) and the objects it references that
+        came with it (its creator identity, marking definitions), or None if the store does not
+        hold the received object (stores written before objects were kept)."""
+        ind = self.indicators.get(indicator_id)
+        if not ind or not ind.get("object"):
+            return None
+        return ind["object"], list(ind.get("related", []))
+
     def import_objects(self, objects: Iterable[dict[str, Any]], source: str) -> ImportReport:
         report = ImportReport()
+        objects = list(objects)
+        # identities and marking definitions of the same bundle, kept beside the indicators
+        # that reference them (a sighting of the indicator re-shares them with it)
+        by_id = {o["id"]: o for o in objects
+                 if isinstance(o, dict) and o.get("type") in ("identity", "marking-definition") and "id" in o}
         for obj in objects:
             if obj.get("type") != "indicator":
                 report.ignored_objects += 1
@@ -221,6 +235,8 @@ class IntelStore:
                 "modified": modified,
                 "revoked": False,
                 "source": source,
+                "object": obj,
+                "related": [by_id[r] for r in _refs_of(obj) if r in by_id],
             }
             report.stored += 1
         self._index()
@@ -234,6 +250,13 @@ class IntelStore:
         tmp.write_text(json.dumps(data, sort_keys=True, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
         return path
+
+
+def _refs_of(obj: dict[str, Any]) -> list[str]:
+    """The ids an object names in ``created_by_ref`` and ``object_marking_refs``, in order."""
+    refs = [obj["created_by_ref"]] if isinstance(obj.get("created_by_ref"), str) else []
+    refs += [r for r in obj.get("object_marking_refs", []) if isinstance(r, str)]
+    return list(dict.fromkeys(refs))
 
 
 def load_store(path: str | os.PathLike[str]) -> IntelStore:
@@ -280,3 +303,33 @@ def _merge(total: ImportReport, part: ImportReport) -> None:
     total.revoked += part.revoked
     total.unsupported += part.unsupported
     total.ignored_objects += part.ignored_objects
+
+
+_CONFIG_CACHE: dict[tuple[Any, ...], IntelStore] = {}
+
+
+def load_for_config(cfg: Any) -> IntelStore:
+    """What the threat-intel detection matches against for ``cfg``: the store at
+    ``intel.store`` plus the bundle files in ``detections.threat_intel_match.params.bundles``
+    (both relative to the config file). Cached per file set and modification time, so the
+    export can look up a matched indicator's received object for every incident cheaply.
+    Unsupported indicators in the bundle files are skipped here (the detection refuses them
+    when the run starts)."""
+    base = getattr(cfg, "base_dir", ".")
+
+    def full(p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(base, p)
+
+    settings = (getattr(cfg, "detections", None) or {}).get("threat_intel_match")
+    bundles = list((settings.params if settings is not None else {}).get("bundles", []))
+    paths = [full(cfg.intel.store), *(full(b) for b in bundles)]
+    key = tuple((p, os.stat(p).st_mtime_ns if os.path.exists(p) else None) for p in paths)
+    if key not in _CONFIG_CACHE:
+        store = load_store(paths[0])
+        for path in paths[1:]:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            store.import_objects(data.get("objects", []) if isinstance(data, dict) else data, os.path.basename(path))
+        _CONFIG_CACHE.clear()
+        _CONFIG_CACHE[key] = store
+    return _CONFIG_CACHE[key]

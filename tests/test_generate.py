@@ -136,7 +136,7 @@ def test_regenerating_over_a_bigger_corpus_leaves_no_stale_files(tmp_path: Path)
     generate(str(tmp_path), events=400_000, seed=1)
     info = generate(str(tmp_path), events=3000, seed=1)
     on_disk = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    assert on_disk == set(info["files"]) | {"config.yaml", "truth.json", "export.secret"}
+    assert on_disk == set(info["files"]) | {"config.yaml", "truth.json", "export.secret", "intel/isac-indicators.json"}
 
 
 def test_config_validates(corpus: Path) -> None:
@@ -163,7 +163,7 @@ def test_truth_lists_each_scenario_inside_the_corpus(corpus: Path, truth: dict[s
     cfg = load_cfg(corpus)
     assets = {a.id: a.kind for a in cfg.inventory.assets}
     start, end = parse_time(truth["start"]), parse_time(truth["end"])
-    assert {s["scenario"] for s in truth["scenarios"]} == set(range(1, 11))
+    assert {s["scenario"] for s in truth["scenarios"]} == set(range(1, 12))
     assert len({s["id"] for s in truth["scenarios"]}) == len(truth["scenarios"])
     from pipelines.generate.scenarios import EXPECTED, NEW_MASTER_KINDS
 
@@ -175,7 +175,7 @@ def test_truth_lists_each_scenario_inside_the_corpus(corpus: Path, truth: dict[s
         kind = s["id"][1:].split("-")[0]
         extra = ["modbus_new_master"] if kind in NEW_MASTER_KINDS and a - start >= dt.timedelta(minutes=70) else []
         assert s["expected_detections"] == EXPECTED[kind] + extra, s["id"]
-        assert (s["asset"] is None) == (s["scenario"] in (2, 3, 9)), s["id"]
+        assert (s["asset"] is None) == (s["scenario"] in (2, 3, 9, 11)), s["id"]
         if s["asset"]:
             assert assets[s["asset"]] in ({"crane_plc", "cms"} if s["scenario"] in (1, 10) else {"crane_plc"})
         for acct in s["accounts"]:
@@ -299,6 +299,28 @@ def test_planted_scenarios_are_in_the_data(corpus: Path, truth: dict[str, Any]) 
         if s["scenario"] == 1:
             out = [r for r in conns if r["id.orig_h"] == s["addresses"][0] and r["id.resp_h"] == s["addresses"][1]]
             assert len(out) >= 3, s["id"]
+        if s["scenario"] == 11:
+            out = [r for r in conns if r["id.orig_h"] == s["addresses"][0] and r["id.resp_h"] == s["addresses"][1]]
+            assert len(out) >= 3, s["id"]
+
+
+def test_scenario_11_reaches_an_isac_indicator_the_config_reads(corpus: Path, truth: dict[str, Any]) -> None:
+    """The ISAC bundle is written beside config.yaml, named by threat_intel_match's params,
+    and every scenario-11 address matches one of its indicators; benign traffic never does."""
+    from stix_export.intel import IntelStore
+
+    cfg = load_cfg(corpus)
+    (bundle_file,) = cfg.detections["threat_intel_match"].params["bundles"]
+    bundle = json.loads((corpus / bundle_file).read_text(encoding="utf-8"))
+    store = IntelStore()
+    report = store.import_objects(bundle["objects"], bundle_file)
+    assert report.stored == 3 and not report.unsupported
+    planted = {s["addresses"][1] for s in truth["scenarios"] if s["scenario"] == 11}
+    assert planted and all(store.match_ip(a, truth["start"]) for a in planted)
+    for r in conn_rows(corpus):
+        for side in ("id.orig_h", "id.resp_h"):
+            if r[side] not in planted:
+                assert not store.match_ip(r[side], truth["start"]), r
 
 
 def test_cms_and_fortigate_records_follow_their_formats(corpus: Path) -> None:

@@ -97,6 +97,28 @@ def test_full_chain_on_one_crane_is_one_critical_incident(corpus_run) -> None:
         assert incident["primary_asset"] == planted["asset"]
 
 
+def test_threat_intel_match_is_a_sighting_of_the_isac_indicator(corpus_run) -> None:
+    """Scenario 11: the incident's bundles (every profile) hold a sighting of the ISAC's
+    indicator, and the indicator itself as the ISAC published it."""
+    import re
+
+    corpus, out, _ = corpus_run
+    truth = json.loads((corpus / "truth.json").read_text())
+    cfg = load_config(corpus / "config.yaml")
+    (bundle_file,) = cfg.detections["threat_intel_match"].params["bundles"]
+    published = {o["id"]: o for o in json.loads((corpus / bundle_file).read_text())["objects"]}
+    incidents = _jsonl(out / "incidents.jsonl")
+    planted = [s for s in truth["scenarios"] if s["scenario"] == 11]
+    assert planted
+    for s in planted:
+        (incident,) = [i for i in incidents if _matches(i, s)]
+        for d in ("stix", "stix-isac"):
+            objs = {o["id"]: o for o in json.loads((out / d / (re.sub(r"[^A-Za-z0-9._-]", "_", incident["incident_id"]) + ".json")).read_text())["objects"]}
+            refs = {o["sighting_of_ref"] for o in objs.values() if o["type"] == "sighting"}
+            isac = [r for r in refs if r.startswith("indicator--")]
+            assert len(isac) == 1 and objs[isac[0]] == published[isac[0]], (s["id"], d)
+
+
 def test_summary_accounts_for_every_record(corpus_run) -> None:
     corpus, out, summary = corpus_run
     truth = json.loads((corpus / "truth.json").read_text())

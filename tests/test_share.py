@@ -63,8 +63,16 @@ def test_the_run_writes_an_internal_and_an_isac_set(run_out: tuple[Path, Path]) 
     assert sorted(p.name for p in internal.glob("*.json")) == sorted(p.name for p in isac.glob("*.json"))
     for path in [*internal.glob("*.json"), *isac.glob("*.json"), *(out / "reports").glob("*.json")]:
         assert validate_bundle_file(path) == [], path
+    # Every cranewatch object is AMBER; a matched ISAC indicator (scenario 11) comes with the
+    # ISAC's own marking (TLP:GREEN in the generated corpus), never a more restrictive one.
+    received = {o["id"] for o in json.loads((corpus / "intel" / "isac-indicators.json").read_text())["objects"]}
     for b in _bundles(isac):
-        assert {o["id"] for o in b["objects"] if o["type"] == "marking-definition"} == {tlp.tlp_marking_id("amber")}
+        markings = {o["id"] for o in b["objects"] if o["type"] == "marking-definition"}
+        assert tlp.tlp_marking_id("amber") in markings
+        assert markings <= {tlp.tlp_marking_id("amber"), tlp.tlp_marking_id("green")}
+        for o in b["objects"]:
+            if o["type"] != "marking-definition" and o["id"] not in received:
+                assert o["object_marking_refs"] == [tlp.tlp_marking_id("amber")], o["id"]
 
 
 def test_no_internal_value_leaves_in_the_isac_set(run_out: tuple[Path, Path]) -> None:

@@ -23,10 +23,13 @@ Kinds (``truth.json`` ``scenario``; the chain is scenario 6 with ``chain: [2, 4,
 * 9  repeated failed logins for a vendor account, then an out-of-window session
 * 10 a crane CMS uploads bulk data to an external address
 * 10b a crane PLC or CMS checks in with an external address every minute (beaconing)
+* 11 an office desktop calls back to an address inside the ISAC's C2 indicator network
+     (``terminal.isac_bundle``); not an OT asset, so only the threat-intel match fires
 """
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -34,6 +37,7 @@ import numpy as np
 
 from pipelines.generate.benign import Parts, _cms, flows, modbus_sessions, vendor_activity, vpn_record
 from pipelines.generate.terminal import MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor, overlaps
+from pipelines.generate.terminal import ISAC_C2_NETWORK
 
 SLOT_FIRST = 20 * MINUTE_US
 SLOT_STEP = 125 * MINUTE_US  # with at most 5 min jitter: starts ≥ 2 h apart
@@ -44,7 +48,7 @@ WINDOW_MARGIN = 30 * MINUTE_US  # out-of-window sessions keep this far from any 
 #: starts later than this after the corpus start is past the PLCs' learning period.
 LEARNED_AFTER = 70 * MINUTE_US
 
-KINDS = ("1", "2", "3", "3b", "4", "5", "6", "6c", "7", "8", "9", "10", "10b")
+KINDS = ("1", "2", "3", "3b", "4", "5", "6", "6c", "7", "8", "9", "10", "10b", "11")
 SCENARIO_NUMBER = {k: int(k.rstrip("bc")) for k in KINDS}
 VENDOR_KINDS = {"2", "3", "3b", "4", "6c", "9"}
 CRANE_KINDS = {"1", "4", "5", "6", "6c", "7", "8", "10", "10b"}
@@ -63,6 +67,7 @@ EXPECTED = {
     "9": ["vendor_session_outside_window", "vpn_failed_logins_then_success"],
     "10": ["ot_unexpected_egress", "ot_exfiltration_volume"],
     "10b": ["ot_unexpected_egress", "ot_beaconing"],
+    "11": ["threat_intel_match"],
 }
 #: A session's tunnel address writing to a PLC after the learning period is also a new master.
 NEW_MASTER_KINDS = {"4", "6c"}
@@ -235,12 +240,19 @@ def _concurrent_sessions(rng: np.random.Generator, term: Terminal, t: int, vendo
     return out, truth
 
 
+def _operator(rng: np.random.Generator, term: Terminal, avoid: frozenset[str]) -> str:
+    """An operator account, not one already used by another lane of the same slot (a shared
+    account would link the two scenarios into one incident)."""
+    ops = [o for o in term.operators if o not in avoid] or list(term.operators)
+    return ops[int(rng.integers(0, len(ops)))]
+
+
 def _hmi_program_change(rng: np.random.Generator, term: Terminal, t: int, crane_i: int,
-                        n: int) -> tuple[Parts, dict[str, Any]]:
+                        n: int, avoid: frozenset[str] = frozenset()) -> tuple[Parts, dict[str, Any]]:
     """#5: from the cab HMI, an operator account switches the PLC to maintenance mode,
     downloads a program and switches back."""
     c = term.cranes[crane_i]
-    user = term.operators[int(rng.integers(0, len(term.operators)))]
+    user = _operator(rng, term, avoid)
     t2 = t + int(rng.integers(60, 240)) * US
     t3 = t2 + int(rng.integers(120, 600)) * US
     recs = [
@@ -257,11 +269,11 @@ def _hmi_program_change(rng: np.random.Generator, term: Terminal, t: int, crane_
 
 
 def _hmi_parameter_change(rng: np.random.Generator, term: Terminal, t: int, crane_i: int,
-                          n: int) -> tuple[Parts, dict[str, Any]]:
+                          n: int, avoid: frozenset[str] = frozenset()) -> tuple[Parts, dict[str, Any]]:
     """#6: at the cab HMI, a safety parameter is set past its engineering limit and,
     sometimes, the twistlock interlock is bypassed."""
     c = term.cranes[crane_i]
-    user = term.operators[int(rng.integers(0, len(term.operators)))]
+    user = _operator(rng, term, avoid)
     p, old, new = _out_of_limits(rng)
     recs = [_cms(t, c.id, "parameter_change", controller=c.plc_id, user=user, source_ip=c.hmi,
                  parameter=p, old_value=old, new_value=new, result="success")]
@@ -357,6 +369,21 @@ def _beacon(rng: np.random.Generator, term: Terminal, t: int, crane_i: int, n: i
     return Parts(conn=[f]), truth
 
 
+def _intel_callback(rng: np.random.Generator, term: Terminal, t: int, n: int,
+                    ext: str) -> tuple[Parts, dict[str, Any]]:
+    """#11: an office desktop (not inventoried, so no OT egress detection applies) makes a
+    few HTTPS connections to ``ext``, an address inside the ISAC's C2 indicator network."""
+    host = term.office_hosts[int(rng.integers(0, len(term.office_hosts)))]
+    k = int(rng.integers(3, 9))
+    ts = np.sort(t + rng.integers(0, int(rng.integers(5, 15)) * MINUTE_US, k))
+    ts[0] = t
+    f = flows(rng, ts, host, ext, 443, "tcp", "ssl", "SF", out_median=1800, in_median=6000, dur_median=2.0)
+    last = int((f["ts"] + np.maximum(f["duration"], 0)).max())
+    truth = _truth("11", n, f"Office host {host} connects to {ext}, listed by the ISAC as C2 ({ISAC_C2_NETWORK})",
+                   None, [], [host, ext], t, last)
+    return Parts(conn=[f]), truth
+
+
 def _lay_out(rng: np.random.Generator, free: list[int], kinds: list[str], start: int,
              accounts: list[tuple[Vendor, str]], windows: dict[str, list[tuple[int, int]]],
              n_cranes: int) -> Optional[list[tuple[str, int, Optional[tuple[Vendor, str]]]]]:
@@ -416,6 +443,7 @@ def plant(rng: np.random.Generator, term: Terminal, start: int, end: int,
     tunnels_used: dict[str, int] = {}
     planted = Planted()
     counters = {k: 0 for k in KINDS}
+    accounts_in: dict[int, set[str]] = {}  # slot -> accounts its lanes use
     layout.sort(key=lambda x: (x[1], KINDS.index(x[0])))
     for kind, si, acct in layout:
         counters[kind] += 1
@@ -426,15 +454,18 @@ def plant(rng: np.random.Generator, term: Terminal, start: int, end: int,
         if kind == "1":
             parts, truth = _out_of_band(rng, term, t, crane_i, n)
         elif kind == "5":
-            parts, truth = _hmi_program_change(rng, term, t, crane_i, n)
+            parts, truth = _hmi_program_change(rng, term, t, crane_i, n, frozenset(accounts_in.get(si, ())))
         elif kind == "6":
-            parts, truth = _hmi_parameter_change(rng, term, t, crane_i, n)
+            parts, truth = _hmi_parameter_change(rng, term, t, crane_i, n, frozenset(accounts_in.get(si, ())))
         elif kind == "7":
             parts, truth = _rogue_master(rng, term, t, crane_i, n)
         elif kind == "8":
             parts, truth = _internet_scan(rng, term, t, crane_i, n, f"80.82.77.{10 * si + n}")
         elif kind == "10b":
             parts, truth = _beacon(rng, term, t, crane_i, n, f"100.72.{10 * si + n}.{int(rng.integers(1, 255))}")
+        elif kind == "11":
+            net = ipaddress.ip_network(ISAC_C2_NETWORK)
+            parts, truth = _intel_callback(rng, term, t, n, str(net[256 + 10 * si + n]))
         elif kind == "10":
             parts, truth = _bulk_upload(rng, term, t, crane_i, n, f"198.51.100.{10 * si + n}")
         else:
@@ -452,4 +483,5 @@ def plant(rng: np.random.Generator, term: Terminal, start: int, end: int,
                                            crane_i, f"185.220.101.{10 * si + n}", learned)
         planted.parts.add(parts)
         planted.truth.append(truth)
+        accounts_in.setdefault(si, set()).update(truth["accounts"])
     return planted

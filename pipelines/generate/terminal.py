@@ -298,7 +298,8 @@ def config_dict(term: Terminal) -> dict[str, Any]:
             for v in term.vendors
         ],
         "maintenance_windows": [dict(w) for w in term.windows],
-        "detections": {},
+        # Scenario 11: the ISAC's indicator bundle written beside config.yaml (ISAC_BUNDLE_FILE).
+        "detections": {"threat_intel_match": {"params": {"bundles": [ISAC_BUNDLE_FILE]}}},
         "correlation": {"gap": "30m", "allowed_lateness": "1h"},
         "export": {
             "tlp": "amber",
@@ -315,6 +316,47 @@ def config_dict(term: Terminal) -> dict[str, Any]:
             "report": True,
         },
     }
+
+
+# --- threat intel (scenario 11) ----------------------------------------------------------------
+
+#: The ISAC's STIX 2.1 indicator bundle, relative to config.yaml (threat_intel_match ``bundles``).
+ISAC_BUNDLE_FILE = "intel/isac-indicators.json"
+#: The network of the ISAC's C2 indicator; scenario 11 plants office callbacks into it. Kept
+#: out of the office browsing pool and every other scenario's external addresses.
+ISAC_C2_NETWORK = "91.92.240.0/22"
+_ISAC_ID = "identity--3f0c9a57-7a61-4b8e-9a0e-5b7f6c1d2e01"
+_ISAC_DATE = "2026-11-01T00:00:00.000Z"
+
+
+def isac_bundle() -> dict[str, Any]:
+    """The ISAC's indicator bundle, fixed (the same for every seed and size): its identity,
+    the TLP:GREEN marking it publishes under, and three indicators: the C2 network scenario
+    11 reaches, a scanner address and an expired one no traffic touches."""
+    from stix_export import tlp
+
+    green = tlp.tlp_marking_id("green")
+    common = {"spec_version": "2.1", "created": _ISAC_DATE, "modified": _ISAC_DATE,
+              "created_by_ref": _ISAC_ID, "object_marking_refs": [green]}
+
+    def indicator(n: int, name: str, description: str, pattern: str, **extra: Any) -> dict[str, Any]:
+        return {"type": "indicator", "id": f"indicator--6c1e2d4a-9b3f-4e57-8a21-0d4c7b9e{n:04x}", **common,
+                "name": name, "description": description, "indicator_types": ["malicious-activity"],
+                "pattern": pattern, "pattern_type": "stix", "valid_from": "2026-11-01T00:00:00Z", **extra}
+
+    return {"type": "bundle", "id": "bundle--1a7e3c90-5d2b-4f68-9c14-7e0b3a6d5f01", "objects": [
+        tlp.tlp_marking("green"),
+        {"type": "identity", **common, "id": _ISAC_ID, "name": "Maritime Transportation System ISAC",
+         "description": "Information sharing and analysis center for the maritime transportation sector.",
+         "identity_class": "organization", "sectors": ["transportation"]},
+        indicator(1, "C2 hosting range targeting port operators",
+                  "Bulletproof hosting range serving command and control to malware seen at port operators.",
+                  f"[ipv4-addr:value ISSUBSET '{ISAC_C2_NETWORK}']"),
+        indicator(2, "Crane-sector scanner", "Scans port OT exposure for Modbus and S7comm services.",
+                  "[ipv4-addr:value = '45.83.64.11']"),
+        indicator(3, "Expired C2 address", "Former C2 address, no longer in use.",
+                  "[ipv4-addr:value = '185.100.87.9']", valid_until="2026-06-01T00:00:00Z"),
+    ]}
 
 
 #: The demo's export secret file (a real deployment uses its own secret; see docs/stix.md).
