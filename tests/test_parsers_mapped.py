@@ -14,6 +14,7 @@ from parse_helpers import parse_all
 
 from pipelines.batch import input_files
 from pipelines.config import ConfigError, load_config
+from transforms.parsers import parse_file
 
 UTC = dt.timezone.utc
 
@@ -127,6 +128,10 @@ def test_parquet(tmp_path: Path) -> None:
         dt.datetime(2026, 11, 20, 8, 15, 2, tzinfo=UTC), "10.40.0.20", 502, 1024, "tcp", "parquet")
     assert (row["raw_ref"], row["raw"]) == (
         f"{path}:1", "start=2026-11-20 08:15:02.000 src=10.40.0.20 dst=10.30.1.10 dport=502 bytes=1024 proto=tcp")
+    # Read a row group at a time (memory bounded by a row group, not the file).
+    (item,) = input_files(load_config(str(config(tmp_path, source))))
+    results = list(parse_file("parquet", item.source, item.path, mapping=item.mapping))
+    assert [r.records for r in results] == [2, 1]
 
 
 @pytest.mark.parametrize("source,error", [

@@ -15,9 +15,8 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from transforms.model import DeadLetter
-from transforms.parsers import PARSERS
+from transforms.parsers import PARSERS, iter_results
 from transforms.parsers.base import ParseContext
-from transforms.read import iter_blocks
 
 EVENTS, DEAD, COUNTS = "events", "dead_letters", "counts"
 
@@ -58,18 +57,7 @@ def parse_file(item: InputFile) -> Iterator[Any]:
     counts = Counts(files=1)
     next_line = 1
     try:
-        state = parser.new_file_state(item.path)
-        for block in iter_blocks(item.source, item.path):
-            result = parser.parse_block(block, state, ctx)
-            next_line = block.first_line + len(block.lines)
-            counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters))
-            if result.events.num_rows:
-                yield result.events
-            for dl in result.dead_letters:
-                yield ("dead", dl)
-        finish = getattr(parser, "finish_file", None)  # formats whose records span blocks
-        if finish is not None:
-            result = finish(state, ctx)
+        for result, next_line in iter_results(parser, item.path, ctx):
             counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters))
             if result.events.num_rows:
                 yield result.events

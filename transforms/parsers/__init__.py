@@ -33,17 +33,34 @@ def _registry() -> dict[str, Parser]:
 PARSERS: dict[str, Parser] = _registry()
 
 
+def iter_results(parser: Parser, path: str, ctx: ParseContext,
+                 block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[ParseResult, int]]:
+    """Each parse result of a file with the line reading has reached (for error messages).
+
+    Line formats get the file in blocks (plus ``finish_file`` for records spanning blocks);
+    a binary format with ``read_file`` (Parquet) reads the file itself.
+    """
+    state = parser.new_file_state(path)
+    read_file = getattr(parser, "read_file", None)
+    if read_file is not None:
+        for result in read_file(state, ctx):
+            yield result, 1
+        return
+    next_line = 1
+    for block in iter_blocks(ctx.source, path, block_bytes):
+        next_line = block.first_line + len(block.lines)
+        yield parser.parse_block(block, state, ctx), next_line
+    finish = getattr(parser, "finish_file", None)
+    if finish is not None:
+        yield finish(state, ctx), next_line
+
+
 def parse_file(parser_name: str, source: str, path: str, timezone: str = "UTC",
                block_bytes: int = BLOCK_BYTES, mapping: str | None = None) -> Iterator[ParseResult]:
-    """Read ``path`` in blocks and parse each with the named parser (tests, batch runs)."""
-    parser = PARSERS[parser_name]
+    """Parse a whole file with the named parser (tests, tools)."""
     ctx = ParseContext(source=source, timezone=timezone, mapping=mapping)
-    state = parser.new_file_state(path)
-    for block in iter_blocks(source, path, block_bytes):
-        yield parser.parse_block(block, state, ctx)
-    finish = getattr(parser, "finish_file", None)  # formats whose records span blocks
-    if finish is not None:
-        yield finish(state, ctx)
+    for result, _ in iter_results(PARSERS[parser_name], path, ctx, block_bytes):
+        yield result
 
 
-__all__ = ["PARSERS", "ParseContext", "ParseResult", "Parser", "parse_file"]
+__all__ = ["PARSERS", "ParseContext", "ParseResult", "Parser", "iter_results", "parse_file"]

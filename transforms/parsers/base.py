@@ -40,6 +40,8 @@ class Parser(Protocol):
 
     def parse_block(self, block: Block, state: Any, ctx: ParseContext) -> ParseResult: ...
 
+    # Optional, for binary formats (Parquet): ``read_file(state, ctx) -> Iterator[ParseResult]``
+    # reads the file itself instead of being handed line blocks.
     # Optional, for formats whose records may span blocks (nfdump's pretty-printed JSON):
     # ``finish_file(state, ctx) -> ParseResult`` is called after the last block and
     # accounts for whatever the state still holds (a record cut off at the end of file).

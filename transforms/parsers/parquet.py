@@ -1,15 +1,16 @@
 """Parquet files (archives already converted to columnar form) → events, by the source's
 ``mapping:`` block (``a.b`` reaches into struct columns).
 
-Parquet is binary, not lines: the file is read with ``pyarrow.parquet`` one row group at a
-time when its first block arrives (later blocks of the line reader carry nothing for it),
-only the mapped columns. A record is a row; its ``raw_ref`` is ``path:<row number>``
+Parquet is binary, not lines: the parser reads the file itself (``read_file``) with
+``pyarrow.parquet``, one row group at a time and only the mapped columns, so memory stays
+bounded by a row group whatever the file's size. A record is a row; its ``raw_ref`` is ``path:<row number>``
 (1-based) and its ``raw`` the mapped source fields as ``name=value`` text, which is what a
 finding's evidence hashes. See docs/formats/mapped.md.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +28,6 @@ from transforms.read import Block
 @dataclass
 class ParquetState:
     path: str
-    done: bool = False
 
 
 def _raw(table: pa.Table, fields: tuple[str, ...]) -> pa.Array:
@@ -47,20 +47,20 @@ class ParquetParser:
     def new_file_state(self, path: str) -> ParquetState:
         return ParquetState(path)
 
-    def parse_block(self, block: Block, state: ParquetState, ctx: ParseContext) -> ParseResult:
-        if state.done:
-            return ParseResult(empty_events(), [], 0)
-        state.done = True
+    def read_file(self, state: ParquetState, ctx: ParseContext) -> Iterator[ParseResult]:
+        """One result per row group (the whole file is one unreadable-file dead letter when
+        pyarrow cannot open it: ArrowInvalid is a ValueError, handled by the caller)."""
         import pyarrow.parquet as pq
 
         try:
             m = _mapping.load(ctx.mapping)
         except Reject as e:
-            return ParseResult(empty_events(), [DeadLetter(ctx.source, f"{state.path}:1", str(e), "")], 1)
-        pf = pq.ParquetFile(state.path)  # unreadable: ArrowInvalid (a ValueError) → the caller's dead letter
+            yield ParseResult(empty_events(), [DeadLetter(ctx.source, f"{state.path}:1", str(e), "")], 1)
+            return
+        pf = pq.ParquetFile(state.path)
         top = {f.split(".", 1)[0] for f in m.sources}
         names = [n for n in pf.schema_arrow.names if n in top]
-        tables, dl, offset = [], [], 0
+        offset = 0
         for g in range(pf.num_row_groups):
             t = pf.read_row_group(g, columns=names)
             n = t.num_rows
@@ -68,13 +68,14 @@ class ParquetParser:
             offset += n
             if n == 0:
                 continue
-            raw = _raw(t, m.sources)
-            events, more = _mapping.map_table(t, lambda s, t=t: column(t, s), m, ctx, self.name, raw,
-                                              c.raw_refs(state.path, line_numbers), line_numbers, state.path)
-            tables.append(events)
-            dl += more
-        events = pa.concat_tables(tables) if tables else empty_events()
-        return ParseResult(events, dl, offset)
+            events, dead_letters = _mapping.map_table(
+                t, lambda s, t=t: column(t, s), m, ctx, self.name, _raw(t, m.sources),
+                c.raw_refs(state.path, line_numbers), line_numbers, state.path,
+            )
+            yield ParseResult(events, dead_letters, n)
+
+    def parse_block(self, block: Block, state: ParquetState, ctx: ParseContext) -> ParseResult:
+        raise TypeError("parquet is read whole by read_file, not in line blocks")
 
 
 PARSER = ParquetParser()
