@@ -237,17 +237,26 @@ class TextRewriter:
         self.mapping = {k.lower() if _ip(k) is None else k: v for k, v in mapping.items()}
         keys = sorted(mapping, key=lambda k: (-len(k), k))
         self._re = re.compile("|".join(value_pattern(k) for k in keys)) if keys else None
+        # Plain substring test first: the boundary-aware regex costs ~50 µs per string,
+        # and almost no string of a bundle holds any sensitive value at all.
+        self._needles = tuple({k.lower() for k in keys})
+
+    def _may_hold(self, value: str) -> bool:
+        low = value.lower()
+        return any(n in low for n in self._needles)
 
     def __bool__(self) -> bool:
         return self._re is not None
 
     def text(self, value: str) -> str:
-        if self._re is None:
+        if self._re is None or not self._may_hold(value):
             return value
         return self._re.sub(lambda m: self.mapping.get(m.group(0), self.mapping.get(m.group(0).lower(), "[redacted]")), value)
 
     def found(self, value: str) -> list[str]:
-        return [m.group(0) for m in self._re.finditer(value)] if self._re is not None else []
+        if self._re is None or not self._may_hold(value):
+            return []
+        return [m.group(0) for m in self._re.finditer(value)]
 
     def rewrite_object(self, obj: Any, key: str = "") -> Any:
         """Rewrite every text in a JSON value, leaving ids, references, times and hashes."""

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.model import DeadLetter, conform
+from transforms.model import EVENT_SCHEMA, DeadLetter, conform
 from transforms.read import Block
 
 TIME_TYPE = pa.timestamp("us", tz="UTC")
@@ -305,19 +305,13 @@ def finish(columns: dict[str, pa.Array], checks: Checks, lines_text: Callable[[i
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    """Event table from per-row dicts (``time`` as epoch µs, ``attrs`` as a dict)."""
-    n = len(rows)
-    names = {k for r in rows for k in r}
-    columns: dict[str, object] = {}
-    for name in names:
-        values = [r.get(name) for r in rows]
-        if name == "time":
-            columns[name] = pa.array(values, pa.int64()).cast(TIME_TYPE)
-        elif name == "attrs":
-            columns[name] = pa.array([list(v.items()) if v else None for v in values], ATTRS_TYPE)
-        else:
-            columns[name] = values
-    return conform(columns, n)
+    """Event table from per-row dicts (``time`` as epoch µs, ``attrs`` as a dict); keys a
+    row lacks are null (an empty ``attrs`` too). Arrow converts the whole list in C++
+    against the event schema."""
+    for r in rows:
+        if "attrs" in r and not r["attrs"]:
+            r["attrs"] = None
+    return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
 def valid_ip(text: str) -> bool:

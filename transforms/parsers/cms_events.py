@@ -104,6 +104,11 @@ def to_event(obj: Any, source: str, ref: str, raw: str) -> dict:
     }
 
 
+# One decoder for all lines (json.loads with options builds a new one per call); numbers
+# stay Decimal so a value is kept as the exact text the CMS wrote.
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 class CmsEventsParser:
     name = "cms_events"
     kind = "ot"
@@ -115,7 +120,7 @@ class CmsEventsParser:
     def parse_block(self, block: Block, state: None, ctx: ParseContext) -> ParseResult:
         def to_row(line: str, ref: str) -> dict:
             try:
-                obj = json.loads(line, parse_float=Decimal)
+                obj = _DECODER.decode(line)
             except json.JSONDecodeError as e:
                 raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
             except (RecursionError, ValueError) as e:  # absurdly nested, or huge numbers
