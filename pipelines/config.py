@@ -222,6 +222,8 @@ class Correlation(Strict):
     # Findings further apart than ``gap`` (event time) on the same asset/entities start a
     # new incident; the window closes once the watermark passes the last finding + gap.
     gap: Duration = 1800.0
+    # Reserved for streaming: how long an emitted incident may still be revised by late
+    # findings. Accepted and validated now; the revision logic is not built yet.
     allowed_lateness: Duration = 3600.0
 
 
