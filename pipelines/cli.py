@@ -140,6 +140,12 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) ->
     from stix_export.redact import load_secret
 
     load_secret(cfg)  # a missing export secret is a config error (exit 2); its value is never printed
+    from pipelines.config import resolve_sources
+
+    for source in resolve_sources(cfg):  # a typo'd glob would otherwise read nothing quietly
+        if not source.files:
+            print(f"{config}: sources.{source.name}: warning: paths matched no files "
+                  f"(relative to {cfg.base_dir})", file=sys.stderr)
     try:
         result = run_batch(cfg, output, beam_args)
     except Exception as exc:  # a failed run: report it and exit 1, never a traceback dump

@@ -92,3 +92,16 @@ def test_cli_exits_2_with_one_line_per_error(tmp_path: Path) -> None:
     assert any("export.tlp: expected 'clear', 'green', 'amber', 'amber+strict' or 'red', got 'purple'" in l for l in err_lines)
     assert any("extra_section: unknown key" in l for l in err_lines)
     assert "Traceback" not in proc.stderr
+
+
+def test_run_warns_when_a_source_matches_no_files(tmp_path: Path) -> None:
+    data = copy.deepcopy(TEST_TERMINAL)
+    data["sources"][0]["paths"] = ["nothing-here/*.jsonl"]
+    path = _write(tmp_path, data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--config", str(path), "--output", str(tmp_path / "out"), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"{path}: sources.test: warning: paths matched no files" in proc.stderr
+    assert (tmp_path / "out" / "summary.json").exists()
