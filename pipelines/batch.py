@@ -16,9 +16,14 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.config import Config, resolve_sources
-from transforms.correlate import CorrelateIncidents
+from transforms.correlate import INCIDENTS, LATE, CorrelateIncidents
 from transforms.detect import DetectFindings
-from transforms.export import ExportIncidents, WriteDeadLetters, write_counts
+from transforms.export import (
+    ExportIncidents,
+    WriteDeadLetters,
+    late_dead_letter,
+    write_counts,
+)
 from transforms.parse import COUNTS, DEAD, EVENTS, InputFile, ParseSources
 
 COUNTS_FILE = "_counts.json"
@@ -48,13 +53,14 @@ def build(p: beam.Pipeline, cfg: Config, files: list[InputFile], out_dir: str) -
         | "List input files" >> beam.Create(files, reshuffle=False)
         | "Read and parse" >> ParseSources()
     )
-    (
+    correlated = (
         parsed[EVENTS]
         | "Detect" >> DetectFindings(cfg)
-        | "Correlate" >> CorrelateIncidents(cfg.site.name, cfg.correlation.gap)
-        | "Export" >> ExportIncidents(cfg, out_dir)
+        | "Correlate" >> CorrelateIncidents(cfg.site.name, cfg.correlation.gap, cfg.correlation.allowed_lateness)
     )
-    parsed[DEAD] | "Dead letters" >> WriteDeadLetters(out_dir)
+    correlated[INCIDENTS] | "Export" >> ExportIncidents(cfg, out_dir)
+    late = correlated[LATE] | "Late findings as dead letters" >> beam.Map(late_dead_letter)
+    (parsed[DEAD], late) | "All dead letters" >> beam.Flatten() | "Dead letters" >> WriteDeadLetters(out_dir)
     (
         parsed[COUNTS]
         | "Collect record counts" >> beam.combiners.ToList()

@@ -222,8 +222,9 @@ class Correlation(Strict):
     # Findings further apart than ``gap`` (event time) on the same asset/entities start a
     # new incident; the window closes once the watermark passes the last finding + gap.
     gap: Duration = 1800.0
-    # Reserved for streaming: how long an emitted incident may still be revised by late
-    # findings. Accepted and validated now; the revision logic is not built yet.
+    # Streaming: how long after its close (last finding + gap) an emitted incident may still
+    # be revised by a late finding (re-emitted with the same id and a later ``modified``);
+    # findings older than last_seen + gap + allowed_lateness are dead-lettered (late=True).
     allowed_lateness: Duration = 3600.0
 
 

@@ -42,6 +42,7 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
                                "redacted": prof.redaction.redacts}
     stix_dir = os.path.join(out, "stix")
     bundles = sorted(f for f in os.listdir(stix_dir) if f.endswith(".json")) if os.path.isdir(stix_dir) else []
+    dead = _jsonl(os.path.join(out, "deadletter", "deadletter.jsonl"))
     per_detection = Counter(f["detection_id"] for f in findings)
     read = sum(s["read"] for s in sources.values())
     return {
@@ -58,6 +59,7 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
             "by_severity": dict(sorted(Counter(i["severity_label"] for i in incidents).items())),
         },
         "bundles": len(bundles),
+        "late_findings": sum(1 for d in dead if d.get("late")),  # streaming only: beyond allowed lateness
         "profiles": profiles,
         "wall_seconds": round(result.wall_seconds, 3),
         "events_per_second": round(read / result.wall_seconds) if result.wall_seconds else 0,

@@ -8,7 +8,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.correlate import CorrelateIncidents, correlate
+from transforms.correlate import INCIDENTS, LATE, CorrelateIncidents, correlate
 from transforms.detect import _seconds
 from transforms.model import Evidence, Finding
 
@@ -86,8 +86,7 @@ def test_timer_closes_incident_when_watermark_passes_gap() -> None:
             p
             | stream
             | CorrelateIncidents("site", GAP)
-            | beam.Map(lambda i: tuple(f.detection_id for f in i.findings))
-        )
+        )[INCIDENTS] | beam.Map(lambda i: tuple(f.detection_id for f in i.findings))
         assert_that(got, equal_to([("vpn", "write"), ("egress",), ("write",)]))
 
 
@@ -119,3 +118,74 @@ def test_full_chain_from_real_detections_is_one_critical_incident() -> None:
     assert incident.stages == ("access", "command", "impact")
     assert incident.severity == 95 and incident.severity_label == "critical"
     assert incident.primary_asset == "sts01-plc"
+
+
+def _streaming() -> PipelineOptions:
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    return options
+
+
+def test_late_finding_within_allowed_lateness_revises_the_emitted_incident() -> None:
+    """The VPN session closes alone (watermark past it + gap); its writes arrive late but
+    within allowed lateness: the incident is re-emitted with the same id, both findings and
+    a later ``modified``."""
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp.of(_seconds(VPN.first_seen)) - 1)
+        .add_elements([_timestamped(VPN)])
+        .advance_watermark_to(Timestamp.of(_seconds(VPN.last_seen) + GAP + 60))
+        .add_elements([_timestamped(WRITE)])  # behind the watermark: late
+        .advance_watermark_to_infinity()
+    )
+    with TestPipeline(runner="BundleBasedDirectRunner", options=_streaming()) as p:
+        out = p | stream | CorrelateIncidents("site", GAP, allowed_lateness=3600.0)
+        got = out[INCIDENTS] | beam.Map(lambda i: (i.incident_id, tuple(f.detection_id for f in i.findings), i.modified))
+        first_id = correlate([VPN], GAP)[0].incident_id
+        assert_that(got, equal_to([
+            (first_id, ("vpn",), VPN.last_seen),
+            (first_id, ("vpn", "write"), WRITE.last_seen),
+        ]))
+        assert_that(out[LATE], equal_to([]), label="no late findings")
+
+
+def test_revision_keeps_the_id_when_the_late_finding_is_earlier() -> None:
+    from transforms.correlate import _revise
+
+    (emitted,) = correlate([WRITE], GAP)
+    revised = _revise(emitted, VPN)  # earlier than the first finding
+    assert revised.incident_id == emitted.incident_id
+    assert [f.detection_id for f in revised.findings] == ["vpn", "write"]
+    assert _seconds(revised.modified) > _seconds(emitted.modified)
+
+
+def test_finding_beyond_allowed_lateness_goes_to_the_late_output() -> None:
+    """Once the watermark is past a finding's last_seen + gap + allowed lateness it can no
+    longer revise anything: it goes to ``LATE`` and makes no incident."""
+    lateness = 600.0
+    old = finding("write", "2026-11-15T22:55:00.000000Z", "2026-11-15T23:00:00.000000Z", "command",
+                  ("asset:sts01-plc", "ip:10.212.134.200"), asset="sts01-plc", severity=75)
+    stream = (
+        TestStream()
+        .advance_watermark_to(Timestamp.of(_seconds(VPN.first_seen)) - 1)
+        .add_elements([_timestamped(VPN)])
+        # past the VPN incident's close (+gap) and its GC (+gap+lateness)
+        .advance_watermark_to(Timestamp.of(_seconds(VPN.last_seen) + GAP + lateness + 60))
+        .add_elements([_timestamped(old)])
+        .advance_watermark_to_infinity()
+    )
+    with TestPipeline(runner="BundleBasedDirectRunner", options=_streaming()) as p:
+        out = p | stream | CorrelateIncidents("site", GAP, allowed_lateness=lateness)
+        got = out[INCIDENTS] | beam.Map(lambda i: tuple(f.detection_id for f in i.findings))
+        assert_that(got, equal_to([("vpn",)]))
+        assert_that(out[LATE] | beam.Map(lambda f: f.finding_id), equal_to([old.finding_id]), label="late")
+
+
+def test_late_finding_becomes_a_late_dead_letter() -> None:
+    import json
+
+    from transforms.export import late_dead_letter
+
+    d = late_dead_letter(VPN)
+    assert (d.source, d.location, d.late) == ("correlation", VPN.finding_id, True)
+    assert json.loads(d.raw)["finding_id"] == VPN.finding_id

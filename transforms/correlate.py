@@ -15,6 +15,8 @@ deployment holds every open finding and linking across keys never has to be shuf
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections import Counter
 from typing import Any, Iterable, Iterator
 
@@ -114,28 +116,76 @@ def _latest(values: Iterable[float]) -> float:
     return max(values, default=0.0)
 
 
+LATE = "late"  # tagged output: findings too late to revise any incident
+INCIDENTS = "incidents"
+
+
+def _revise(emitted: Incident, finding: Finding) -> Incident:
+    """The emitted incident with ``finding`` added: same id, a strictly later ``modified``."""
+    members = [*emitted.findings, finding]
+    revised = build_incident(members)
+    modified = max(_seconds(revised.modified), _seconds(finding.last_seen))
+    if modified <= _seconds(emitted.modified):
+        modified = _seconds(emitted.modified) + 1e-6  # a new version must be newer (STIX)
+    return dataclasses.replace(revised, incident_id=emitted.incident_id, modified=_rfc3339(modified))
+
+
+def _rfc3339(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class _CorrelateFn(beam.DoFn):
-    """Keyed state: buffered findings; a timer at (latest finding + gap) closes incidents."""
+    """Keyed state: buffered findings; a timer at (latest finding + gap) closes incidents.
+
+    Emitted incidents stay in state until the watermark passes their last finding + gap +
+    ``allowed_lateness`` (the GC timer): a late finding that links to one re-emits it with
+    the same id and a later ``modified``; a finding older than that goes to ``LATE``.
+    """
 
     FINDINGS = BagStateSpec("findings", PickleCoder())
     LATEST = CombiningValueStateSpec("latest", PickleCoder(), _latest)  # max last_seen, s
+    EMITTED = BagStateSpec("emitted", PickleCoder())  # emitted incidents, until GC
+    WATERMARK = CombiningValueStateSpec("watermark", PickleCoder(), _latest)  # fired timers, s
     CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
+    GC = TimerSpec("gc", TimeDomain.WATERMARK)
 
-    def __init__(self, gap: float):
+    def __init__(self, gap: float, allowed_lateness: float = 0.0):
         self.gap = gap
+        self.allowed_lateness = allowed_lateness
+
+    def _expiry(self, last_seen: str) -> float:
+        return _seconds(last_seen) + self.gap + self.allowed_lateness
 
     def process(
         self,
         element: tuple[str, Finding],
         findings: Any = beam.DoFn.StateParam(FINDINGS),
         latest: Any = beam.DoFn.StateParam(LATEST),
+        emitted: Any = beam.DoFn.StateParam(EMITTED),
+        watermark: Any = beam.DoFn.StateParam(WATERMARK),
         close: Any = beam.DoFn.TimerParam(CLOSE),
+        gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         _, finding = element
+        kept = list(emitted.read())
+        for n, incident in enumerate(kept):
+            if len(correlate([*incident.findings, finding], self.gap)) == 1:
+                revised = _revise(incident, finding)
+                kept[n] = revised
+                emitted.clear()
+                for i in kept:
+                    emitted.add(i)
+                gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in kept)))
+                yield revised
+                return
+        # ``watermark`` is the latest timer that fired: the watermark is at least there.
+        known = watermark.read()
+        if known and ms_ceil(self._expiry(finding.last_seen)) <= Timestamp.of(known):
+            yield beam.pvalue.TaggedOutput(LATE, finding)
+            return
         findings.add(finding)
         latest.add(_seconds(finding.last_seen))
         close.set(_close_time(latest.read(), self.gap))
-        return iter(())
 
     @on_timer(CLOSE)
     def on_close(
@@ -143,16 +193,22 @@ class _CorrelateFn(beam.DoFn):
         fire_ts: Any = beam.DoFn.TimestampParam,
         findings: Any = beam.DoFn.StateParam(FINDINGS),
         latest: Any = beam.DoFn.StateParam(LATEST),
+        emitted: Any = beam.DoFn.StateParam(EMITTED),
+        watermark: Any = beam.DoFn.StateParam(WATERMARK),
         close: Any = beam.DoFn.TimerParam(CLOSE),
+        gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
+        watermark.add(float(fire_ts))
         buffered = list(findings.read())
         findings.clear()
         latest.clear()
         still_open: list[Finding] = []
+        closed: list[Incident] = []
         for incident in correlate(buffered, self.gap):
             if _close_time(_seconds(incident.last_seen), self.gap) <= fire_ts:
                 # Stamped with the closing time: that is when the incident became known,
                 # and it stays at or after the timer's watermark hold (never late).
+                closed.append(incident)
                 yield beam.window.TimestampedValue(incident, fire_ts)
             else:
                 still_open.extend(incident.findings)
@@ -161,20 +217,45 @@ class _CorrelateFn(beam.DoFn):
             latest.add(_seconds(f.last_seen))
         if still_open:
             close.set(_close_time(latest.read(), self.gap))
+        if closed:
+            for incident in closed:
+                emitted.add(incident)
+            gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in emitted.read())))
+
+    @on_timer(GC)
+    def on_gc(
+        self,
+        fire_ts: Any = beam.DoFn.TimestampParam,
+        emitted: Any = beam.DoFn.StateParam(EMITTED),
+        watermark: Any = beam.DoFn.StateParam(WATERMARK),
+        gc: Any = beam.DoFn.TimerParam(GC),
+    ) -> Iterator[Any]:
+        """Forget incidents the watermark has passed by gap + allowed lateness."""
+        watermark.add(float(fire_ts))
+        kept = [i for i in emitted.read() if ms_ceil(self._expiry(i.last_seen)) > fire_ts]
+        emitted.clear()
+        for i in kept:
+            emitted.add(i)
+        if kept:
+            gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in kept)))
+        return iter(())
 
 
 class CorrelateIncidents(beam.PTransform):
-    """Findings (timestamped by event time) → closed Incidents."""
+    """Findings (timestamped by event time) → ``INCIDENTS`` (closed or revised Incidents)
+    and ``LATE`` (findings beyond allowed lateness), as a tagged output tuple."""
 
-    def __init__(self, site: str, gap: float):
+    def __init__(self, site: str, gap: float, allowed_lateness: float = 0.0):
         super().__init__()
         self.site = site
         self.gap = gap
+        self.allowed_lateness = allowed_lateness
 
-    def expand(self, findings: beam.PCollection) -> beam.PCollection:
+    def expand(self, findings: beam.PCollection) -> Any:
         return (
             findings
             | "Key findings by site"
             >> beam.Map(lambda f, site=self.site: (site, f)).with_output_types(tuple[str, Any])
-            | "Group into incidents" >> beam.ParDo(_CorrelateFn(self.gap))
+            | "Group into incidents"
+            >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness)).with_outputs(LATE, main=INCIDENTS)
         )

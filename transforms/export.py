@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import apache_beam as beam
 
 from pipelines.config import Config
-from transforms.model import DeadLetter, Incident
+from transforms.model import DeadLetter, Finding, Incident
 
 
 def incident_json(incident: Incident) -> str:
@@ -102,6 +102,17 @@ class ExportIncidents(beam.PTransform):
                 _write_reports, cfg, out
             )
         return written
+
+
+def late_dead_letter(finding: Finding) -> DeadLetter:
+    """A finding that came in after its incident could no longer be revised (streaming)."""
+    return DeadLetter(
+        source="correlation",
+        location=finding.finding_id,
+        reason="late finding beyond allowed lateness (correlation.allowed_lateness)",
+        raw=json.dumps(finding.to_dict(), sort_keys=True),
+        late=True,
+    )
 
 
 class WriteDeadLetters(beam.PTransform):
