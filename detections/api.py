@@ -341,3 +341,15 @@ def outbound_entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
 
 def outbound_dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
     return f"{event.get('src_asset')}|{event.get('dst_ip')}"
+
+
+def actor_entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
+    """An action a user took on an asset from an address (CMS events): about that asset,
+    linked by it, the address and the account, so a remote session's changes join it."""
+    asset, src, user = event.get("asset_id"), event.get("src_ip"), event.get("user")
+    keys = [f"asset:{asset}"] + ([f"ip:{src}"] if src else []) + ([f"account:{user}"] if user else [])
+    return Entities(asset, (src,) if src else (), (user,) if user else (), tuple(keys))
+
+
+def actor_dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
+    return f"{event.get('asset_id')}|{event.get('src_ip')}|{event.get('user')}"

@@ -156,6 +156,14 @@ class _CorrelateFn(beam.DoFn):
     def _expiry(self, last_seen: str) -> float:
         return _seconds(last_seen) + self.gap + self.allowed_lateness
 
+    def _keep(self, emitted: Any, gc: Any, incidents: list[Incident]) -> None:
+        """Replace the kept emitted incidents and arm the GC timer for the first to expire."""
+        emitted.clear()
+        for i in incidents:
+            emitted.add(i)
+        if incidents:
+            gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in incidents)))
+
     def process(
         self,
         element: tuple[str, Finding],
@@ -170,12 +178,8 @@ class _CorrelateFn(beam.DoFn):
         kept = list(emitted.read())
         for n, incident in enumerate(kept):
             if len(correlate([*incident.findings, finding], self.gap)) == 1:
-                revised = _revise(incident, finding)
-                kept[n] = revised
-                emitted.clear()
-                for i in kept:
-                    emitted.add(i)
-                gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in kept)))
+                kept[n] = revised = _revise(incident, finding)
+                self._keep(emitted, gc, kept)
                 yield revised
                 return
         # ``watermark`` is the latest timer that fired: the watermark is at least there.
@@ -218,9 +222,7 @@ class _CorrelateFn(beam.DoFn):
         if still_open:
             close.set(_close_time(latest.read(), self.gap))
         if closed:
-            for incident in closed:
-                emitted.add(incident)
-            gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in emitted.read())))
+            self._keep(emitted, gc, [*emitted.read(), *closed])
 
     @on_timer(GC)
     def on_gc(
@@ -232,12 +234,7 @@ class _CorrelateFn(beam.DoFn):
     ) -> Iterator[Any]:
         """Forget incidents the watermark has passed by gap + allowed lateness."""
         watermark.add(float(fire_ts))
-        kept = [i for i in emitted.read() if ms_ceil(self._expiry(i.last_seen)) > fire_ts]
-        emitted.clear()
-        for i in kept:
-            emitted.add(i)
-        if kept:
-            gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in kept)))
+        self._keep(emitted, gc, [i for i in emitted.read() if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
         return iter(())
 
 

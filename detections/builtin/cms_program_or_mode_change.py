@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.api import DetectionContext, Entities
+from detections.api import DetectionContext
+# The finding's dedup key and entities: the shared actor shape (see detections/api.py).
+from detections.api import actor_dedup as dedup, actor_entities as entities  # noqa: F401
 
 
 def _engineering(event: dict[str, Any], ctx: DetectionContext) -> bool:
@@ -21,16 +23,6 @@ def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     what = (event.get("action") or "").removeprefix("cms.").replace("_", " ")
     why = "outside maintenance" if _engineering(event, ctx) else f"from {event.get('src_ip') or 'an unknown host'}"
     return f"{what} on {event.get('asset_id')} by {event.get('user')} {why}"
-
-
-def dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
-    return f"{event.get('asset_id')}|{event.get('src_ip')}|{event.get('user')}"
-
-
-def entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
-    asset, src, user = event.get("asset_id"), event.get("src_ip"), event.get("user")
-    keys = [f"asset:{asset}"] + ([f"ip:{src}"] if src else []) + ([f"account:{user}"] if user else [])
-    return Entities(asset, (src,) if src else (), (user,) if user else (), tuple(keys))
 
 
 def context(event: dict[str, Any], ctx: DetectionContext) -> dict[str, Any]:

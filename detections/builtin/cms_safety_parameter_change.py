@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.api import DetectionContext, Entities
+from detections.api import DetectionContext
+# The finding's dedup key and entities: the shared actor shape (see detections/api.py).
+from detections.api import actor_dedup as dedup, actor_entities as entities  # noqa: F401
 
 
 def _limits(event: dict[str, Any], ctx: DetectionContext) -> dict[str, Any] | None:
@@ -46,16 +48,6 @@ def _why(event: dict[str, Any], ctx: DetectionContext) -> str:
 def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     return (f"{event.get('target')} on {event.get('asset_id')} set {event.get('value_old')} → "
             f"{event.get('value_new')} by {event.get('user')} ({_why(event, ctx)})")
-
-
-def dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
-    return f"{event.get('asset_id')}|{event.get('src_ip')}|{event.get('user')}"
-
-
-def entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
-    asset, src, user = event.get("asset_id"), event.get("src_ip"), event.get("user")
-    keys = [f"asset:{asset}"] + ([f"ip:{src}"] if src else []) + ([f"account:{user}"] if user else [])
-    return Entities(asset, (src,) if src else (), (user,) if user else (), tuple(keys))
 
 
 def context(event: dict[str, Any], ctx: DetectionContext) -> dict[str, Any]:
