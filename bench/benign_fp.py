@@ -14,23 +14,14 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def _jsonl(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+from bench._corpus import ROOT, cached_corpus, header  # noqa: E402
 
 
 def main() -> int:
@@ -42,34 +33,25 @@ def main() -> int:
 
     from pipelines.batch import run_batch
     from pipelines.config import load_config
-    from pipelines.generate import generate
-    from pipelines.summary import build_summary
+    from pipelines.summary import build_summary, read_jsonl
 
-    corpus = os.path.join(args.out, f"benign-{args.events}-seed{args.seed}")
-    truth_path = os.path.join(corpus, "truth.json")
-    if not os.path.exists(truth_path):
-        t0 = time.perf_counter()
-        generate(corpus, events=args.events, seed=args.seed, benign_only=True)
-        print(f"generated benign-only corpus in {time.perf_counter() - t0:.1f} s: {corpus}")
-    with open(truth_path, encoding="utf-8") as fh:
+    corpus = cached_corpus(args.out, "benign", args.events, args.seed, benign_only=True)
+    with open(os.path.join(corpus, "truth.json"), encoding="utf-8") as fh:
         truth = json.load(fh)
     if truth["scenarios"]:
         print(f"{corpus}: truth.json lists {len(truth['scenarios'])} planted scenarios; not a benign-only corpus",
               file=sys.stderr)
         return 1
 
-    import apache_beam
-
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
-          f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; python {platform.python_version()}, "
-          f"apache-beam {apache_beam.__version__}; corpus seed {args.seed}, {truth['start']} .. {truth['end']}")
+    print(header())
+    print(f"corpus seed {args.seed}, {truth['start']} .. {truth['end']}")
     cfg = load_config(os.path.join(corpus, "config.yaml"))
     out = os.path.join(args.out, f"benign-run-{args.events}-seed{args.seed}")
     result = run_batch(cfg, out)
     summary = build_summary(cfg, result)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    findings = _jsonl(os.path.join(out, "findings.jsonl"))
-    incidents = _jsonl(os.path.join(out, "incidents.jsonl"))
+    findings = read_jsonl(os.path.join(out, "findings.jsonl"))
+    incidents = read_jsonl(os.path.join(out, "incidents.jsonl"))
     per_detection = collections.Counter(f["detection_id"] for f in findings)
     read = summary["totals"]["read"]
     print(f"records: {read:,} read ({', '.join(f'{k} {v:,}' for k, v in sorted(truth['records'].items()))}), "

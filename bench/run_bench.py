@@ -11,18 +11,17 @@ date and versions; the bar (spine issue) is >= 150,000 events/s and < 2 GB peak 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import glob
 import gzip
 import json
 import os
-import platform
 import resource
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench._corpus import ROOT, cached_corpus, header  # noqa: E402
 
 
 def _uncompressed_bytes(paths: list[str]) -> int:
@@ -35,19 +34,6 @@ def _uncompressed_bytes(paths: list[str]) -> int:
         else:
             total += os.path.getsize(p)
     return total
-
-
-def _header() -> str:
-    import apache_beam
-    import duckdb
-    import pyarrow
-
-    return (
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
-        f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-        f"python {platform.python_version()}, apache-beam {apache_beam.__version__}, "
-        f"pyarrow {pyarrow.__version__}, duckdb {duckdb.__version__}"
-    )
 
 
 def duckdb_reference(cfg, conn_files: list[str]) -> tuple[float, int, int]:
@@ -84,14 +70,9 @@ def main() -> int:
 
     from pipelines.batch import run_batch
     from pipelines.config import load_config
-    from pipelines.generate import generate
     from pipelines.summary import build_summary
 
-    corpus = os.path.join(args.out, f"corpus-{args.events}-seed{args.seed}")
-    if not os.path.exists(os.path.join(corpus, "truth.json")):
-        t0 = time.perf_counter()
-        generate(corpus, events=args.events, seed=args.seed)
-        print(f"generated corpus in {time.perf_counter() - t0:.1f} s: {corpus}")
+    corpus = cached_corpus(args.out, "corpus", args.events, args.seed)
     cfg = load_config(os.path.join(corpus, "config.yaml"))
     files = sorted(glob.glob(os.path.join(corpus, "**", "*"), recursive=True))
     data_files = [f for f in files if os.path.isfile(f) and not f.endswith((".yaml", ".json"))]
@@ -99,7 +80,7 @@ def main() -> int:
     disk_bytes = sum(os.path.getsize(f) for f in data_files)
     raw_bytes = _uncompressed_bytes(data_files)
 
-    print(_header())
+    print(header())
     result = run_batch(cfg, os.path.join(args.out, "run"))
     summary = build_summary(cfg, result)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -14,7 +14,8 @@ from pipelines.batch import COUNTS_FILE, RunResult
 from pipelines.config import Config
 
 
-def _jsonl(path: str) -> list[dict[str, Any]]:
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines output file (none when it was not written)."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as fh:
@@ -30,8 +31,8 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
         for s in cfg.sources
         if s.enabled
     }
-    findings = _jsonl(os.path.join(out, "findings.jsonl"))
-    incidents = _jsonl(os.path.join(out, "incidents.jsonl"))
+    findings = read_jsonl(os.path.join(out, "findings.jsonl"))
+    incidents = read_jsonl(os.path.join(out, "incidents.jsonl"))
     profiles: dict[str, dict[str, Any]] = {}
     first = cfg.export.effective_profiles()[0].name
     for prof in cfg.export.effective_profiles():
@@ -42,7 +43,7 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
                                "redacted": prof.redaction.redacts}
     stix_dir = os.path.join(out, "stix")
     bundles = sorted(f for f in os.listdir(stix_dir) if f.endswith(".json")) if os.path.isdir(stix_dir) else []
-    dead = _jsonl(os.path.join(out, "deadletter", "deadletter.jsonl"))
+    dead = read_jsonl(os.path.join(out, "deadletter", "deadletter.jsonl"))
     per_detection = Counter(f["detection_id"] for f in findings)
     read = sum(s["read"] for s in sources.values())
     return {

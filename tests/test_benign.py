@@ -20,7 +20,7 @@ from pipelines.batch import run_batch
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.generate import generate
-from pipelines.summary import build_summary
+from pipelines.summary import build_summary, read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +30,6 @@ ENGINEERING = {"10.30.5.20", "10.30.5.21"}
 def _lines(path: Path) -> list[str]:
     data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     return [l for l in data.decode("utf-8").splitlines() if l and not l.startswith("#")]
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
 
 
 @pytest.fixture(scope="module", params=[(7, 20000), (23, 30000)], ids=["seed7-20k", "seed23-30k"])
@@ -62,7 +58,7 @@ def test_corpus_is_benign_only_but_holds_the_look_alikes(benign_run) -> None:
     writes = [l.split("\t") for l in _lines(corpus / "zeek" / "modbus.log") if "\tWRITE_" in l]
     assert writes and {w[2] for w in writes} <= ENGINEERING
     # Routine CMS changes in the maintenance windows.
-    kinds = {e["event_type"] for e in _jsonl(corpus / "cms" / "cms-events.jsonl")}
+    kinds = {e["event_type"] for e in read_jsonl(str(corpus / "cms" / "cms-events.jsonl"))}
     assert {"parameter_change", "mode_change", "login"} <= kinds
 
 
@@ -71,10 +67,10 @@ def test_benign_only_corpus_yields_no_finding_and_no_incident(benign_run) -> Non
     truth = json.loads((corpus / "truth.json").read_text())
     assert summary["totals"]["read"] == truth["events"]
     assert summary["totals"]["dead_lettered"] == 0
-    findings = _jsonl(out / "findings.jsonl")
+    findings = read_jsonl(str(out / "findings.jsonl"))
     assert [(f["detection_id"], f.get("title")) for f in findings] == []
     assert summary["findings"]["total"] == 0
-    assert _jsonl(out / "incidents.jsonl") == [] and summary["incidents"]["total"] == 0
+    assert read_jsonl(str(out / "incidents.jsonl")) == [] and summary["incidents"]["total"] == 0
     assert summary["bundles"] == 0
 
 
