@@ -285,6 +285,11 @@ def raw_refs(path: str, line_numbers: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(f"{path}:", nums, "")
 
 
+def join_text(*parts: pa.Array | str) -> pa.Array:
+    """Concatenate text columns and literals row-wise; null when any column part is null."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
 def const(value: str | None, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, pa.string()), n)
 

@@ -31,10 +31,6 @@ WANTED = {"ts": pa.float64(), "id.orig_p": _I, "id.resp_p": _I,
           **{f: _S for f in DEFAULT_FIELDS if f not in ("ts", "id.orig_p", "id.resp_p")}}
 
 
-def _join(*parts: pa.Array | str) -> pa.Array:
-    return pc.binary_join_element_wise(*parts, "")
-
-
 class ZeekCipParser(ZeekLogParser):
     name = "zeek_cip"
     kind = "ot"
@@ -51,22 +47,22 @@ class ZeekCipParser(ZeekLogParser):
         get = cols.get
         chk = c.Checks(n)
         words = pc.utf8_trim(pc.replace_substring_regex(pc.utf8_lower(get("cip_service")), r"[^a-z0-9]+", "_"), "_")
-        action = _join("cip.", pc.replace_substring(words, "attributes", "attribute"))
+        action = c.join_text("cip.", pc.replace_substring(words, "attributes", "attribute"))
         target = None
         if get("class_id") is not None:
             cls = get("class_id")
             if get("class_name") is not None:
                 named = pc.and_(pc.is_valid(get("class_name")), pc.not_equal(get("class_name"), "unknown"))
-                cls = pc.if_else(pc.fill_null(named, False), _join(cls, "(", get("class_name"), ")"), cls)
-            target = _join("class=", cls)
+                cls = pc.if_else(pc.fill_null(named, False), c.join_text(cls, "(", get("class_name"), ")"), cls)
+            target = c.join_text("class=", cls)
             for key, label in (("instance_id", ";instance="), ("attribute_id", ";attr=")):
                 if get(key) is not None:
-                    target = pc.coalesce(_join(target, label, get(key)), target)
+                    target = pc.coalesce(c.join_text(target, label, get(key)), target)
         status = get("cip_status")
         result = c.const("ok", n)
         if status is not None:
             failed = pc.fill_null(pc.and_(pc.not_equal(status, ""), pc.not_equal(status, "Success")), False)
-            result = pc.if_else(failed, _join("error:", status), "ok")
+            result = pc.if_else(failed, c.join_text("error:", status), "ok")
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = lines.take(pa.array(b.rows))
         columns = {

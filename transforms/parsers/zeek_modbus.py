@@ -39,11 +39,6 @@ def _first(cols: dict[str, pa.Array], *names: str) -> pa.Array | None:
     return None
 
 
-def _join(*parts: pa.Array | str) -> pa.Array:
-    """Concatenate text columns and literals; null when any column part is null."""
-    return pc.binary_join_element_wise(*parts, "")
-
-
 class ZeekModbusParser(ZeekLogParser):
     name = "zeek_modbus"
     kind = "ot"
@@ -67,18 +62,18 @@ class ZeekModbusParser(ZeekLogParser):
         exception = _first(cols, "exception", "exception_code")
         value_new = _first(cols, "request_values", "write_registers")
         if "and_mask" in cols and "or_mask" in cols:
-            value_new = _join("and_mask=", cols["and_mask"], ";or_mask=", cols["or_mask"])
+            value_new = c.join_text("and_mask=", cols["and_mask"], ";or_mask=", cols["or_mask"])
         target = None
         if unit is not None:
-            target = _join("unit=", unit)
+            target = c.join_text("unit=", unit)
             if address is not None:
-                target = pc.coalesce(_join("unit=", unit, ";addr=", address), target)
+                target = pc.coalesce(c.join_text("unit=", unit, ";addr=", address), target)
         elif address is not None:
-            target = _join("addr=", address)
+            target = c.join_text("addr=", address)
         result = c.const("ok", n)
         if exception is not None:
             has = pc.fill_null(pc.not_equal(exception, ""), False)
-            result = pc.if_else(has, _join("exception:", exception), "ok")
+            result = pc.if_else(has, c.join_text("exception:", exception), "ok")
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = lines.take(pa.array(b.rows))
         columns = {
@@ -92,7 +87,7 @@ class ZeekModbusParser(ZeekLogParser):
             "dst_port": c.to_int(b.cols.get("id.resp_p"), "id.resp_p", chk, "port", 65535, pa.int32()),
             "proto": c.const("tcp", n),
             "service": c.const("modbus", n),
-            "action": _join("modbus.", verb),
+            "action": c.join_text("modbus.", verb),
             "target": target,
             "value_new": value_new,
             "result": result,

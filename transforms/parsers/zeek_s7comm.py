@@ -91,13 +91,9 @@ def _lookup(col: pa.Array, table: dict[str, str]) -> pa.Array:
     return pa.array(list(table.values()), _S).take(pc.index_in(col, value_set=keys))
 
 
-def _join(*parts: pa.Array | str) -> pa.Array:
-    return pc.binary_join_element_wise(*parts, "")
-
-
 def _slug(col: pa.Array) -> pa.Array:
     words = pc.replace_substring_regex(pc.utf8_lower(col), r"[^a-z0-9]+", "_")
-    return _join("s7.", pc.utf8_trim(words, "_"))
+    return c.join_text("s7.", pc.utf8_trim(words, "_"))
 
 
 class ZeekS7commParser(ZeekLogParser):
@@ -138,26 +134,26 @@ class ZeekS7commParser(ZeekLogParser):
                 is_control = pc.equal(fn, "PLC Control")
                 pi = pc.if_else(is_control, _lookup(sub_code, PI_SERVICES), None)
                 action = pc.coalesce(pi, action)
-                target = pc.if_else(is_control, _join("pi=", sub_code), None)
+                target = pc.if_else(is_control, c.join_text("pi=", sub_code), None)
             phase = _lookup(fn, PHASES)
             err = get("error_class")
             if err is not None:
                 failed = pc.fill_null(pc.and_(pc.not_equal(err, ""), pc.not_equal(err, "No error")), False)
-                result = pc.if_else(failed, _join("error:", err), "ok")
+                result = pc.if_else(failed, c.join_text("error:", err), "ok")
             btype, bnum = get("block_type"), get("block_number")
             if btype is not None and bnum is not None:
                 short = pc.coalesce(_lookup(btype, BLOCK_TYPES), btype)
                 number = pc.replace_substring_regex(bnum, r"^0+(\d)", r"\1")
-                target = _join(short, number)
+                target = c.join_text(short, number)
         else:  # s7comm_read_szl.log
             action = c.const("s7.read_szl", n)
             szl, index = get("szl_id"), get("szl_index")
-            target = _join("szl=", szl) if index is None else pc.coalesce(
-                _join("szl=", szl, ";index=", index), _join("szl=", szl))
+            target = c.join_text("szl=", szl) if index is None else pc.coalesce(
+                c.join_text("szl=", szl, ";index=", index), c.join_text("szl=", szl))
             rc = get("return_code_name")
             if rc is not None:
                 failed = pc.fill_null(pc.and_(pc.not_equal(rc, ""), pc.not_equal(rc, "Success")), False)
-                result = pc.if_else(failed, _join("error:", rc), "ok")
+                result = pc.if_else(failed, c.join_text("error:", rc), "ok")
         columns = {
             "time": c.to_time(b.cols.get("ts"), "ts", chk, required=require_time),
             "source": c.const(ctx.source, n),
