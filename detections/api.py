@@ -31,7 +31,7 @@ import datetime as dt
 import ipaddress
 import zoneinfo
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from types import ModuleType
 from typing import Any, Callable
 
@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.config import Asset, Config, DetectionSettings
+from transforms.geo import CountryTable
 
 STAGES = ("recon", "access", "command", "impact", "exfiltration", "other")
 CONDITION_OPS = ("equals", "in", "prefix", "exists", "gte", "lte", "kind", "not", "any")
@@ -161,6 +162,30 @@ class Inventory:
     def vendor_networks(self, vendor: str | None, which: str = "allowed_networks") -> list[Any]:
         v = self.vendors.get(vendor or "")
         return [ipaddress.ip_network(n) for n in getattr(v, which, ())] if v else []
+
+    @cached_property
+    def geo(self) -> CountryTable:
+        """Countries of public addresses (loaded on first use: only login checks need it)."""
+        return CountryTable.from_config(self.cfg)
+
+    @lru_cache(maxsize=65536)
+    def country_of(self, ip: str | None) -> str | None:
+        return self.geo.country(ip)
+
+    @lru_cache(maxsize=65536)
+    def vendor_of_tunnel(self, ip: str | None) -> str | None:
+        """The vendor whose VPN tunnel pool (``tunnel_networks``) holds ``ip``, if any."""
+        addr = _ip(ip)
+        if addr is None:
+            return None
+        return next((name for name in self.vendors
+                     if any(addr in n for n in self.vendor_networks(name, "tunnel_networks"))), None)
+
+    def expected_tunnel(self, ip: str | None, asset_id: str | None, when: dt.datetime) -> bool:
+        """Is ``ip`` a vendor's tunnel address while that vendor may work on the asset
+        (inside its maintenance window)? Vendors may touch PLCs only then."""
+        vendor = self.vendor_of_tunnel(ip)
+        return vendor is not None and self.in_maintenance(vendor, asset_id, when)
 
     def in_networks(self, ip: str | None, networks: list[Any]) -> bool:
         addr = _ip(ip)

@@ -2,7 +2,6 @@
 period: a new or rogue master (stateful: per PLC, the first-seen time and known masters)."""
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from detections.api import DetectionContext, KeyState, StatefulDetection, duration_seconds
@@ -35,14 +34,7 @@ def _expected(event: dict[str, Any], ctx: DetectionContext) -> bool:
     only while that vendor's maintenance window is open."""
     if ctx.inventory.kind_of(event.get("src_asset")) in ctx.params["trusted_kinds"]:
         return True
-    try:
-        addr = ipaddress.ip_address(event.get("src_ip") or "")
-    except ValueError:
-        return False
-    for name in ctx.inventory.vendors:
-        if any(addr in n for n in ctx.inventory.vendor_networks(name, "tunnel_networks")):
-            return ctx.inventory.in_maintenance(name, event.get("dst_asset"), event["time"])
-    return False
+    return ctx.inventory.expected_tunnel(event.get("src_ip"), event.get("dst_asset"), event["time"])
 
 
 def title(event: dict[str, Any], ctx: DetectionContext) -> str:

@@ -46,6 +46,9 @@ CRANE_PROFILE = np.array([.80, .80, .75, .75, .80, .85, .60, .90, 1.0, 1.0, 1.0,
 
 READS = ("READ_HOLDING_REGISTERS", "READ_INPUT_REGISTERS", "READ_COILS", "READ_DISCRETE_INPUTS")
 WRITES = ("WRITE_SINGLE_REGISTER", "WRITE_MULTIPLE_REGISTERS", "WRITE_SINGLE_COIL")
+#: Device identification (43/14) and report server id (17): what engineering tools ask a
+#: PLC when they connect, and what a scanner asks first (scenario 8's reconnaissance reads).
+IDENTIFY = ("ENCAP_INTERFACE_TRANSPORT", "REPORT_SLAVE_ID")
 
 
 @dataclass
@@ -314,8 +317,10 @@ def modbus_traffic(rng: np.random.Generator, term: Terminal, start: int, end: in
     total = int(n_txn.sum())
     write = rng.random(total) < 0.3
     write[rng.integers(0, total)] = True  # at least one write in every corpus
+    # Reads, and now and then the identification an engineering tool sends on connecting
+    # (the benign look-alike of a scanner's reconnaissance reads).
     funcs = np.where(write, rng.choice(np.array(WRITES), total, p=[.5, .35, .15]),
-                     rng.choice(np.array(READS[:3]), total, p=[.6, .25, .15]))
+                     rng.choice(np.array(READS[:3] + IDENTIFY), total, p=[.55, .25, .12, .05, .03]))
     conn, txn = modbus_sessions(rng, ts, ews, plcs, n_txn, funcs, gap_us=900_000)
     out.conn.append(conn)
     out.modbus.append(txn)
@@ -527,7 +532,8 @@ def vpn_record(ts: int, action: str, user: str, vendor: Vendor, remip: str, tunn
 def vendor_activity(rng: np.random.Generator, term: Terminal, tunnel: str, up: int, down: int,
                     plcs: Sequence[str]) -> Parts:
     """What a vendor does inside one VPN session: RDP to the jump host, and Modbus *reads*
-    from the tunnel address to the given PLCs (writes are what scenario 4 plants)."""
+    (sometimes starting with device identification) from the tunnel address to the given
+    PLCs (writes are what scenario 4 plants)."""
     out = Parts()
     out.conn.append(flows(rng, np.array([up + int(rng.integers(30, 90)) * US]), tunnel,
                           term.jump_host.address, 3389, "tcp", "rdp", out_median=200_000,
@@ -538,6 +544,9 @@ def vendor_activity(rng: np.random.Generator, term: Terminal, tunnel: str, up: i
         ts = np.sort(up + (span * (0.15 + 0.6 * rng.random(n_sess))).astype(np.int64))
         n_txn = rng.integers(3, 11, n_sess)
         funcs = rng.choice(np.array(READS[:3]), int(n_txn.sum()), p=[.7, .2, .1])
+        # the vendor's tool identifies the PLC first, in some sessions (in-window: benign)
+        first = np.concatenate([[0], np.cumsum(n_txn)[:-1]])
+        funcs[first[rng.random(n_sess) < 0.4]] = IDENTIFY[0]
         conn, txn = modbus_sessions(rng, ts, tunnel, plc, n_txn, funcs, gap_us=1_500_000)
         out.conn.append(conn)
         out.modbus.append(txn)

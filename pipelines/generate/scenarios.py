@@ -19,7 +19,7 @@ Kinds (``truth.json`` ``scenario``; the chain is scenario 6 with ``chain: [2, 4,
 * 6c the full chain: out-of-window session → register writes → out-of-limit parameter
      change from the tunnel address (one critical incident)
 * 7  an unknown host on a crane network polls the PLC (new Modbus master; also #1 unknown device)
-* 8  an internet address probes OT service ports on a crane PLC
+* 8  an internet address probes OT service ports on a crane PLC, then identifies it over Modbus
 * 9  repeated failed logins for a vendor account, then an out-of-window session
 * 10 a crane CMS uploads bulk data to an external address
 * 10b a crane PLC or CMS checks in with an external address every minute (beaconing)
@@ -63,14 +63,15 @@ EXPECTED = {
     "6": ["cms_safety_parameter_change"],
     "6c": ["vendor_session_outside_window", "modbus_write_non_engineering", "cms_safety_parameter_change"],
     "7": ["modbus_new_master", "crane_unknown_device"],
-    "8": ["ot_inbound_external"],
+    "8": ["ot_inbound_external", "ot_recon_reads"],
     "9": ["vendor_session_outside_window", "vpn_failed_logins_then_success"],
     "10": ["ot_unexpected_egress", "ot_exfiltration_volume"],
     "10b": ["ot_unexpected_egress", "ot_beaconing"],
     "11": ["threat_intel_match"],
 }
-#: A session's tunnel address writing to a PLC after the learning period is also a new master.
-NEW_MASTER_KINDS = {"4", "6c"}
+#: A session's tunnel address writing to a PLC, or a scanner speaking Modbus to it, after
+#: the learning period is also a new master.
+NEW_MASTER_KINDS = {"4", "6c", "8"}
 
 @dataclass
 class Planted:
@@ -304,21 +305,28 @@ def _rogue_master(rng: np.random.Generator, term: Terminal, t: int, crane_i: int
 
 
 def _internet_scan(rng: np.random.Generator, term: Terminal, t: int, crane_i: int, n: int,
-                   scanner: str) -> tuple[Parts, dict[str, Any]]:
-    """#8: an internet address probes Modbus, S7comm, EtherNet/IP and DNP3 on a crane PLC."""
+                   scanner: str, learned: bool) -> tuple[Parts, dict[str, Any]]:
+    """#8: an internet address probes Modbus, S7comm, EtherNet/IP and DNP3 on a crane PLC;
+    where Modbus answers, it asks for the device identification and reads some registers."""
     c = term.cranes[crane_i]
-    ports = np.array([502, 102, 44818, 20000])
-    k = int(rng.integers(4, 12))
-    dport = np.concatenate([ports, rng.choice(ports, k - 4)]) if k > 4 else ports
+    ports = np.array([102, 44818, 20000])
+    k = int(rng.integers(3, 9))
+    dport = np.concatenate([ports, rng.choice(ports, k - 3)]) if k > 3 else ports
     ts = np.sort(t + rng.integers(0, 3 * MINUTE_US, len(dport)))
-    ts[0] = t
-    state = np.where(dport == 502, "SF", np.where(rng.random(len(dport)) < 0.5, "S0", "REJ"))
+    state = np.where(rng.random(len(dport)) < 0.5, "S0", "REJ")
     f = flows(rng, ts, scanner, c.plc, dport, "tcp", "-", state, out_median=80, in_median=60,
               dur_median=0.05)
-    last = int((f["ts"] + np.maximum(f["duration"], 0)).max())
-    truth = _truth("8", n, f"Internet scan of OT ports on {c.plc_id} from {scanner}", c.plc_id, [],
-                   [scanner], t, last)
-    return Parts(conn=[f]), truth
+    n_sess = int(rng.integers(1, 3))
+    starts = np.sort(t + rng.integers(0, 3 * MINUTE_US, n_sess))
+    starts[0] = t
+    n_txn = rng.integers(2, 6, n_sess)
+    funcs = rng.choice(np.array(["READ_HOLDING_REGISTERS", "READ_COILS", "REPORT_SLAVE_ID"]), int(n_txn.sum()))
+    funcs[np.concatenate([[0], np.cumsum(n_txn)[:-1]])] = "ENCAP_INTERFACE_TRANSPORT"
+    conn, txn = modbus_sessions(rng, starts, scanner, c.plc, n_txn, funcs, gap_us=300_000)
+    last = max(int((f["ts"] + np.maximum(f["duration"], 0)).max()), int(txn["ts"].max()))
+    truth = _truth("8", n, f"Internet scan of OT ports on {c.plc_id} from {scanner}, with Modbus "
+                   "device identification", c.plc_id, [], [scanner], t, last, learned)
+    return Parts(conn=[f, conn], modbus=[txn]), truth
 
 
 def _bulk_upload(rng: np.random.Generator, term: Terminal, t: int, crane_i: int, n: int,
@@ -460,7 +468,7 @@ def plant(rng: np.random.Generator, term: Terminal, start: int, end: int,
         elif kind == "7":
             parts, truth = _rogue_master(rng, term, t, crane_i, n)
         elif kind == "8":
-            parts, truth = _internet_scan(rng, term, t, crane_i, n, f"80.82.77.{10 * si + n}")
+            parts, truth = _internet_scan(rng, term, t, crane_i, n, f"80.82.77.{10 * si + n}", learned)
         elif kind == "10b":
             parts, truth = _beacon(rng, term, t, crane_i, n, f"100.72.{10 * si + n}.{int(rng.integers(1, 255))}")
         elif kind == "11":
