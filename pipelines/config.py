@@ -69,7 +69,14 @@ def _check_address(value: Any) -> str:
         raise ValueError("expected an IP address such as 10.20.1.10") from None
 
 
+def _check_country(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z]{2}", value.strip()):
+        raise ValueError("expected an ISO 3166-1 alpha-2 country code such as NL")
+    return value.strip().upper()
+
+
 Network = Annotated[str, BeforeValidator(_check_network)]
+Country = Annotated[str, BeforeValidator(_check_country)]
 Address = Annotated[str, BeforeValidator(_check_address)]
 
 
@@ -171,6 +178,21 @@ class Vendor(Strict):
     allowed_networks: list[Network] = Field(default_factory=list)
     # Addresses the VPN gateway hands out to this vendor's sessions (tunnel pool).
     tunnel_networks: list[Network] = Field(default_factory=list)
+    # Countries its engineers log in from (ISO codes; placed by the log or by ``geo``).
+    allowed_countries: list[Country] = Field(default_factory=list)
+
+
+class GeoNetwork(Strict):
+    network: Network
+    country: Country
+
+
+class Geo(Strict):
+    """Countries of public addresses, for vendor logins (see transforms/geo.py): inline
+    networks and CSV files (``network,country`` or DB-IP lite ``first,last,country``)."""
+
+    networks: list[GeoNetwork] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)  # relative to the config file
 
 
 class MaintenanceWindow(Strict):
@@ -287,6 +309,7 @@ class Config(Strict):
     correlation: Correlation = Field(default_factory=Correlation)
     export: Export = Field(default_factory=Export)
     intel: Intel = Field(default_factory=Intel)
+    geo: Geo = Field(default_factory=Geo)
 
     # Set by ``load_config``: where relative source paths are resolved from.
     base_dir: str = Field(default=".", exclude=True)
@@ -420,6 +443,16 @@ def _cross_check(cfg: Config, path: str) -> list[str]:
         for a in w.assets:
             if a not in asset_ids:
                 errors.append(f"{path}: maintenance_windows[{i}].assets: expected an inventory asset id, got {a!r}")
+    from transforms.geo import GeoFileError, read_csv
+
+    for i, f in enumerate(cfg.geo.files):
+        full = f if os.path.isabs(f) else os.path.join(cfg.base_dir, f)
+        try:
+            read_csv(full)
+        except OSError as exc:
+            errors.append(f"{path}: geo.files[{i}]: expected a readable CSV file, got {f!r} ({exc.strerror})")
+        except GeoFileError as exc:
+            errors.append(f"{path}: geo.files[{i}]: {full}: {exc}")
     profile_names = [p.name for p in cfg.export.profiles]
     for i, prof in enumerate(cfg.export.profiles):
         if profile_names.count(prof.name) > 1:

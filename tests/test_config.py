@@ -105,3 +105,29 @@ def test_run_warns_when_a_source_matches_no_files(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert f"{path}: sources.test: warning: paths matched no files" in proc.stderr
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+def test_geo_data_is_checked_with_file_key_and_line(tmp_path: Path) -> None:
+    data = copy.deepcopy(TEST_TERMINAL)
+    data["vendors"][0]["allowed_countries"] = ["CHN"]  # alpha-3, not alpha-2
+    (tmp_path / "geo.csv").write_text("first,last,country\n1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.1.255,Australia\n")
+    data["geo"] = {"networks": [{"network": "203.0.113.0/24", "country": "NL"}],
+                   "files": ["geo.csv", "missing.csv"]}
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    lines = err.value.errors
+    assert lines[0] == (f"{path}: vendors[0].allowed_countries[0]: expected an ISO 3166-1 alpha-2 "
+                        "country code such as NL, got 'CHN'")
+    data["vendors"][0]["allowed_countries"] = ["cn"]
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, data))
+    assert err.value.errors == [
+        f"{path}: geo.files[0]: {tmp_path / 'geo.csv'}: line 3: expected an ISO 3166-1 alpha-2 country "
+        "code such as NL, got 'Australia'",
+        f"{path}: geo.files[1]: expected a readable CSV file, got 'missing.csv' (No such file or directory)",
+    ]
+    data["geo"]["files"] = ["geo.csv"]
+    (tmp_path / "geo.csv").write_text("1.0.0.0,1.0.0.255,AU\n")
+    cfg = load_config(_write(tmp_path, data))
+    assert cfg.vendors[0].allowed_countries == ["CN"]

@@ -82,6 +82,34 @@ def test_chain_is_linked_through_the_tunnel_address(corpus_run) -> None:
         assert incident["severity"] > max(f["severity"] for f in incident["findings"]) - 1
 
 
+def test_foreign_vendor_login_is_placed_by_network_and_country(corpus_run) -> None:
+    """Scenario 3: the login address is outside the vendor's range and, by the generated
+    geo CSV, in a country the vendor does not work from."""
+    corpus, out, _ = corpus_run
+    truth = json.loads((corpus / "truth.json").read_text())
+    planted = [s for s in truth["scenarios"] if s["id"].startswith("s3-")]
+    assert planted
+    incidents = _jsonl(out / "incidents.jsonl")
+    for p in planted:
+        (incident,) = [i for i in incidents if _matches(i, p)]
+        (login,) = [f for f in incident["findings"] if f["detection_id"] == "vendor_login_unexpected_network"]
+        assert login["evidence"][0]["fields"]["reasons"] == ["network", "country"]
+        assert login["evidence"][0]["fields"]["country"] == "DE" and "(DE)" in login["title"]
+
+
+def test_scanner_identifying_a_plc_is_recon_in_the_scan_incident(corpus_run) -> None:
+    """Scenario 8: the port scan and the Modbus device identification that follows are one
+    incident about the PLC, at the recon stage."""
+    corpus, out, _ = corpus_run
+    truth = json.loads((corpus / "truth.json").read_text())
+    incidents = _jsonl(out / "incidents.jsonl")
+    for p in [s for s in truth["scenarios"] if s["scenario"] == 8]:
+        (incident,) = [i for i in incidents if _matches(i, p)]
+        (recon,) = [f for f in incident["findings"] if f["detection_id"] == "ot_recon_reads"]
+        assert recon["evidence"][0]["fields"]["external"] and recon["asset_id"] == p["asset"]
+        assert incident["stages"][0] == "recon"
+
+
 def test_full_chain_on_one_crane_is_one_critical_incident(corpus_run) -> None:
     """Scenario 2 → 4 → 6 (session, register writes, out-of-limit parameter change from the
     tunnel address) on one crane: one incident, access → command → impact, critical."""

@@ -20,14 +20,14 @@ from pipelines.generate.scenarios import Planted, plant, rfc3339
 from pipelines.generate.terminal import (
     DEMO_SECRET_FILE, HOUR_US, START_US, build_terminal, config_dict, demo_secret, expand_windows, span_hours,
 )
-from pipelines.generate.terminal import ISAC_BUNDLE_FILE, isac_bundle
+from pipelines.generate.terminal import GEO_FILE, ISAC_BUNDLE_FILE, geo_csv, isac_bundle
 from pipelines.generate.writers import write_cms, write_conn, write_fortigate, write_modbus
 
 #: Files and globs this module owns inside ``out_dir`` (cleared first, so a smaller corpus
 #: written over a larger one leaves no stale hourly archives behind).
 OWNED = ("zeek/conn.*.log.gz", "zeek/conn.log", "zeek/modbus.log", "zeek/modbus_detailed.log",
          "cms/cms-events.jsonl", "fortigate/fortigate.log", "config.yaml", "truth.json", DEMO_SECRET_FILE,
-         ISAC_BUNDLE_FILE)
+         ISAC_BUNDLE_FILE, GEO_FILE)
 
 FORMAT_OF = {"zeek/conn": "zeek_conn", "zeek/modbus": "zeek_modbus", "cms/": "cms_events",
              "fortigate/": "fortigate_vpn"}
@@ -78,6 +78,9 @@ def generate(out_dir: str, events: int = 20000, seed: int = 7, benign_only: bool
     with open(os.path.join(out_dir, ISAC_BUNDLE_FILE), "w", encoding="utf-8") as fh:
         json.dump(isac_bundle(), fh, indent=2, sort_keys=True)
         fh.write("\n")
+    os.makedirs(os.path.dirname(os.path.join(out_dir, GEO_FILE)), exist_ok=True)
+    with open(os.path.join(out_dir, GEO_FILE), "w", encoding="utf-8") as fh:
+        fh.write(geo_csv())
     secret_path = os.path.join(out_dir, DEMO_SECRET_FILE)
     with open(os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
         fh.write(demo_secret(seed))

@@ -97,6 +97,7 @@ class Vendor:
     tunnel_network: str
     benign_tunnels: tuple[str, ...]  # handed out to in-window sessions
     scenario_tunnels: tuple[str, ...]  # kept apart so planted sessions never share one
+    country: str  # where its engineers log in from (ISO code; the config's geo places the range)
 
     def public_address(self, account: str) -> str:
         return self.public_addresses[self.accounts.index(account)]
@@ -173,6 +174,7 @@ def build_terminal() -> Terminal:
             tunnel_network="10.212.134.0/24",
             benign_tunnels=tuple(f"10.212.134.{h}" for h in range(200, 216)),
             scenario_tunnels=tuple(f"10.212.134.{h}" for h in range(230, 240)),
+            country="CN",
         ),
         Vendor(
             name="abb", group="vendor-drives", accounts=abb_accounts,
@@ -181,6 +183,7 @@ def build_terminal() -> Terminal:
             tunnel_network="10.212.135.0/24",
             benign_tunnels=tuple(f"10.212.135.{h}" for h in range(200, 216)),
             scenario_tunnels=tuple(f"10.212.135.{h}" for h in range(230, 240)),
+            country="CH",
         ),
     )
     windows = (
@@ -294,9 +297,13 @@ def config_dict(term: Terminal) -> dict[str, Any]:
         },
         "vendors": [
             {"name": v.name, "accounts": list(v.accounts), "allowed_networks": [v.public_network],
-             "tunnel_networks": [v.tunnel_network]}
+             "tunnel_networks": [v.tunnel_network], "allowed_countries": [v.country]}
             for v in term.vendors
         ],
+        # Countries of login addresses: the vendors' own ranges inline, the rest from a
+        # DB-IP-style CSV written beside config.yaml (GEO_FILE).
+        "geo": {"networks": [{"network": v.public_network, "country": v.country} for v in term.vendors],
+                "files": [GEO_FILE]},
         "maintenance_windows": [dict(w) for w in term.windows],
         # Scenario 11: the ISAC's indicator bundle written beside config.yaml (ISAC_BUNDLE_FILE).
         "detections": {"threat_intel_match": {"params": {"bundles": [ISAC_BUNDLE_FILE]}}},
@@ -316,6 +323,22 @@ def config_dict(term: Terminal) -> dict[str, Any]:
             "report": True,
         },
     }
+
+
+# --- geo data (scenario 3) ---------------------------------------------------------------------
+
+#: Country ranges of the outside addresses the scenarios use, in DB-IP "IP to Country
+#: Lite" shape (first,last,country), relative to config.yaml. Illustrative, not real data.
+GEO_FILE = "geo/country-lite.csv"
+GEO_RANGES = (
+    ("80.82.77.0", "80.82.77.255", "NL"),  # scenario 8 scanners
+    ("185.220.101.0", "185.220.101.255", "DE"),  # scenario 3 foreign logins
+    ("198.51.100.0", "198.51.100.255", "US"),  # scenario 1 and 10 destinations
+)
+
+
+def geo_csv() -> str:
+    return "".join(f"{a},{b},{c}\n" for a, b, c in GEO_RANGES)
 
 
 # --- threat intel (scenario 11) ----------------------------------------------------------------
