@@ -36,3 +36,22 @@ def test_dedup_counts_hits() -> None:
     (finding,) = run_case(det, case)
     assert finding.count == len(case.events)
     assert finding.first_seen < finding.last_seen
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"asset": "sts01-plc", "address": 110, "parameter": "hoist.speed"},
+     r"registers\[0\]\.parameter: expected one of the watched parameters \(.*hoist\.max_speed.*\), got 'hoist\.speed'"),
+    ({"asset": "sts99-plc", "address": 110, "parameter": "hoist.max_speed"},
+     r"registers\[0\]\.asset: expected an inventory asset id, got 'sts99-plc'"),
+    ({"asset": "sts01-plc", "parameter": "hoist.max_speed"},
+     r"registers\[0\]: expected \{asset, address, parameter\[, unit, scale\]\}"),
+])
+def test_a_bad_register_map_stops_the_run_naming_the_entry(entry, message) -> None:
+    from detections.testing import TEST_TERMINAL, _deep_merge
+    from pipelines.config import parse_config
+    from transforms.detect import Detector
+
+    cfg = parse_config(_deep_merge(TEST_TERMINAL, {"detections": {"cms_safety_parameter_change": {
+        "params": {"registers": [entry]}}}}), "<test>")
+    with pytest.raises(ValueError, match=message):
+        Detector(cfg)
