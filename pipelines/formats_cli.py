@@ -9,6 +9,7 @@ import json
 #: A timezone is shown where the format writes local times without an offset.
 EXAMPLES: dict[str, tuple[str, str, str | None, str]] = {
     "zeek_conn": ("zeek-conn", "zeek/conn*.log*", None, "zeek-conn.md"),
+    "zeek_dns": ("zeek-dns", "zeek/dns*.log*", None, "zeek-dns.md"),
     "suricata_eve": ("suricata", "suricata/eve*.json*", None, "suricata-eve.md"),
     "nfdump_csv": ("netflow", "netflow/*.csv*", "Europe/Amsterdam", "nfdump.md"),
     "nfdump_json": ("netflow-json", "netflow/*.json*", "Europe/Amsterdam", "nfdump.md"),
