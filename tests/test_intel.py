@@ -138,3 +138,292 @@ def test_import_from_a_taxii_collection(tmp_path: Path, monkeypatch, capsys) -> 
         store = intel.load_store(tmp_path / "intel" / "store.json")
         assert store.match_ip("198.51.100.7", WHEN)[0].source.startswith("taxii:http://127.0.0.1:")
         assert store.match_ip("192.0.2.70", WHEN) == []
+
+
+# --- ports, sides, domains and AND terms (scenario 11 beyond addresses) -----------------------
+
+
+@pytest.mark.parametrize("pattern, terms", [
+    ("[network-traffic:dst_port = 4444]", [{"type": "port", "side": "dst", "value": 4444}]),
+    ("[network-traffic:src_port IN (4444, 5555)]",
+     [{"type": "port", "side": "src", "value": 4444}, {"type": "port", "side": "src", "value": 5555}]),
+    ("[network-traffic:dst_ref.value = '203.0.113.5']", [{"type": "ip", "side": "dst", "value": "203.0.113.5/32"}]),
+    ("[network-traffic:src_ref.value ISSUBSET '203.0.113.0/24']",
+     [{"type": "ip", "side": "src", "value": "203.0.113.0/24"}]),
+    ("[network-traffic:dst_ref.value IN ('2001:db8::5', 'C2.Example.NET.')]",
+     [{"type": "ip", "side": "dst", "value": "2001:db8::5/128"}, {"type": "domain", "side": "dst", "value": "c2.example.net"}]),
+    ("[network-traffic:dst_ref.value = '198.51.100.7' AND network-traffic:dst_port = 8443]",
+     [{"type": "and", "terms": [{"type": "ip", "side": "dst", "value": "198.51.100.7/32"},
+                                {"type": "port", "side": "dst", "value": 8443}]}]),
+    # the type comparison is a consistency check beside a value on that side ...
+    (("([network-traffic:dst_ref.type = 'ipv4-addr' AND (network-traffic:dst_ref.value = '198.51.100.7' "
+      "AND network-traffic:dst_port = 8443)])"),
+     [{"type": "and", "terms": [{"type": "ip", "side": "dst", "value": "198.51.100.7/32"},
+                                {"type": "port", "side": "dst", "value": 8443}]}]),
+    # ... and without one it asks for an address of that version
+    ("[network-traffic:dst_ref.type = 'ipv6-addr' AND network-traffic:dst_port = 8443]",
+     [{"type": "and", "terms": [{"type": "port", "side": "dst", "value": 8443},
+                                {"type": "ip", "side": "dst", "value": "::/0"}]}]),
+    ("[network-traffic:dst_ref.value IN ('198.51.100.7', '198.51.100.8') AND network-traffic:dst_port IN (80, 8443)]",
+     [{"type": "and", "terms": [{"type": "ip", "side": "dst", "value": f"198.51.100.{h}/32"},
+                                {"type": "port", "side": "dst", "value": p}]} for h in (7, 8) for p in (80, 8443)]),
+    ("[network-traffic:src_ref.value = '192.0.2.1' AND network-traffic:dst_ref.value = '198.51.100.7']",
+     [{"type": "and", "terms": [{"type": "ip", "side": "src", "value": "192.0.2.1/32"},
+                                {"type": "ip", "side": "dst", "value": "198.51.100.7/32"}]}]),
+    ("[ipv4-addr:value = '198.51.100.7'] OR [network-traffic:dst_port = 4444 OR network-traffic:src_port = 4444]",
+     [{"type": "ip", "value": "198.51.100.7/32"}, {"type": "port", "side": "dst", "value": 4444},
+      {"type": "port", "side": "src", "value": 4444}]),
+])
+def test_supported_network_traffic_patterns(pattern: str, terms: list[dict[str, Any]]) -> None:
+    assert intel.parse_pattern(pattern) == terms
+
+
+@pytest.mark.parametrize("pattern, reason", [
+    ("[domain-name:value = 'c2.example'] AND [ipv4-addr:value = '198.51.100.9']", "observation operators other than OR (AND)"),
+    ("[network-traffic:dst_ref.value = '198.51.100.7' AND network-traffic:dst_port = 8443] OR [ipv4-addr:value = '192.0.2.1']",
+     "not combined with OR"),
+    ("[network-traffic:dst_ref.value = '198.51.100.7' AND (network-traffic:dst_port = 1 OR network-traffic:dst_port = 2)]",
+     "AND and OR mixed"),
+    ("[network-traffic:dst_port = 1 OR network-traffic:dst_port = 2 AND network-traffic:dst_ref.value = '198.51.100.7']",
+     "AND and OR mixed"),
+    ("[network-traffic:dst_port = 4444 AND ipv4-addr:value = '198.51.100.7']", "only between network-traffic comparisons"),
+    ("[domain-name:value MATCHES '^[a-z]+\\\\.dga\\\\.example$']", "operator MATCHES on domain-name:value"),
+    ("[domain-name:value LIKE '%.dga.example']", "operator LIKE on domain-name:value"),
+    ("[network-traffic:dst_port NOT = 4444]", "negated comparisons"),
+    ("[network-traffic:dst_port != 4444]", "operator != on network-traffic:dst_port"),
+    ("[network-traffic:dst_port > 1024]", "operator > on network-traffic:dst_port"),
+    ("[network-traffic:dst_port = '4444']", "port numbers"),
+    ("[network-traffic:dst_port = 70000]", "port numbers"),
+    ("[network-traffic:protocols[*] = 'tcp']", "network-traffic:protocols[*] is not a supported object path"),
+    ("[network-traffic:dst_ref.type = 'ipv4-addr']", "consistency check"),
+    ("[network-traffic:dst_ref.type = 'mac-addr' AND network-traffic:dst_port = 1]", "may only be compared"),
+    ("[network-traffic:dst_ref.type = 'ipv6-addr' AND network-traffic:dst_ref.value = '198.51.100.7']", "does not match"),
+    ("[network-traffic:src_ref.value = 'evil.example']", "no domain name of the source"),
+    ("[network-traffic:dst_ref.value ISSUBSET 'evil.example']", "not an IP address or network"),
+    ("[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:src_ref.type = 'ipv4-addr']", "only *_ref.type"),
+    ("[network-traffic:dst_port = 1] FOLLOWEDBY [network-traffic:dst_port = 2]", "FOLLOWEDBY"),
+    ("[network-traffic:dst_port = 1] REPEATS 5 TIMES", "qualifiers"),
+])
+def test_unsupported_patterns_say_why(pattern: str, reason: str) -> None:
+    with pytest.raises(intel.UnsupportedPattern, match=None) as err:
+        intel.parse_pattern(pattern)
+    assert reason in str(err.value)
+
+
+NET_FEED = [
+    indicator("c2-port", "[network-traffic:dst_ref.value = '198.51.100.7' AND network-traffic:dst_port = 8443]"),
+    indicator("shell-port", "[network-traffic:dst_port IN (4444, 4445)]", valid_until="2026-12-01T00:00:00Z"),
+    indicator("scanner-src", "[network-traffic:src_ref.value ISSUBSET '192.0.2.0/24']"),
+    indicator("domain", "[domain-name:value = 'Update.Crane-Vendor.example']"),
+    indicator("v6-port", "[network-traffic:dst_ref.type = 'ipv6-addr' AND network-traffic:dst_port = 5555]"),
+    indicator("late", "[network-traffic:dst_port = 6666]", valid_from="2026-12-01T00:00:00Z"),
+]
+
+
+def _event(**kw: Any) -> dict[str, Any]:
+    return {"time": intel._time(WHEN), "kind": "flow", **kw}
+
+
+def test_match_event_ports_sides_domains_and_terms() -> None:
+    store = intel.IntelStore()
+    report = store.import_objects(feed_bundle(NET_FEED)["objects"], "net")
+    assert (report.stored, report.unsupported) == (6, [])
+    ids = {k: NET_FEED[i]["id"] for i, k in enumerate(["c2-port", "shell-port", "scanner-src", "domain", "v6-port", "late"])}
+
+    def hits(**kw: Any) -> list[tuple[str, str, str]]:
+        return [(h.indicator_id, h.kind, h.matched) for h in store.match_event(_event(**kw))]
+
+    # ip:port on one flow; the same address on another port, or the port on the source side, is not
+    assert hits(src_ip="10.30.1.10", src_port=50000, dst_ip="198.51.100.7", dst_port=8443) == [
+        (ids["c2-port"], "and", "198.51.100.7:8443")]
+    (h,) = store.match_event(_event(src_ip="10.30.1.10", dst_ip="198.51.100.7", dst_port=8443))
+    assert h.value == "dst_ref.value = 198.51.100.7/32 AND dst_port = 8443"
+    assert hits(src_ip="10.30.1.10", dst_ip="198.51.100.7", dst_port=443) == []
+    assert hits(src_ip="198.51.100.7", src_port=8443, dst_ip="10.30.1.10", dst_port=50000) == []
+    # port-only, either port of an IN list, destination side only
+    assert hits(src_ip="10.30.1.10", dst_ip="100.71.20.5", dst_port=4445) == [(ids["shell-port"], "port", "port 4445")]
+    assert hits(src_ip="100.71.20.5", src_port=4444, dst_ip="10.30.1.10", dst_port=50000) == []
+    # a side-specific network matches on its side only
+    assert hits(src_ip="192.0.2.77", dst_ip="10.30.1.10", dst_port=502) == [(ids["scanner-src"], "ip", "192.0.2.77")]
+    assert hits(src_ip="10.30.1.10", dst_ip="192.0.2.77", dst_port=443) == []
+    # domains: a dns.query's target (any case, trailing dot), TLS/HTTP names in attrs, never another action's target
+    dns = {"action": "dns.query", "src_ip": "10.30.1.20", "dst_ip": "10.40.0.53", "dst_port": 53}
+    assert hits(**dns, target="UPDATE.crane-vendor.example.") == [(ids["domain"], "domain", "update.crane-vendor.example")]
+    assert hits(**dns, target="cdn.update.crane-vendor.example") == []
+    assert hits(action="flow", target="update.crane-vendor.example") == []
+    assert hits(dst_ip="203.0.113.80", dst_port=443, attrs={"server_name": "update.crane-vendor.example"})[0][0] == ids["domain"]
+    assert hits(dst_ip="203.0.113.80", dst_port=80, attrs=[("host", "Update.Crane-Vendor.Example")])[0][0] == ids["domain"]
+    # the type check of an AND term: an IPv6 destination on that port only
+    assert hits(src_ip="2001:db8::1", dst_ip="2001:db8::2", dst_port=5555) == [(ids["v6-port"], "and", "[2001:db8::2]:5555")]
+    assert hits(src_ip="10.30.1.10", dst_ip="198.51.100.9", dst_port=5555) == []
+    # validity: before valid_from, after valid_until; an explicit time overrides the event's
+    assert hits(src_ip="10.30.1.10", dst_ip="198.51.100.9", dst_port=6666) == []
+    assert store.match_event(_event(dst_ip="198.51.100.9", dst_port=6666), "2026-12-02T00:00:00Z")[0].indicator_id == ids["late"]
+    assert store.match_event(_event(dst_ip="100.71.20.5", dst_port=4444), "2026-12-02T00:00:00Z") == []
+    # an event several indicators match: AND terms first
+    assert [k for _, k, _ in hits(src_ip="192.0.2.5", dst_ip="198.51.100.7", dst_port=8443)] == ["and", "ip"]
+    # match_ip / match_domain see the standalone terms, whatever their side
+    assert store.match_ip("192.0.2.5", WHEN)[0].indicator_id == ids["scanner-src"]
+    assert store.match_ip("198.51.100.7", WHEN) == []  # only as part of an AND term
+    assert store.match_domain("update.crane-vendor.example", WHEN)[0].indicator_id == ids["domain"]
+
+
+def test_revocation_stops_port_and_and_terms() -> None:
+    store = intel.IntelStore()
+    store.import_objects(feed_bundle(NET_FEED)["objects"], "net")
+    flow = _event(src_ip="10.30.1.10", dst_ip="198.51.100.7", dst_port=8443)
+    assert store.match_event(flow)
+    revoked = [dict(o, modified="2026-11-15T00:00:00Z", revoked=True) for o in NET_FEED[:2]]
+    assert store.import_objects(revoked, "net").revoked == 2
+    assert store.match_event(flow) == []
+    assert store.match_event(_event(dst_ip="100.71.20.5", dst_port=4444)) == []
+    assert sorted(a["value"] for a in store.prefilter_atoms() if a["type"] == "port") == [5555, 6666]
+
+
+def test_a_store_written_before_sides_and_ports_still_matches(tmp_path: Path) -> None:
+    """Term dicts without a side (the only ones older versions wrote) mean either side."""
+    old = {"version": 1, "indicators": {"indicator--1": {
+        "id": "indicator--1", "name": "old", "pattern": "[ipv4-addr:value = '198.51.100.7'] OR [domain-name:value = 'c2.example']",
+        "match": [{"type": "ip", "value": "198.51.100.7/32"}, {"type": "domain", "value": "c2.example"}],
+        "valid_from": "2026-11-01T00:00:00Z", "valid_until": None, "modified": "2026-11-01T00:00:00Z",
+        "revoked": False, "source": "file:old.json"}}}
+    path = tmp_path / "store.json"
+    path.write_text(json.dumps(old))
+    store = intel.load_store(path)
+    for side in ("src_ip", "dst_ip"):
+        assert [h.matched for h in store.match_event(_event(**{side: "198.51.100.7"}))] == ["198.51.100.7"]
+    assert store.match_event(_event(action="dns.query", target="c2.example"))[0].kind == "domain"
+    assert store.match_ip("198.51.100.7", WHEN) and store.match_domain("C2.example.", WHEN)
+    assert store.prefilter_atoms() == old["indicators"]["indicator--1"]["match"]
+
+
+def test_prefilter_takes_the_most_selective_part_of_an_and_term() -> None:
+    store = intel.IntelStore()
+    store.import_objects([
+        indicator("a", "[network-traffic:dst_port = 8443 AND network-traffic:dst_ref.value = '198.51.100.7']"),
+        indicator("b", "[network-traffic:dst_ref.type = 'ipv6-addr' AND network-traffic:dst_port = 5555]"),
+        indicator("c", "[network-traffic:dst_ref.value = '10.0.0.0/8' AND network-traffic:dst_port = 23]"),
+        indicator("d", "[network-traffic:dst_ref.value = 'c2.example' AND network-traffic:dst_ref.type = 'domain-name']"),
+    ], "t")
+    assert sorted(map(json.dumps, store.prefilter_atoms())) == sorted(map(json.dumps, [
+        {"type": "ip", "side": "dst", "value": "198.51.100.7/32"},
+        {"type": "port", "side": "dst", "value": 5555},
+        {"type": "port", "side": "dst", "value": 23},
+        {"type": "domain", "side": "dst", "value": "c2.example"},
+    ]))
+
+
+# --- the detection: prefilter, load errors, a DNS log end to end -------------------------------
+
+
+BUILTIN = Path(__file__).resolve().parents[1] / "detections" / "builtin"
+
+
+def _detector(params: dict[str, Any]):
+    from detections.api import TestCase
+    from detections.registry import load_registry
+    from detections.testing import case_config
+    from transforms.detect import Detector
+
+    det = load_registry()["threat_intel_match"]
+    cfg = case_config(TestCase("t", (), 0, {"detections": {"threat_intel_match": {"params": params}}}), str(BUILTIN))
+    return Detector(cfg, {det.meta.id: det})
+
+
+def test_an_unsupported_indicator_in_a_named_bundle_stops_the_run_with_the_reason() -> None:
+    with pytest.raises(ValueError) as err:
+        _detector({"bundles": ["testdata/isac-network-indicators.json", "testdata/isac-unsupported.json"]})
+    text = str(err.value)
+    assert "isac-unsupported.json: indicators the matcher cannot evaluate" in text
+    assert "indicator--0b8f0f4e-6a8e-4c53-9d0c-0c6c8c1d0a21: observation operators other than OR (AND)" in text
+    assert "indicator--0b8f0f4e-6a8e-4c53-9d0c-0c6c8c1d0a22: operator MATCHES on domain-name:value is not supported" in text
+    assert "0a23" not in text  # the supported one is not blamed
+
+
+def test_the_prefilter_passes_every_row_the_store_matches() -> None:
+    """Random flows and DNS queries around the test bundles' indicators: the vectorized
+    where: keeps every row match_event matches (and few others); no row-by-row Python."""
+    import random
+
+    from detections.api import where_mask
+    from detections.testing import events_table
+    from transforms.enrich import Enricher
+
+    detector = _detector({"bundles": ["testdata/isac-indicators.json", "testdata/isac-network-indicators.json"]})
+    _, ctx = detector.by_id["threat_intel_match"]
+    rnd = random.Random(11)
+    hosts = ["10.30.1.10", "10.30.1.20", "198.51.100.7", "198.51.100.8", "192.0.2.77", "45.83.64.11",
+             "91.92.243.200", "91.92.244.1", "100.71.20.5"]
+    names = ["update.crane-vendor.example", "update.crane-vendor.example.", "cdn.update.crane-vendor.example",
+             "crane-vendor.example", "ntp.terminal.example"]
+    events = []
+    for i in range(3000):
+        e = {"time": "2026-11-17T03:00:00Z", "kind": "flow", "src_ip": rnd.choice(hosts), "dst_ip": rnd.choice(hosts),
+             "src_port": rnd.choice([4444, 8443, 50000 + i % 1000]), "dst_port": rnd.choice([53, 443, 4444, 8443, 502])}
+        if rnd.random() < 0.3:
+            e.update(action="dns.query", target=rnd.choice(names))
+        events.append(e)
+    table = Enricher(detector.active[0][1].cfg)(events_table(events))
+    mask = where_mask(table, detector.where["threat_intel_match"]).to_numpy(zero_copy_only=False)
+    rows = table.to_pylist()
+    matched = [i for i, r in enumerate(rows) if ctx.params["_store"].match_event({**r, "attrs": dict(r["attrs"] or [])})]
+    assert matched and all(mask[i] for i in matched)
+    assert len(matched) <= int(mask.sum()) < len(rows)
+
+
+def strict_isac_bundle(ind: dict[str, Any]) -> dict[str, Any]:
+    """``ind`` as an ISAC publishes it when strict validation is to pass on a copy of it:
+    millisecond timestamps, a description, the TLP marking object beside it."""
+    from stix_export import tlp
+
+    ms = {"created": "2026-11-01T00:00:00.000Z", "modified": "2026-11-01T00:00:00.000Z"}
+    green = tlp.tlp_marking_id("green")
+    return {"type": "bundle", "id": deterministic_id("bundle", "isac-strict", ind["id"]), "objects": [
+        tlp.tlp_marking("green"),
+        {"type": "identity", "spec_version": "2.1", "id": ISAC_ID, **ms, "name": "Maritime Transportation System ISAC (test)",
+         "description": "The ISAC.", "identity_class": "organization", "object_marking_refs": [green]},
+        {**ind, **ms, "description": f"{ind['name']}, for the test.", "object_marking_refs": [green]},
+    ]}
+
+
+def test_a_zeek_dns_log_of_a_listed_domain_is_a_finding_and_a_sighting(tmp_path: Path) -> None:
+    """Scenario 11 with a domain: zeek dns.log + an ISAC bundle with a domain indicator →
+    one threat_intel_match finding naming the domain and the indicator; the incident's bundle
+    validates strictly and holds a sighting of the ISAC's indicator."""
+    import yaml
+
+    from pipelines.batch import run_batch
+    from pipelines.config import load_config
+    from pipelines.summary import build_summary
+    from stix_export.validate import validate_bundle_file
+    from tests.test_parsers_zeek_dns import HEADER, NX, A
+
+    (tmp_path / "zeek").mkdir()
+    queries = [A.replace("1795162502.250000", f"{1795162502 + 30 * i}.250000")
+               .replace("update.crane-vendor.example", "Update.Crane-Vendor.Example." if i else "update.crane-vendor.example")
+               for i in range(3)]
+    (tmp_path / "zeek" / "dns.log").write_text(HEADER + "\n".join([*queries, NX]) + "\n")
+    (tmp_path / "isac.json").write_text(json.dumps(strict_isac_bundle(NET_FEED[3])))
+    cfg = {
+        "site": {"name": "Port of Example", "terminal": "T2"},
+        "sources": [{"name": "dns", "format": "zeek_dns", "paths": ["zeek/dns.log"]}],
+        "inventory": {"internal_networks": ["10.0.0.0/8"], "assets": [
+            {"id": "sts01-cms", "kind": "cms", "addresses": ["10.30.1.20"], "zone": "crane-sts01"},
+            {"id": "dns-01", "kind": "server", "addresses": ["10.40.0.53"], "zone": "ot-core"}]},
+        "detections": {"threat_intel_match": {"params": {"bundles": ["isac.json"]}}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    config = load_config(str(tmp_path / "config.yaml"))
+    out = tmp_path / "out"
+    summary = build_summary(config, run_batch(config, str(out)))
+    assert summary["sources"]["dns"]["read"] == summary["sources"]["dns"]["parsed"] == 4
+    assert summary["findings"]["per_detection"] == {"threat_intel_match": 1}
+    (finding,) = [json.loads(line) for line in (out / "findings.jsonl").read_text().splitlines()]
+    assert finding["count"] == 3 and finding["asset_id"] == "sts01-cms"
+    assert "update.crane-vendor.example" in finding["title"] and "Update" not in finding["title"]
+    assert finding["evidence"][0]["fields"]["indicators"] == [NET_FEED[3]["id"]]
+    assert finding["evidence"][0]["fields"]["intel_matched"] == ["update.crane-vendor.example"]
+    (bundle_path,) = sorted((out / "stix").glob("*.json"))
+    assert validate_bundle_file(bundle_path) == []
+    objs = json.loads(bundle_path.read_text())["objects"]
+    assert NET_FEED[3]["id"] in {o.get("sighting_of_ref") for o in objs if o["type"] == "sighting"}
