@@ -136,13 +136,14 @@ def test_regenerating_over_a_bigger_corpus_leaves_no_stale_files(tmp_path: Path)
     generate(str(tmp_path), events=400_000, seed=1)
     info = generate(str(tmp_path), events=3000, seed=1)
     on_disk = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
-    assert on_disk == set(info["files"]) | {"config.yaml", "truth.json", "export.secret", "intel/isac-indicators.json"}
+    assert on_disk == set(info["files"]) | {"config.yaml", "truth.json", "export.secret", "intel/isac-indicators.json",
+                                            "geo/country-lite.csv"}
 
 
 def test_config_validates(corpus: Path) -> None:
     cfg = load_cfg(corpus)
     assert cfg.site.terminal == "T3"
-    assert {s.format for s in cfg.sources} == {"zeek_conn", "zeek_modbus", "cms_events", "fortigate_vpn"}
+    assert {s.format for s in cfg.sources} == {"zeek_conn", "zeek_modbus", "zeek_dns", "cms_events", "fortigate_vpn"}
     from pipelines.config import resolve_sources
 
     for src in resolve_sources(cfg):
@@ -198,7 +199,7 @@ def test_record_counts_match_the_lines_written(corpus: Path, truth: dict[str, An
         counted[rel] = sum(1 for l in _open_text(corpus / rel) if l and not l.startswith("#"))
     assert counted == truth["files"]
     assert sum(truth["records"].values()) == truth["events"] == sum(counted.values())
-    assert set(truth["records"]) == {"zeek_conn", "zeek_modbus", "cms_events", "fortigate_vpn"}
+    assert set(truth["records"]) == {"zeek_conn", "zeek_modbus", "zeek_dns", "cms_events", "fortigate_vpn"}
 
 
 def test_zeek_files_look_like_zeek(corpus: Path) -> None:
@@ -314,13 +315,22 @@ def test_scenario_11_reaches_an_isac_indicator_the_config_reads(corpus: Path, tr
     bundle = json.loads((corpus / bundle_file).read_text(encoding="utf-8"))
     store = IntelStore()
     report = store.import_objects(bundle["objects"], bundle_file)
-    assert report.stored == 3 and not report.unsupported
+    assert report.stored == 4 and not report.unsupported
     planted = {s["addresses"][1] for s in truth["scenarios"] if s["scenario"] == 11}
     assert planted and all(store.match_ip(a, truth["start"]) for a in planted)
     for r in conn_rows(corpus):
         for side in ("id.orig_h", "id.resp_h"):
             if r[side] not in planted:
                 assert not store.match_ip(r[side], truth["start"]), r
+    # the planted hosts looked up the ISAC's C2 domain first; nobody else did
+    hosts = {s["addresses"][0] for s in truth["scenarios"] if s["scenario"] == 11}
+    asked = {}
+    for line in _open_text(corpus / "zeek" / "dns.log"):
+        if line and not line.startswith("#"):
+            f = line.split("\t")
+            if store.match_domain(f[9], truth["start"]):
+                asked[f[2]] = f[21]
+    assert set(asked) == hosts and set(asked.values()) == planted
 
 
 def test_cms_and_fortigate_records_follow_their_formats(corpus: Path) -> None:

@@ -51,7 +51,7 @@ def test_same_findings_in_other_formats(corpus, tmp_path: Path, formats: list[st
                             "netflow/flows.json"}
     cfg = load_config(str(out / "config.yaml"))
     kept = {"fortigate_vpn", "zeek_conn"} - {"fortigate_vpn" if f not in FLOW_FORMATS else "zeek_conn" for f in formats}
-    assert {s.format for s in cfg.sources} == {"cms_events", "zeek_modbus", *kept, *formats}
+    assert {s.format for s in cfg.sources} == {"cms_events", "zeek_modbus", "zeek_dns", *kept, *formats}
     if set(formats) - FLOW_FORMATS:
         assert not (out / "fortigate").exists() or not any((out / "fortigate").iterdir())
     summary = _run_and_check(out, tmp_path / "out")
@@ -112,7 +112,7 @@ def test_formats_without_vpn_logins(corpus, tmp_path: Path, fmt: str) -> None:
     shutil.copytree(base, out)
     written = apply(str(out), [fmt])
     cfg = load_config(str(out / "config.yaml"))
-    assert {s.format for s in cfg.sources} == {"cms_events", "zeek_modbus", "zeek_conn", fmt}
+    assert {s.format for s in cfg.sources} == {"cms_events", "zeek_modbus", "zeek_conn", "zeek_dns", fmt}
     assert not (out / "fortigate").exists() or not any((out / "fortigate").iterdir())
     summary = _run_and_check(out, tmp_path / "out")
     base_findings = _findings(base_summary)

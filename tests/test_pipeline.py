@@ -126,8 +126,9 @@ def test_full_chain_on_one_crane_is_one_critical_incident(corpus_run) -> None:
 
 
 def test_threat_intel_match_is_a_sighting_of_the_isac_indicator(corpus_run) -> None:
-    """Scenario 11: the incident's bundles (every profile) hold a sighting of the ISAC's
-    indicator, and the indicator itself as the ISAC published it."""
+    """Scenario 11: the incident's bundles (every profile) hold a sighting of each ISAC
+    indicator it matched (the C2 domain the host looked up, the C2 network it then reached),
+    and each indicator itself as the ISAC published it."""
     import re
 
     corpus, out, _ = corpus_run
@@ -143,8 +144,10 @@ def test_threat_intel_match_is_a_sighting_of_the_isac_indicator(corpus_run) -> N
         for d in ("stix", "stix-isac"):
             objs = {o["id"]: o for o in json.loads((out / d / (re.sub(r"[^A-Za-z0-9._-]", "_", incident["incident_id"]) + ".json")).read_text())["objects"]}
             refs = {o["sighting_of_ref"] for o in objs.values() if o["type"] == "sighting"}
-            isac = [r for r in refs if r.startswith("indicator--")]
-            assert len(isac) == 1 and objs[isac[0]] == published[isac[0]], (s["id"], d)
+            isac = sorted(r for r in refs if r.startswith("indicator--"))
+            names = {published[r]["name"] for r in isac}
+            assert names == {"C2 hosting range targeting port operators", "C2 domain of the port-operator campaign"}
+            assert all(objs[r] == published[r] for r in isac), (s["id"], d)
 
 
 def test_summary_accounts_for_every_record(corpus_run) -> None:

@@ -21,15 +21,15 @@ from pipelines.generate.terminal import (
     DEMO_SECRET_FILE, HOUR_US, START_US, build_terminal, config_dict, demo_secret, expand_windows, span_hours,
 )
 from pipelines.generate.terminal import GEO_FILE, ISAC_BUNDLE_FILE, geo_csv, isac_bundle
-from pipelines.generate.writers import write_cms, write_conn, write_fortigate, write_modbus
+from pipelines.generate.writers import write_cms, write_conn, write_dns, write_fortigate, write_modbus
 
 #: Files and globs this module owns inside ``out_dir`` (cleared first, so a smaller corpus
 #: written over a larger one leaves no stale hourly archives behind).
-OWNED = ("zeek/conn.*.log.gz", "zeek/conn.log", "zeek/modbus.log", "zeek/modbus_detailed.log",
+OWNED = ("zeek/conn.*.log.gz", "zeek/conn.log", "zeek/modbus.log", "zeek/modbus_detailed.log", "zeek/dns.log",
          "cms/cms-events.jsonl", "fortigate/fortigate.log", "config.yaml", "truth.json", DEMO_SECRET_FILE,
          ISAC_BUNDLE_FILE, GEO_FILE)
 
-FORMAT_OF = {"zeek/conn": "zeek_conn", "zeek/modbus": "zeek_modbus", "cms/": "cms_events",
+FORMAT_OF = {"zeek/conn": "zeek_conn", "zeek/modbus": "zeek_modbus", "zeek/dns": "zeek_dns", "cms/": "cms_events",
              "fortigate/": "fortigate_vpn"}
 
 
@@ -63,6 +63,7 @@ def generate(out_dir: str, events: int = 20000, seed: int = 7, benign_only: bool
     files: dict[str, int] = {}
     files.update(write_conn(out_dir, concat(parts.conn), start, end))
     files.update(write_modbus(out_dir, concat(parts.modbus), start, end))
+    files.update(write_dns(out_dir, concat(parts.dns), start, end))
     files.update(write_cms(out_dir, parts.cms))
     files.update(write_fortigate(out_dir, parts.vpn, term))
     records: dict[str, int] = {}

@@ -62,22 +62,28 @@ class Parts:
     modbus: list[Columns] = field(default_factory=list)
     cms: list[dict[str, Any]] = field(default_factory=list)
     vpn: list[dict[str, Any]] = field(default_factory=list)
+    dns: list[Columns] = field(default_factory=list)  # Zeek dns.log rows (bulk)
 
     def add(self, other: "Parts") -> None:
         self.conn += other.conn
         self.modbus += other.modbus
         self.cms += other.cms
         self.vpn += other.vpn
+        self.dns += other.dns
 
     def records(self) -> int:
         """Data lines this will write: one conn line per flow, three Modbus lines per
-        transaction (REQ and RESP in modbus.log, one in modbus_detailed.log)."""
+        transaction (REQ and RESP in modbus.log, one in modbus_detailed.log), one dns.log
+        line per lookup."""
         conn = sum(len(c["ts"]) for c in self.conn)
         txns = sum(len(m["ts"]) for m in self.modbus)
-        return conn + 3 * txns + len(self.cms) + len(self.vpn)
+        dns = sum(len(d["ts"]) for d in self.dns)
+        return conn + 3 * txns + len(self.cms) + len(self.vpn) + dns
 
 
 def concat(parts: Sequence[Columns]) -> Columns:
+    if not parts:
+        return {}
     keys = parts[0].keys()
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
@@ -368,25 +374,58 @@ def ot_flows(rng: np.random.Generator, term: Terminal, start: int, end: int, ntp
     return Parts(conn=parts)
 
 
+#: Names office desktops look up (Zipf-weighted); answers come from the browsing pool.
+DOMAINS = ("portal.port.example", "mail.port.example", "teams.microsoft.com", "login.microsoftonline.com",
+           "www.google.com", "outlook.office365.com", "update.windows.com", "www.marinetraffic.com",
+           "tos.terminal.example", "www.uscg.mil", "ctldl.windowsupdate.com", "www.msc.com",
+           "clients4.google.com", "edge.microsoft.com", "ocsp.digicert.com", "weather.gov")
+
+
+def dns_lookups(rng: np.random.Generator, conn: Columns, queries: np.ndarray, answers: np.ndarray,
+                nxdomain: np.ndarray) -> Columns:
+    """Zeek dns.log rows for DNS flows (same uid, endpoints and start as their conn rows)."""
+    n = len(conn["ts"])
+    aaaa = rng.random(n) < 0.2  # an AAAA question: answered empty (no IPv6 for these names)
+    return {"ts": conn["ts"], "uid": conn["uid"], "orig_h": conn["orig_h"], "orig_p": conn["orig_p"],
+            "resp_h": conn["resp_h"], "resp_p": conn["resp_p"], "proto": conn["proto"],
+            "trans_id": rng.integers(0, 65536, n), "rtt": rng.integers(300, 40_000, n),
+            "query": queries, "qtype": np.where(aaaa, "AAAA", "A"),
+            "rcode": np.where(nxdomain, "NXDOMAIN", "NOERROR"),
+            "answers": np.where(nxdomain | aaaa, "-", answers)}
+
+
 def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
                  internal_n: int, internet_n: int) -> Parts:
-    """Office IT: DNS/Kerberos/LDAP/SMB inside, and bursty web traffic to the internet."""
+    """Office IT: DNS/Kerberos/LDAP/SMB inside (each DNS flow also a dns.log lookup, so a
+    lookup is two records), and bursty web traffic to the internet."""
     dc, dns, fs = (h.address for h in term.it_servers)
     hosts = np.array(term.office_hosts)
     host_w = 1 / np.arange(1, len(hosts) + 1) ** 0.6
     host_w /= host_w.sum()
     parts: list[Columns] = []
+    lookups: list[Columns] = []
     if internal_n > 0:
-        ts = diurnal_times(rng, internal_n, start, end, OFFICE_PROFILE)
         kind = rng.choice(4, internal_n, p=[.55, .12, .10, .23])
+        # a DNS flow brings its dns.log row: keep ``internal_n`` records in all
+        kind = kind[: max(1, int(np.searchsorted(np.cumsum(1 + (kind == 0)), internal_n, side="right")))]
+        n = len(kind)
+        ts = diurnal_times(rng, n, start, end, OFFICE_PROFILE)
         dst = np.array([dns, dc, dc, fs])[kind]
         port = np.array([53, 88, 389, 445])[kind]
         proto = np.array(["udp", "tcp", "tcp", "tcp"])[kind]
         svc = np.array(["dns", "krb_tcp", "ldap", "smb"])[kind]
-        state = np.where(rng.random(internal_n) < 0.01, "S0", "SF")
-        f = flows(rng, ts, rng.choice(hosts, internal_n, p=host_w), dst, port, proto, svc, state,
+        state = np.where(rng.random(n) < 0.01, "S0", "SF")
+        f = flows(rng, ts, rng.choice(hosts, n, p=host_w), dst, port, proto, svc, state,
                   out_median=300, in_median=900, dur_median=0.05)
         parts.append(f)
+        is_dns = kind == 0
+        if is_dns.any():
+            k = int(is_dns.sum())
+            dom_w = 1 / np.arange(1, len(DOMAINS) + 1) ** 1.1
+            q = rng.choice(np.array(DOMAINS), k, p=dom_w / dom_w.sum())
+            pool = np.array(term.internet)
+            lookups.append(dns_lookups(rng, {c: v[is_dns] for c, v in f.items()}, q,
+                                       rng.choice(pool, k), rng.random(k) < 0.02))
     if internet_n > 0:
         # Bursts (a page load, a sync) start as a diurnal Poisson process; each burst is
         # one host talking to one site plus some CDN hosts within a few seconds.
@@ -417,7 +456,7 @@ def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
         state[proto == "udp"] = np.where(state[proto == "udp"] == "S0", "S0", "SF")
         parts.append(flows(rng, np.minimum(ts, end - 1), src, dst, port, proto, svc, state,
                            out_median=900, in_median=12_000, dur_median=1.5))
-    return Parts(conn=parts)
+    return Parts(conn=parts, dns=lookups)
 
 
 def _cms(ts: int, crane: str, event_type: str, **fields: Any) -> dict[str, Any]:
@@ -609,11 +648,10 @@ def generate_benign(rng: np.random.Generator, term: Terminal, start: int, end: i
     out.add(cms_events(rng, term, start, end, round(budget * 0.03), windows))
     out.add(modbus_traffic(rng, term, start, end, round(budget * 0.09)))
     out.add(ot_flows(rng, term, start, end, round(budget * 0.02), round(budget * 0.04)))
-    internal = round(budget * 0.18)
-    internet = max(0, budget - out.records() - internal)
-    out.add(office_flows(rng, term, start, end, internal, internet))
+    out.add(office_flows(rng, term, start, end, round(budget * 0.18), 0))
+    out.add(office_flows(rng, term, start, end, 0, max(0, budget - out.records())))
     return out
 
 
-__all__ = ["Parts", "Columns", "concat", "flows", "modbus_sessions", "vendor_activity",
+__all__ = ["Parts", "Columns", "concat", "dns_lookups", "flows", "modbus_sessions", "vendor_activity",
            "vpn_record", "generate_benign"]

@@ -23,8 +23,9 @@ Kinds (``truth.json`` ``scenario``; the chain is scenario 6 with ``chain: [2, 4,
 * 9  repeated failed logins for a vendor account, then an out-of-window session
 * 10 a crane CMS uploads bulk data to an external address
 * 10b a crane PLC or CMS checks in with an external address every minute (beaconing)
-* 11 an office desktop calls back to an address inside the ISAC's C2 indicator network
-     (``terminal.isac_bundle``); not an OT asset, so only the threat-intel match fires
+* 11 an office desktop looks up the ISAC's C2 domain and calls back to an address inside the
+     ISAC's C2 indicator network (``terminal.isac_bundle``); not an OT asset, so only the
+     threat-intel match fires (on the lookup and on the connections)
 """
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from pipelines.generate.benign import Parts, _cms, flows, modbus_sessions, vendor_activity, vpn_record
+from pipelines.generate.benign import Parts, _cms, dns_lookups, flows, modbus_sessions, vendor_activity, vpn_record
 from pipelines.generate.terminal import MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor, overlaps
-from pipelines.generate.terminal import ISAC_C2_NETWORK
+from pipelines.generate.terminal import ISAC_C2_DOMAIN, ISAC_C2_NETWORK
 
 SLOT_FIRST = 20 * MINUTE_US
 SLOT_STEP = 125 * MINUTE_US  # with at most 5 min jitter: starts ≥ 2 h apart
@@ -379,17 +380,23 @@ def _beacon(rng: np.random.Generator, term: Terminal, t: int, crane_i: int, n: i
 
 def _intel_callback(rng: np.random.Generator, term: Terminal, t: int, n: int,
                     ext: str) -> tuple[Parts, dict[str, Any]]:
-    """#11: an office desktop (not inventoried, so no OT egress detection applies) makes a
-    few HTTPS connections to ``ext``, an address inside the ISAC's C2 indicator network."""
+    """#11: an office desktop (not inventoried, so no OT egress detection applies) looks up
+    the ISAC's C2 domain, which resolves to ``ext`` inside the ISAC's C2 indicator network,
+    and makes a few HTTPS connections to it."""
     host = term.office_hosts[int(rng.integers(0, len(term.office_hosts)))]
+    resolver = term.it_servers[1].address
     k = int(rng.integers(3, 9))
     ts = np.sort(t + rng.integers(0, int(rng.integers(5, 15)) * MINUTE_US, k))
     ts[0] = t
+    lookup = flows(rng, np.array([t - int(rng.integers(20_000, 200_000))]), host, resolver, 53, "udp", "dns", "SF",
+                   out_median=60, in_median=120, dur_median=0.02)
+    dns = dns_lookups(rng, lookup, np.array([ISAC_C2_DOMAIN]), np.array([ext]), np.array([False]))
+    dns["qtype"], dns["answers"] = np.array(["A"]), np.array([ext])
     f = flows(rng, ts, host, ext, 443, "tcp", "ssl", "SF", out_median=1800, in_median=6000, dur_median=2.0)
     last = int((f["ts"] + np.maximum(f["duration"], 0)).max())
-    truth = _truth("11", n, f"Office host {host} connects to {ext}, listed by the ISAC as C2 ({ISAC_C2_NETWORK})",
-                   None, [], [host, ext], t, last)
-    return Parts(conn=[f]), truth
+    truth = _truth("11", n, f"Office host {host} resolves {ISAC_C2_DOMAIN} and connects to {ext}, listed by "
+                   f"the ISAC as C2 ({ISAC_C2_NETWORK})", None, [], [host, ext], int(lookup["ts"][0]), last)
+    return Parts(conn=[lookup, f], dns=[dns]), truth
 
 
 def _lay_out(rng: np.random.Generator, free: list[int], kinds: list[str], start: int,

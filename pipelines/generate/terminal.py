@@ -288,6 +288,7 @@ def config_dict(term: Terminal) -> dict[str, Any]:
         "sources": [
             {"name": "zeek-conn", "format": "zeek_conn", "paths": ["zeek/conn*.log*"]},
             {"name": "zeek-modbus", "format": "zeek_modbus", "paths": ["zeek/modbus*.log*"]},
+            {"name": "zeek-dns", "format": "zeek_dns", "paths": ["zeek/dns*.log*"]},
             {"name": "cms", "format": "cms_events", "paths": ["cms/*.jsonl*"]},
             {"name": "fortigate", "format": "fortigate_vpn", "paths": ["fortigate/*.log*"]},
         ],
@@ -348,14 +349,16 @@ ISAC_BUNDLE_FILE = "intel/isac-indicators.json"
 #: The network of the ISAC's C2 indicator; scenario 11 plants office callbacks into it. Kept
 #: out of the office browsing pool and every other scenario's external addresses.
 ISAC_C2_NETWORK = "91.92.240.0/22"
+#: The C2 domain the ISAC lists beside it (scenario 11 resolves it before connecting).
+ISAC_C2_DOMAIN = "telemetry.cranesync.example"
 _ISAC_ID = "identity--3f0c9a57-7a61-4b8e-9a0e-5b7f6c1d2e01"
 _ISAC_DATE = "2026-11-01T00:00:00.000Z"
 
 
 def isac_bundle() -> dict[str, Any]:
     """The ISAC's indicator bundle, fixed (the same for every seed and size): its identity,
-    the TLP:GREEN marking it publishes under, and three indicators: the C2 network scenario
-    11 reaches, a scanner address and an expired one no traffic touches."""
+    the TLP:GREEN marking it publishes under, and four indicators: the C2 network and the C2
+    domain scenario 11 reaches, a scanner address and an expired one no traffic touches."""
     from stix_export import tlp
 
     green = tlp.tlp_marking_id("green")
@@ -379,6 +382,8 @@ def isac_bundle() -> dict[str, Any]:
                   "[ipv4-addr:value = '45.83.64.11']"),
         indicator(3, "Expired C2 address", "Former C2 address, no longer in use.",
                   "[ipv4-addr:value = '185.100.87.9']", valid_until="2026-06-01T00:00:00Z"),
+        indicator(4, "C2 domain of the port-operator campaign", "Domain the campaign's implants resolve.",
+                  f"[domain-name:value = '{ISAC_C2_DOMAIN}']"),
     ]}
 
 
