@@ -28,14 +28,32 @@ def header() -> str:
     )
 
 
+def _generator_fingerprint() -> str:
+    """A hash of the generator's source: a cached corpus from other generator code is stale."""
+    import glob
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(ROOT, "pipelines", "generate", "*.py"))):
+        with open(path, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
 def cached_corpus(out: str, name: str, events: int, seed: int, benign_only: bool = False) -> str:
-    """``out/<name>-<events>-seed<seed>``, generated on first use and reused after."""
+    """``out/<name>-<events>-seed<seed>``, generated on first use and reused after, as long
+    as the generator's code is unchanged (else generated again)."""
     from pipelines.generate import generate
 
     corpus = os.path.join(out, f"{name}-{events}-seed{seed}")
-    if not os.path.exists(os.path.join(corpus, "truth.json")):
+    stamp = os.path.join(corpus, ".generator")
+    fingerprint = _generator_fingerprint()
+    fresh = os.path.exists(os.path.join(corpus, "truth.json")) and os.path.exists(stamp)
+    if not fresh or open(stamp, encoding="utf-8").read() != fingerprint:
         started = time.perf_counter()
         generate(corpus, events=events, seed=seed, benign_only=benign_only)
+        with open(stamp, "w", encoding="utf-8") as fh:
+            fh.write(fingerprint)
         kind = "benign-only corpus" if benign_only else "corpus"
         print(f"generated {kind} in {time.perf_counter() - started:.1f} s: {corpus}")
     return corpus
