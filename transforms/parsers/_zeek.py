@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.model import DeadLetter, empty_events
+from transforms.parsers import _common as c
 from transforms.parsers._common import _np_mask, dead, decode
 from transforms.parsers.base import ParseContext, ParseResult
 from transforms.read import Block
@@ -297,3 +298,20 @@ class ZeekLogParser:
     def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
                 require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:
         raise NotImplementedError
+
+    def _common_columns(self, b: ZeekBatch, ctx: ParseContext, checks: c.Checks,
+                        require_time: bool) -> dict[str, pa.Array]:
+        """What every Zeek log has: ``ts``, the connection's ``id.*`` endpoints, and the
+        source/format/kind constants (``checks`` collects bad times and ports)."""
+        n = len(b.rows)
+        col = b.cols.get
+        return {
+            "time": c.to_time(col("ts"), "ts", checks, required=require_time),
+            "source": c.const(ctx.source, n),
+            "format": c.const(self.name, n),
+            "kind": c.const(self.kind, n),
+            "src_ip": c.to_text(col("id.orig_h"), n, None),
+            "src_port": c.to_int(col("id.orig_p"), "id.orig_p", checks, "port", 65535, pa.int32()),
+            "dst_ip": c.to_text(col("id.resp_h"), n, None),
+            "dst_port": c.to_int(col("id.resp_p"), "id.resp_p", checks, "port", 65535, pa.int32()),
+        }

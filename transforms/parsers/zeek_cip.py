@@ -66,12 +66,7 @@ class ZeekCipParser(ZeekLogParser):
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = lines.take(pa.array(b.rows))
         columns = {
-            "time": c.to_time(b.cols.get("ts"), "ts", chk, required=require_time),
-            "source": c.const(ctx.source, n), "format": c.const(self.name, n), "kind": c.const(self.kind, n),
-            "src_ip": get("id.orig_h"),
-            "src_port": c.to_int(b.cols.get("id.orig_p"), "id.orig_p", chk, "port", 65535, pa.int32()),
-            "dst_ip": get("id.resp_h"),
-            "dst_port": c.to_int(b.cols.get("id.resp_p"), "id.resp_p", chk, "port", 65535, pa.int32()),
+            **self._common_columns(b, ctx, chk, require_time),
             "service": c.const("cip", n),
             "action": action, "target": target, "result": result,
             "raw": raw, "raw_ref": c.raw_refs(block.path, line_numbers),

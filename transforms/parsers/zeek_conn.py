@@ -45,11 +45,7 @@ class ZeekConnParser(ZeekLogParser):
         chk = c.Checks(n)
         text = lambda name: c.to_text(col(name), n, b.empty_field)  # noqa: E731
         columns = {
-            "time": c.to_time(col("ts"), "ts", chk, required=require_time),
-            "src_ip": c.to_text(col("id.orig_h"), n, None),
-            "src_port": c.to_int(col("id.orig_p"), "id.orig_p", chk, "port", 65535, pa.int32()),
-            "dst_ip": c.to_text(col("id.resp_h"), n, None),
-            "dst_port": c.to_int(col("id.resp_p"), "id.resp_p", chk, "port", 65535, pa.int32()),
+            **self._common_columns(b, ctx, chk, require_time),
             "proto": text("proto"),
             "service": text("service"),
             "duration": c.to_float(col("duration"), "duration", chk),
@@ -58,9 +54,6 @@ class ZeekConnParser(ZeekLogParser):
             "packets_out": c.to_int(col("orig_pkts"), "orig_pkts", chk),
             "packets_in": c.to_int(col("resp_pkts"), "resp_pkts", chk),
             "conn_state": text("conn_state"),
-            "source": c.const(ctx.source, n),
-            "format": c.const(self.name, n),
-            "kind": c.const(self.kind, n),
             "action": c.const("flow", n),
         }
         line_numbers = b.rows + block.first_line

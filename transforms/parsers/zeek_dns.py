@@ -82,16 +82,9 @@ class ZeekDnsParser(ZeekLogParser):
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = lines.take(pa.array(b.rows))
         columns = {
-            "time": c.to_time(col("ts"), "ts", chk, required=require_time),
-            "src_ip": c.to_text(col("id.orig_h"), n, None),
-            "src_port": c.to_int(col("id.orig_p"), "id.orig_p", chk, "port", 65535, pa.int32()),
-            "dst_ip": c.to_text(col("id.resp_h"), n, None),
-            "dst_port": c.to_int(col("id.resp_p"), "id.resp_p", chk, "port", 65535, pa.int32()),
+            **self._common_columns(b, ctx, chk, require_time),
             "proto": text("proto"),
             "service": c.const("dns", n),
-            "source": c.const(ctx.source, n),
-            "format": c.const(self.name, n),
-            "kind": c.const(self.kind, n),
             "action": c.const("dns.query", n),
             "target": query_names(text("query")),
             "result": text("rcode_name"),

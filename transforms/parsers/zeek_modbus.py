@@ -77,14 +77,7 @@ class ZeekModbusParser(ZeekLogParser):
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = lines.take(pa.array(b.rows))
         columns = {
-            "time": c.to_time(b.cols.get("ts"), "ts", chk, required=require_time),
-            "source": c.const(ctx.source, n),
-            "format": c.const(self.name, n),
-            "kind": c.const(self.kind, n),
-            "src_ip": cols.get("id.orig_h"),
-            "src_port": c.to_int(b.cols.get("id.orig_p"), "id.orig_p", chk, "port", 65535, pa.int32()),
-            "dst_ip": cols.get("id.resp_h"),
-            "dst_port": c.to_int(b.cols.get("id.resp_p"), "id.resp_p", chk, "port", 65535, pa.int32()),
+            **self._common_columns(b, ctx, chk, require_time),
             "proto": c.const("tcp", n),
             "service": c.const("modbus", n),
             "action": c.join_text("modbus.", verb),

@@ -155,14 +155,7 @@ class ZeekS7commParser(ZeekLogParser):
                 failed = pc.fill_null(pc.and_(pc.not_equal(rc, ""), pc.not_equal(rc, "Success")), False)
                 result = pc.if_else(failed, c.join_text("error:", rc), "ok")
         columns = {
-            "time": c.to_time(b.cols.get("ts"), "ts", chk, required=require_time),
-            "source": c.const(ctx.source, n),
-            "format": c.const(self.name, n),
-            "kind": c.const(self.kind, n),
-            "src_ip": get("id.orig_h"),
-            "src_port": c.to_int(b.cols.get("id.orig_p"), "id.orig_p", chk, "port", 65535, pa.int32()),
-            "dst_ip": get("id.resp_h"),
-            "dst_port": c.to_int(b.cols.get("id.resp_p"), "id.resp_p", chk, "port", 65535, pa.int32()),
+            **self._common_columns(b, ctx, chk, require_time),
             "proto": c.const("tcp", n),
             "service": c.const("s7comm", n),
             "action": action,
