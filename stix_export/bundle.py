@@ -300,6 +300,15 @@ class _Builder:
         )
         return self._sco(flow)
 
+    def _domain_sco(self, fields: dict[str, Any]) -> str | None:
+        """domain-name for a DNS query whose name matched threat intel (the name came from
+        the ISAC, so sharing it back leaks nothing); other queried names stay out, since an
+        internal host name would tell outsiders about the port's network."""
+        name = fields.get("target")
+        if fields.get("action") != "dns.query" or not name or name not in (fields.get("intel_matched") or ()):
+            return None
+        return self._sco(stix2.DomainName(value=name, object_marking_refs=self.markings))
+
     def add_finding_observables(self, f: Finding) -> None:
         self.finding_other[f.finding_id] = []
         refs: list[str] = []
@@ -325,6 +334,7 @@ class _Builder:
                     keep(self._ip_sco(str(ip)))
                     addresses.append(str(ip))
             keep(self._flow_sco(ev.fields, ev.time))
+            keep(self._domain_sco(ev.fields))
         for account in f.accounts:
             login = self.redactor.account(account)
             keep(self._sco(stix2.UserAccount(account_login=login, object_marking_refs=self.markings)))

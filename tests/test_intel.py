@@ -427,3 +427,8 @@ def test_a_zeek_dns_log_of_a_listed_domain_is_a_finding_and_a_sighting(tmp_path:
     assert validate_bundle_file(bundle_path) == []
     objs = json.loads(bundle_path.read_text())["objects"]
     assert NET_FEED[3]["id"] in {o.get("sighting_of_ref") for o in objs if o["type"] == "sighting"}
+    # the matched name is an observable of the finding (the resolver's address is too)
+    (domain,) = [o for o in objs if o["type"] == "domain-name"]
+    assert domain["value"] == "update.crane-vendor.example"
+    (observed,) = [o for o in objs if o["type"] == "observed-data"]
+    assert domain["id"] in observed["object_refs"]
