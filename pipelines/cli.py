@@ -167,13 +167,12 @@ def _detections(args: argparse.Namespace) -> int:
     registry = load_registry()
     if args.action == "list":
         cfg = load_config(args.config) if args.config else None
-        print(f"{'id':34} {'enabled':8} {'kinds':16} {'techniques':24} title")
-        for det_id, det in sorted(registry.items()):
-            enabled = cfg.detections[det_id].enabled if cfg and det_id in cfg.detections else True
-            print(
-                f"{det_id:34} {'yes' if enabled else 'no':8} {','.join(det.meta.kinds):16} "
-                f"{','.join(det.meta.techniques):24} {det.meta.title}"
-            )
+        rows = [(det_id, "yes" if (cfg.detections[det_id].enabled if cfg and det_id in cfg.detections else True)
+                 else "no", ",".join(det.meta.kinds), ",".join(det.meta.techniques), det.meta.title)
+                for det_id, det in sorted(registry.items())]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("id", "enabled", "kinds", "techniques"))]
+        for row in [("id", "enabled", "kinds", "techniques", "title"), *rows]:
+            print(" ".join(f"{v:{w}}" for v, w in zip(row, widths)) + f" {row[4]}")
         return EXIT_OK
     ids = [args.id] if args.id else sorted(registry)
     unknown = [i for i in ids if i not in registry]

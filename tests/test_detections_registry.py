@@ -75,3 +75,23 @@ def test_where_parameter_reference_must_be_declared(tmp_path: Path) -> None:
     assert "where.dst_port.in" in str(exc.value) and "$port_list" in str(exc.value)
     ok = _yml(tmp_path, "good_ref", BASE.format(id="good_ref", techniques="[T0886]", where="{dst_port: {in: $ports}}"))
     assert load_meta(ok).where == {"dst_port": {"in": "$ports"}}
+
+
+def test_detections_list_shows_every_detection_and_what_config_disabled(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from detections.testing import TEST_TERMINAL
+    from pipelines.cli import main
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({**TEST_TERMINAL, "detections": {"ot_beaconing": {"enabled": False}}}))
+    assert main(["detections", "list", "--config", str(cfg)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["id", "enabled", "kinds", "techniques", "title"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    registry = load_registry()
+    assert set(rows) == set(registry)
+    for det_id, det in registry.items():
+        assert rows[det_id][1] == ("no" if det_id == "ot_beaconing" else "yes")
+        assert rows[det_id][2:4] == [",".join(det.meta.kinds), ",".join(det.meta.techniques)]
+        assert lines[1 + sorted(registry).index(det_id)].endswith(det.meta.title)
