@@ -568,6 +568,17 @@ def vpn_record(ts: int, action: str, user: str, vendor: Vendor, remip: str, tunn
             "tunnelip": tunnelip, "tunnelid": tunnelid, **extra}
 
 
+def tunnel_records(up: int, down: int, user: str, vendor: Vendor, remip: str, tunnelip: str,
+                   tunnelid: int, conns: Sequence[Columns]) -> list[dict[str, Any]]:
+    """A session's ``tunnel-up`` and ``tunnel-down``; the gateway's byte counters cover the
+    session's flows (``conns``) plus tunnel overhead, seen from the client's side."""
+    sent = sum(int(c["orig_bytes"].sum()) for c in conns)
+    rcvd = sum(int(c["resp_bytes"].sum()) for c in conns)
+    return [vpn_record(up, "tunnel-up", user, vendor, remip, tunnelip, tunnelid),
+            vpn_record(down, "tunnel-down", user, vendor, remip, tunnelip, tunnelid,
+                       duration=(down - up) // US, sentbyte=rcvd + 4096, rcvdbyte=sent + 2048)]
+
+
 def vendor_activity(rng: np.random.Generator, term: Terminal, tunnel: str, up: int, down: int,
                     plcs: Sequence[str]) -> Parts:
     """What a vendor does inside one VPN session: RDP to the jump host, and Modbus *reads*
@@ -626,11 +637,7 @@ def vendor_sessions(rng: np.random.Generator, term: Terminal, start: int, end: i
                 plcs = [term.cranes[int(j)].plc for j in picked]
                 act = vendor_activity(rng, term, tunnel, up, down, plcs)
                 out.add(act)
-                sent = sum(int(c["orig_bytes"].sum()) for c in act.conn)
-                rcvd = sum(int(c["resp_bytes"].sum()) for c in act.conn)
-                out.vpn.append(vpn_record(up, "tunnel-up", account, v, remip, tunnel, tid))
-                out.vpn.append(vpn_record(down, "tunnel-down", account, v, remip, tunnel, tid,
-                                          duration=(down - up) // US, sentbyte=rcvd + 4096, rcvdbyte=sent + 2048))
+                out.vpn += tunnel_records(up, down, account, v, remip, tunnel, tid, act.conn)
                 if rng.random() < 0.5:
                     c = next(c for c in term.cranes if c.plc == plcs[0])
                     out.cms.append(_cms(up + 4 * MINUTE_US, c.id, "login", controller=c.cms_id,
@@ -653,5 +660,5 @@ def generate_benign(rng: np.random.Generator, term: Terminal, start: int, end: i
     return out
 
 
-__all__ = ["Parts", "Columns", "concat", "dns_lookups", "flows", "modbus_sessions", "vendor_activity",
-           "vpn_record", "generate_benign"]
+__all__ = ["Parts", "Columns", "concat", "dns_lookups", "flows", "modbus_sessions", "tunnel_records",
+           "vendor_activity", "vpn_record", "generate_benign"]

@@ -36,7 +36,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from pipelines.generate.benign import Parts, _cms, dns_lookups, flows, modbus_sessions, vendor_activity, vpn_record
+from pipelines.generate.benign import (
+    Parts, _cms, dns_lookups, flows, modbus_sessions, tunnel_records, vendor_activity, vpn_record,
+)
 from pipelines.generate.terminal import MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor, overlaps
 from pipelines.generate.terminal import ISAC_C2_DOMAIN, ISAC_C2_NETWORK
 
@@ -206,11 +208,7 @@ def _vendor_session(rng: np.random.Generator, term: Terminal, t: int, vendor: Ve
                 out.cms.append(_cms(tc + i * int(rng.integers(20, 90)) * US, c.id, "parameter_change",
                                     controller=c.plc_id, user=account, source_ip=tunnel, parameter=p,
                                     old_value=old, new_value=new, result="success"))
-    sent = sum(int(x["orig_bytes"].sum()) for x in out.conn)
-    rcvd = sum(int(x["resp_bytes"].sum()) for x in out.conn)
-    out.vpn.append(vpn_record(up, "tunnel-up", account, vendor, remip, tunnel, tid))
-    out.vpn.append(vpn_record(down, "tunnel-down", account, vendor, remip, tunnel, tid,
-                              duration=(down - up) // US, sentbyte=rcvd + 4096, rcvdbyte=sent + 2048))
+    out.vpn += tunnel_records(up, down, account, vendor, remip, tunnel, tid, out.conn)
     truth = _truth(kind, n, title, asset, [account], [remip, tunnel], first, down, learned)
     return out, truth
 
@@ -232,11 +230,7 @@ def _concurrent_sessions(rng: np.random.Generator, term: Terminal, t: int, vendo
         tid = int(rng.integers(1_000_000_000, 2_000_000_000))
         act = vendor_activity(rng, term, tunnel, up, down, [])
         out.add(act)
-        sent = sum(int(x["orig_bytes"].sum()) for x in act.conn)
-        rcvd = sum(int(x["resp_bytes"].sum()) for x in act.conn)
-        out.vpn.append(vpn_record(up, "tunnel-up", account, vendor, remip, tunnel, tid))
-        out.vpn.append(vpn_record(down, "tunnel-down", account, vendor, remip, tunnel, tid,
-                                  duration=(down - up) // US, sentbyte=rcvd + 4096, rcvdbyte=sent + 2048))
+        out.vpn += tunnel_records(up, down, account, vendor, remip, tunnel, tid, act.conn)
     truth = _truth("3b", n, f"{vendor.name} account {account} in two sessions at once ({first_ip}, {second_ip})",
                    None, [account], [first_ip, tunnels[0], second_ip, tunnels[1]], up1, max(down1, down2))
     return out, truth
