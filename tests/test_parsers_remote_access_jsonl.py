@@ -5,6 +5,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from parse_helpers import parse_all
 
 UTC = dt.timezone.utc
@@ -68,3 +70,12 @@ def test_malformed_lines_accounted(tmp_path: Path) -> None:
         ("11", "invalid JSON: Expecting property name enclosed in double quotes at column 2"),
         ("13", "not valid UTF-8"),
     ]
+
+
+@pytest.mark.parametrize("parser", ["remote_access_jsonl", "windows_security"])
+def test_absurdly_nested_json_is_a_dead_letter_not_a_crash(tmp_path: Path, parser: str) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    events, dead, records = parse_all(parser, "ra", path)
+    assert (records, events.num_rows) == (1, 0)
+    assert [d.reason for d in dead] == ["invalid JSON: nested too deeply"]

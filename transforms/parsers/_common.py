@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -59,6 +60,19 @@ def count_records(block: Block) -> int:
 
 class Reject(ValueError):
     """A record that does not follow its format; the message is the dead-letter reason."""
+
+
+def json_object(text: str, decode: Callable[[str], object] = json.loads) -> dict:
+    """One JSON-lines record as an object, or ``Reject`` with the reason a dead letter names."""
+    try:
+        obj = decode(text)
+    except json.JSONDecodeError as e:
+        raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
+    except RecursionError:
+        raise Reject("invalid JSON: nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise Reject(f"not a JSON object ({type(obj).__name__})")
+    return obj
 
 
 def parse_lines(block: Block, source: str, to_row: Callable[[str, str], dict]) -> tuple[pa.Table, list[DeadLetter], int]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.model import DeadLetter
-from transforms.parsers._common import Reject, _np_mask, dead, decode
+from transforms.parsers._common import Reject, _np_mask, dead, decode, json_object
 from transforms.read import Block
 
 
@@ -105,15 +105,7 @@ def _slow(block: Block, source: str, lines: pa.Array, idx: np.ndarray, schema: p
     for i in idx:
         text = lines[int(i)].as_py()
         try:
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
-            except RecursionError:
-                raise Reject("invalid JSON: nested too deeply") from None
-            if not isinstance(obj, dict):
-                raise Reject(f"not a JSON object ({type(obj).__name__})")
-            rows.append(coerce(obj, schema, ""))
+            rows.append(coerce(json_object(text), schema, ""))
             good.append(int(i))
         except Reject as e:
             dl.append(dead(source, block.path, block.first_line + int(i), str(e), text))

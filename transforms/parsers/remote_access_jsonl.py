@@ -24,12 +24,7 @@ KNOWN = {"time", "action", "duration", "attrs", *TEXT_FIELDS, *INT_FIELDS, *IP_F
 
 
 def to_event(line: str, ctx: ParseContext, ref: str) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
-    if not isinstance(obj, dict):
-        raise Reject(f"not a JSON object ({type(obj).__name__})")
+    obj = c.json_object(line)
     t = obj.get("time")
     if t is None or t == "":
         raise Reject("no usable timestamp (no time)")

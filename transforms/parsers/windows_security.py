@@ -16,8 +16,6 @@ Other event ids are records too and are dead-lettered. See docs/formats/windows-
 """
 from __future__ import annotations
 
-import json
-
 from transforms.parsers import _common as c
 from transforms.parsers._common import Reject
 from transforms.parsers.base import ParseContext, ParseResult
@@ -77,12 +75,7 @@ def _event_data(obj: dict, flat: dict) -> dict[str, str]:
 
 
 def to_event(line: str, ctx: ParseContext, ref: str) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
-    if not isinstance(obj, dict):
-        raise Reject(f"not a JSON object ({type(obj).__name__})")
+    obj = c.json_object(line)
     flat = _flatten(obj)
     eid_text = _first(flat, "winlog.event_id", "Event.System.EventID", "EventID", "event_id", "event.code",
                       "Event.System.EventID.#text")
