@@ -55,7 +55,13 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def case_config(case: TestCase, base_dir: str = ".") -> Config:
     """The test terminal with the case's overrides; relative paths in it (a detection's
     data files) resolve from ``base_dir``, the detection's own directory in ``run_case``."""
-    return parse_config(_deep_merge(TEST_TERMINAL, case.config), f"<test terminal for {case.name!r}>", base_dir)
+    return terminal_config(case.config, f"<test terminal for {case.name!r}>", base_dir)
+
+
+def terminal_config(overrides: dict[str, Any], name: str = "<test terminal>", base_dir: str = ".") -> Config:
+    """The test terminal with ``overrides`` merged in (mappings merge, anything else
+    replaces), validated like a real config."""
+    return parse_config(_deep_merge(TEST_TERMINAL, overrides), name, base_dir)
 
 
 def events_table(events: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> pa.Table:

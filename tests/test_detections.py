@@ -47,11 +47,9 @@ def test_dedup_counts_hits() -> None:
      r"registers\[0\]: expected \{asset, address, parameter\[, unit, scale\]\}"),
 ])
 def test_a_bad_register_map_stops_the_run_naming_the_entry(entry, message) -> None:
-    from detections.testing import TEST_TERMINAL, _deep_merge
-    from pipelines.config import parse_config
+    from detections.testing import terminal_config
     from transforms.detect import Detector
 
-    cfg = parse_config(_deep_merge(TEST_TERMINAL, {"detections": {"cms_safety_parameter_change": {
-        "params": {"registers": [entry]}}}}), "<test>")
+    cfg = terminal_config({"detections": {"cms_safety_parameter_change": {"params": {"registers": [entry]}}}})
     with pytest.raises(ValueError, match=message):
         Detector(cfg)

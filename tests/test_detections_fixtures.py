@@ -12,8 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from detections.registry import load_registry
-from detections.testing import TEST_TERMINAL, _deep_merge
-from pipelines.config import parse_config
+from detections.testing import TEST_TERMINAL, terminal_config
 from transforms.detect import Detector
 from transforms.enrich import Enricher
 from transforms.parsers import ParseContext, zeek_s7comm
@@ -40,9 +39,8 @@ def _findings(shared_fixtures: Path, client_kind: str | None) -> dict[str, list]
     assets = [{"id": "sts09-plc", "kind": "crane_plc", "addresses": [PLC], "zone": "crane-sts09"}]
     if client_kind:
         assets.append({"id": "client", "kind": client_kind, "addresses": [CLIENT], "zone": "ot-core"})
-    cfg = parse_config(_deep_merge(TEST_TERMINAL, {"inventory": {
-        "assets": TEST_TERMINAL["inventory"]["assets"] + assets,
-        "internal_networks": ["10.0.0.0/8", "134.217.61.0/24"]}}), "<fixture terminal>")
+    cfg = terminal_config({"inventory": {"assets": TEST_TERMINAL["inventory"]["assets"] + assets,
+                                         "internal_networks": ["10.0.0.0/8", "134.217.61.0/24"]}})
     registry = load_registry()
     detector = Detector(cfg, {k: registry[k] for k in ("ot_recon_reads", "s7_program_or_stop")})
     findings, keyed = detector.scan(Enricher(cfg)(_s7_events(shared_fixtures)))
