@@ -21,6 +21,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable
 
 _CC = re.compile(r"^[A-Z]{2}$")
@@ -61,8 +62,18 @@ def _country(text: str) -> str | None:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def read_csv(path: str) -> list[tuple[Address, Address, str | None]]:
-    """Rows of a geo CSV as ``(first, last, country)``; raises GeoFileError naming the line."""
+def read_csv(path: str) -> tuple[tuple[Address, Address, str | None], ...]:
+    """Rows of a geo CSV as ``(first, last, country)``; raises GeoFileError naming the line.
+
+    Read once per process while the file is unchanged: the config check reads it to report
+    bad rows, the login detection again to look countries up, and a country export has
+    hundreds of thousands of rows."""
+    st = os.stat(path)
+    return _read_csv(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _read_csv(path: str, mtime_ns: int, size: int) -> tuple[tuple[Address, Address, str | None], ...]:
     out: list[tuple[Address, Address, str | None]] = []
     with open(path, encoding="utf-8", newline="") as fh:
         for n, row in enumerate(csv.reader(fh), 1):
@@ -86,7 +97,7 @@ def read_csv(path: str) -> list[tuple[Address, Address, str | None]]:
                     continue  # a header row (column names, no address)
                 raise GeoFileError(f"line {n}: expected network,country or first,last,country, "
                                    f"got {','.join(row)[:80]!r}") from None
-    return out
+    return tuple(out)
 
 
 class CountryTable:
