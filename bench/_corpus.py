@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: the run header and the seeded corpus, generated once."""
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
@@ -26,6 +27,15 @@ def header() -> str:
         f"python {platform.python_version()}, apache-beam {apache_beam.__version__}, "
         f"pyarrow {pyarrow.__version__}{duck}"
     )
+
+
+def corpus_args(description: str) -> argparse.Namespace:
+    """``--events``, ``--seed`` and ``--out``: the options every corpus benchmark takes."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench-out"))
+    return ap.parse_args()
 
 
 def _generator_fingerprint() -> str:

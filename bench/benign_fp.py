@@ -12,7 +12,6 @@ is reported but does not fail the run.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -21,15 +20,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._corpus import ROOT, cached_corpus, header  # noqa: E402
+from bench._corpus import cached_corpus, corpus_args, header  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench-out"))
-    args = ap.parse_args()
+    args = corpus_args(__doc__.splitlines()[0])
 
     from pipelines.batch import run_batch
     from pipelines.config import load_config

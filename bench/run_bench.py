@@ -10,7 +10,6 @@ date and versions; the bar (spine issue) is >= 150,000 events/s and < 2 GB peak 
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import gzip
 import json
@@ -21,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._corpus import ROOT, cached_corpus, header  # noqa: E402
+from bench._corpus import cached_corpus, corpus_args, header  # noqa: E402
 
 
 def _uncompressed_bytes(paths: list[str]) -> int:
@@ -62,11 +61,7 @@ def duckdb_reference(cfg, conn_files: list[str]) -> tuple[float, int, int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench-out"))
-    args = ap.parse_args()
+    args = corpus_args(__doc__.splitlines()[0])
 
     from pipelines.batch import run_batch
     from pipelines.config import load_config
