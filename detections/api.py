@@ -337,6 +337,13 @@ def _condition(col: Any, cond: Any) -> Any:
     return out
 
 
+def from_engineering(event: dict[str, Any], ctx: DetectionContext) -> bool:
+    """Did an engineering host send this: is the source an asset of one of the kinds the
+    detection's ``engineer_kinds`` parameter names? (Program, mode and parameter changes
+    are routine only from there, and inside maintenance.)"""
+    return ctx.inventory.kind_of(event.get("src_asset")) in ctx.params["engineer_kinds"]
+
+
 # Two entity shapes most network detections share; a module names one, e.g.
 # ``from detections.api import inbound_dedup as dedup, inbound_entities as entities``.
 

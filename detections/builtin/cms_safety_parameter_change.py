@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from detections.api import DetectionContext
+from detections.api import DetectionContext, from_engineering
 # The finding's dedup key and entities: the shared actor shape (see detections/api.py).
 from detections.api import actor_dedup as dedup, actor_entities as entities  # noqa: F401
 
@@ -68,10 +68,6 @@ def out_of_limits(parameter: str, new: Any, ctx: DetectionContext) -> bool:
     return ("min" in lim and value < float(lim["min"])) or ("max" in lim and value > float(lim["max"]))
 
 
-def _engineering(event: dict[str, Any], ctx: DetectionContext) -> bool:
-    return ctx.inventory.kind_of(event.get("src_asset")) in ctx.params["engineer_kinds"]
-
-
 def _why(event: dict[str, Any], ctx: DetectionContext) -> str | None:
     """Why the change is outside the envelope, or None when it is routine."""
     found = changes(event, ctx)
@@ -79,7 +75,7 @@ def _why(event: dict[str, Any], ctx: DetectionContext) -> str | None:
         return None
     if any(out_of_limits(p, new, ctx) for p, _, new in found):
         return "outside engineering limits"
-    if not _engineering(event, ctx):
+    if not from_engineering(event, ctx):
         return "not from an engineering workstation"
     if not ctx.inventory.in_any_maintenance(event.get("asset_id"), event["time"]):
         return "outside maintenance"

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.api import DetectionContext
+from detections.api import DetectionContext, from_engineering
 # The finding's dedup key and entities: the shared inbound shape (see detections/api.py).
 from detections.api import inbound_dedup as dedup, inbound_entities as entities  # noqa: F401
-
-
-def _engineering(event: dict[str, Any], ctx: DetectionContext) -> bool:
-    return ctx.inventory.kind_of(event.get("src_asset")) in ctx.params["engineer_kinds"]
 
 
 def rule(event: dict[str, Any], ctx: DetectionContext) -> bool:
     if ctx.inventory.kind_of(event.get("dst_asset")) != "crane_plc":
         return False
-    if not _engineering(event, ctx):
+    if not from_engineering(event, ctx):
         return True
     return not ctx.inventory.in_any_maintenance(event.get("dst_asset"), event["time"])
 
 
 def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     what = (event.get("action") or "").removeprefix("s7.").replace("_", " ")
-    why = "outside maintenance" if _engineering(event, ctx) else f"from {event.get('src_ip')}"
+    why = "outside maintenance" if from_engineering(event, ctx) else f"from {event.get('src_ip')}"
     return f"S7 {what} on {event.get('dst_asset')} {why}"
 
 
