@@ -10,27 +10,20 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
+from parse_helpers import parse_untimed
 
 from detections.registry import load_registry
 from detections.testing import TEST_TERMINAL, terminal_config
 from transforms.detect import Detector
 from transforms.enrich import Enricher
-from transforms.parsers import ParseContext, zeek_s7comm
-from transforms.read import iter_blocks
 
 CLIENT, PLC = "134.217.61.131", "134.217.61.211"
 NIGHT = dt.datetime(2026, 11, 18, 2, 0, tzinfo=dt.timezone.utc)
 
 
 def _s7_events(shared_fixtures: Path) -> pa.Table:
-    tables = []
-    for name in ("s7comm.log", "s7comm_read_szl.log"):
-        path = shared_fixtures / "zeek-icsnpp-s7comm" / name
-        state = zeek_s7comm.PARSER.new_file_state(str(path))
-        for block in iter_blocks("ot", str(path)):
-            r = zeek_s7comm.PARSER.parse_block(block, state, ParseContext("ot"), require_time=False)
-            tables.append(r.events)
-    t = pa.concat_tables(tables)
+    t = pa.concat_tables([parse_untimed("zeek_s7comm", "ot", shared_fixtures / "zeek-icsnpp-s7comm" / name)
+                          for name in ("s7comm.log", "s7comm_read_szl.log")])
     times = pa.array([NIGHT + dt.timedelta(seconds=i) for i in range(t.num_rows)], pa.timestamp("us", tz="UTC"))
     return t.set_column(0, t.schema.field(0), times)
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import zstandard
-from parse_helpers import parse_all
+from parse_helpers import parse_all, parse_untimed
 
-from transforms.parsers import PARSERS, ParseContext, zeek_conn
+from transforms.parsers import PARSERS
 from transforms.parsers._common import NO_TIME
-from transforms.read import iter_blocks
 
 UTC = dt.timezone.utc
 NEW_HEADER = (
@@ -33,17 +32,8 @@ def parse(path: Path | str, block_bytes: int = 1 << 20, **kw) -> tuple[pa.Table,
     return parse_all("zeek_conn", "zeek", path, block_bytes, **kw)
 
 
-def parse_untimed(path: Path) -> pa.Table:
-    """Fields of masked btest baselines: the time rule off (test-only hook)."""
-    p = zeek_conn.PARSER
-    state = p.new_file_state(str(path))
-    out = []
-    for block in iter_blocks("zeek", str(path)):
-        r = p.parse_block(block, state, ParseContext("zeek"), require_time=False)
-        assert r.records == r.events.num_rows + len(r.dead_letters)
-        assert not r.dead_letters
-        out.append(r.events)
-    return pa.concat_tables(out)
+def untimed(path: Path) -> pa.Table:
+    return parse_untimed("zeek_conn", "zeek", path)
 
 
 def row(events: pa.Table, i: int) -> dict:
@@ -118,7 +108,7 @@ def test_masked_btest_baselines_are_dead_lettered_with_reason(shared_fixtures: P
 
 
 def test_masked_baselines_fields(shared_fixtures: Path) -> None:
-    ev = parse_untimed(shared_fixtures / "zeek-icsnpp-modbus" / "conn.log")
+    ev = untimed(shared_fixtures / "zeek-icsnpp-modbus" / "conn.log")
     a, b = ev.to_pylist()
     assert a["time"] is None
     assert (a["src_ip"], a["src_port"], a["dst_ip"], a["dst_port"], a["proto"], a["service"]) == (
@@ -129,12 +119,12 @@ def test_masked_baselines_fields(shared_fixtures: Path) -> None:
     assert (b["src_ip"], b["src_port"], b["dst_ip"], b["conn_state"], b["bytes_out"], b["bytes_in"]) == (
         "192.168.1.6", 37699, "3.15.227.20", "OTH", 12, 9)
 
-    (s7,) = parse_untimed(shared_fixtures / "zeek-icsnpp-s7comm" / "conn.log").to_pylist()
+    (s7,) = untimed(shared_fixtures / "zeek-icsnpp-s7comm" / "conn.log").to_pylist()
     assert (s7["src_ip"], s7["src_port"], s7["dst_ip"], s7["dst_port"], s7["service"]) == (
         "134.217.61.131", 51212, "134.217.61.211", 102, "cotp,s7comm")
     assert (s7["duration"], s7["bytes_out"], s7["bytes_in"], s7["packets_out"], s7["packets_in"]) == (0.548674, 1216, 2540, 32, 32)
 
-    scan = parse_untimed(shared_fixtures / "zeek-modbus-scanners" / "conn.log")  # has extra ip_proto
+    scan = untimed(shared_fixtures / "zeek-modbus-scanners" / "conn.log")  # has extra ip_proto
     assert scan.num_rows == 8
     assert scan.column("service").to_pylist() == ["modbus", "dce_rpc", None, "ssl", None, None, None, None]
     assert scan.column("conn_state").to_pylist() == ["SF", "SF", "SF", "SF", "RSTO", "RSTRH", "SF", "SF"]

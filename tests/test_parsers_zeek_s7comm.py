@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from parse_helpers import parse_all
+from parse_helpers import parse_all, parse_untimed
 
-from transforms.parsers import ParseContext, zeek_s7comm
 from transforms.parsers._common import NO_TIME
-from transforms.read import iter_blocks
 
 UTC = dt.timezone.utc
 S7 = "zeek-icsnpp-s7comm"
@@ -23,15 +21,8 @@ def parse(path: Path | str, block_bytes: int = 1 << 20) -> tuple[pa.Table, list,
 
 
 def untimed(path: Path) -> list[dict]:
-    """Fields of a masked baseline: the time rule off (test-only hook)."""
-    p = zeek_s7comm.PARSER
-    state = p.new_file_state(str(path))
-    rows: list[dict] = []
-    for block in iter_blocks("ot", str(path)):
-        r = p.parse_block(block, state, ParseContext("ot"), require_time=False)
-        assert r.records == r.events.num_rows and not r.dead_letters
-        rows += r.events.to_pylist()
-    return rows
+    """Fields of a masked baseline, row by row."""
+    return parse_untimed("zeek_s7comm", "ot", path).to_pylist()
 
 
 def attrs(row: dict) -> dict:
