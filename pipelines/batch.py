@@ -5,12 +5,11 @@ run in the streaming job, which swaps the file list for unbounded sources.
 """
 from __future__ import annotations
 
-import glob
+import dataclasses
 import os
-import shutil
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -37,6 +36,8 @@ class RunResult:
     out_dir: str
     wall_seconds: float
     input_files: int
+    run_id: str = ""
+    summary: dict[str, Any] | None = None  # as written to summary.json
 
 
 def input_files(cfg: Config) -> list[InputFile]:
@@ -80,16 +81,36 @@ def _no_embedded_state_cache() -> None:
     worker_handlers.STATE_CACHE_SIZE_MB = 0
 
 
-def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> RunResult:
-    """Run the whole batch job; outputs replace any earlier run's in ``out_dir``."""
-    stale_profiles = [os.path.basename(d) for d in glob.glob(os.path.join(out_dir, "stix-*"))]
-    for stale in ("stix", "deadletter", "reports", *stale_profiles):
-        shutil.rmtree(os.path.join(out_dir, stale), ignore_errors=True)
-    os.makedirs(out_dir, exist_ok=True)
-    files = input_files(cfg)
-    options = PipelineOptions([*DEFAULT_BEAM_ARGS, *beam_args])
-    _no_embedded_state_cache()
-    started = time.perf_counter()
-    with beam.Pipeline(options=options) as p:
-        build(p, cfg, files, out_dir)
-    return RunResult(out_dir, time.perf_counter() - started, len(files))
+def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = (), progress: Any = None,
+              before_commit: Callable[[str, dict[str, Any]], None] | None = None) -> RunResult:
+    """Run the whole batch job; its outputs replace an earlier run's in ``out_dir`` all at once.
+
+    Everything (the summary too) is written to a staging folder and swapped in at the end
+    (``pipelines/outputs.py``), so ``out_dir`` never holds half a run, and a second run into
+    the same folder stops with the PID of the first. ``progress`` (``pipelines/progress.py``)
+    is told the input files and stopped when the pipeline ends; ``before_commit(staging
+    folder, summary)`` may add files that belong to the run (a report) before the swap.
+    """
+    from pipelines.outputs import OutputRun
+    from pipelines.summary import build_summary, write_summary
+
+    with OutputRun(out_dir) as staging:
+        files = input_files(cfg)
+        options = PipelineOptions([*DEFAULT_BEAM_ARGS, *beam_args])
+        _no_embedded_state_cache()
+        started = time.perf_counter()
+        if progress is not None:
+            progress.start(files)
+        try:
+            with beam.Pipeline(options=options) as p:
+                build(p, cfg, files, staging.path)
+        finally:
+            if progress is not None:
+                progress.stop()
+        staged = RunResult(staging.path, time.perf_counter() - started, len(files), staging.run_id)
+        summary = build_summary(cfg, staged, exclude=(staging.full, staging.path))
+        write_summary(summary, staging.path)
+        if before_commit is not None:
+            before_commit(staging.path, summary)
+        staging.commit()
+    return dataclasses.replace(staged, out_dir=out_dir, summary=summary)

@@ -16,6 +16,48 @@ from pipelines.config import ConfigError, load_config
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help lines end with the option's default, unless the help text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" not in text and action.default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class _VersionAction(argparse.Action):
+    """``--version``; the version string is built only when asked for (it imports Beam)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(version())
+        parser.exit()
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+
+    try:
+        own = dist_version("cranewatch")
+    except PackageNotFoundError:
+        own = "unknown"
+    try:
+        beam = dist_version("apache-beam")
+    except PackageNotFoundError:
+        beam = "not installed"
+    return f"cranewatch {own} (apache-beam {beam}, Python {sys.version.split()[0]})"
+
+
 def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """``cranewatch run --config X -- --runner=...``: everything after ``--`` goes to Beam."""
     argv = list(argv)
@@ -26,16 +68,17 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="cranewatch",
         description="Correlate crane OT, flow and vendor remote-access logs into incidents; export STIX 2.1.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="write a realistic sample terminal dataset with planted scenarios")
     g.add_argument("--out", required=True, help="directory for logs, config.yaml and truth.json")
     g.add_argument("--events", type=int, default=20000, help="number of log records (default 20000)")
-    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--seed", type=int, default=7, help="random seed: the same seed writes the same corpus")
     g.add_argument("--formats", default="", help="write remote-access/flow logs in these formats instead "
                    "(comma-separated: globalprotect, openvpn_log, openvpn_status, remote_access_jsonl, "
                    "windows_security; suricata_eve, nfdump_csv, nfdump_json)")
@@ -43,24 +86,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="the same benign traffic with no planted scenario (truth.json lists none): a false-positive corpus")
 
     r = sub.add_parser("run", help="batch run over archived logs (Beam local runner)")
-    r.add_argument("--config", required=True)
-    r.add_argument("--output", default="cranewatch-out")
-    r.add_argument("--quiet", action="store_true", help="no summary table")
+    r.add_argument("--config", required=True, help="the config file (YAML) naming sources, site and export")
+    _run_options(r, "cranewatch-out")
 
     v = sub.add_parser("validate", help="check a config file and the detections; report every error")
-    v.add_argument("--config", required=True)
+    v.add_argument("--config", required=True, help="the config file to check")
 
     d = sub.add_parser("detections", help="list detections or run their test cases")
     dsub = d.add_subparsers(dest="action", required=True)
-    dl = dsub.add_parser("list")
+    dl = dsub.add_parser("list", help="every detection with its kinds and ATT&CK techniques")
     dl.add_argument("--config", help="show enabled/disabled as configured")
-    dt_ = dsub.add_parser("test")
+    dt_ = dsub.add_parser("test", help="run the detections' own test cases")
     dt_.add_argument("id", nargs="?", help="one detection id (default: all)")
 
     m = sub.add_parser("demo", help="generate a sample terminal and run the batch pipeline on it")
-    m.add_argument("--out", default="demo-out")
-    m.add_argument("--events", type=int, default=50000)
-    m.add_argument("--seed", type=int, default=7)
+    m.add_argument("--out", default="demo-out", help="folder for the sample data (data/) and the run's outputs")
+    m.add_argument("--events", type=int, default=50000, help="number of log records to generate")
+    m.add_argument("--seed", type=int, default=7, help="random seed of the sample terminal")
+    _run_options(m, None)
 
     from stix_export.cli import add_parsers as add_sharing_parsers  # share, intel (ISAC in/out)
 
@@ -71,15 +114,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_options(p: argparse.ArgumentParser, output_default: str | None) -> None:
+    if output_default is not None:
+        p.add_argument("--output", default=output_default,
+                       help="output folder; each run replaces it whole, all at once")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress and no tables; still prints where the outputs went and any failure")
+    p.add_argument("--verbose", action="store_true", help="also show Apache Beam's own log lines")
+
+
+def _setup_logging(verbose: bool) -> None:
+    """Warnings and errors only; Beam's own lines (INFO, and its start-up warnings) only when verbose."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    # Beam warns at import (on the root logger) about optional GCP client libraries a local
+    # run never uses.
+    logging.getLogger().handlers[0].addFilter(lambda r: "apitools not found" not in r.getMessage())
+    logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     own, beam_args = _split_beam_args(sys.argv[1:] if argv is None else argv)
+    _setup_logging("--verbose" in own)  # before anything imports Beam, which logs at import
     try:
         args = _parser().parse_args(own)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Beam warns at import about optional GCP client libraries a local run never uses.
-    logging.getLogger().handlers[0].addFilter(lambda r: "apitools not found" not in r.getMessage())
     try:
         if args.command == "generate":
             return _generate(args.out, args.events, args.seed, args.formats, benign_only=args.benign_only)
@@ -102,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             data = os.path.join(args.out, "data")
             rc = _generate(data, args.events, args.seed)
-            return rc or _run(os.path.join(data, "config.yaml"), args.out, beam_args)
+            return rc or _run(os.path.join(data, "config.yaml"), args.out, beam_args, quiet=args.quiet)
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
@@ -134,7 +194,9 @@ def _generate(out: str, events: int, seed: int, formats: str = "", benign_only: 
 
 def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) -> int:
     from pipelines.batch import run_batch
-    from pipelines.summary import build_summary, print_summary, write_summary
+    from pipelines.outputs import OutputError, OutputLocked
+    from pipelines.progress import RunProgress
+    from pipelines.summary import print_summary
 
     cfg = load_config(config)
     from stix_export.redact import load_secret
@@ -147,16 +209,26 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) ->
             print(f"{config}: sources.{source.name}: warning: paths matched no files "
                   f"(relative to {cfg.base_dir})", file=sys.stderr)
     try:
-        result = run_batch(cfg, output, beam_args)
+        result = run_batch(cfg, output, beam_args, progress=None if quiet else RunProgress())
+    except OutputLocked as exc:
+        print(f"cranewatch run: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OutputError as exc:
+        print(f"cranewatch run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # a failed run: report it and exit 1, never a traceback dump
         logging.getLogger("cranewatch").exception("batch run failed")
         print(f"cranewatch run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    summary = build_summary(cfg, result)
-    path = write_summary(summary, output)
+    summary = result.summary or {}
     if not quiet:
-        print_summary(summary)
-        print(f"outputs in {output}/ (summary: {path})")
+        print_summary(summary, output)
+    report = os.path.join(output, "report.html")
+    where = f"outputs in {output}/ (summary: {os.path.join(output, 'summary.json')}"
+    print(where + (f", report: {report})" if os.path.exists(report) else ")"))
+    if summary.get("status", "ok") != "ok":
+        print(f"cranewatch run: nothing to analyse: {summary['status_message']}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

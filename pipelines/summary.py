@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from typing import Any
+from typing import Any, Iterable
 
 from pipelines.batch import COUNTS_FILE, RunResult
 from pipelines.config import Config
+from pipelines.run_checks import dead_letter_counts, input_problems, verdict
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
@@ -22,7 +23,9 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
+def build_summary(cfg: Config, result: RunResult, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The summary of the run whose outputs are in ``result.out_dir``; ``exclude``: folders
+    (the output folder itself) left out of the search for files no source reads."""
     out = result.out_dir
     with open(os.path.join(out, COUNTS_FILE), encoding="utf-8") as fh:
         counts = json.load(fh)
@@ -43,10 +46,17 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
                                "redacted": prof.redaction.redacts}
     stix_dir = os.path.join(out, "stix")
     bundles = sorted(f for f in os.listdir(stix_dir) if f.endswith(".json")) if os.path.isdir(stix_dir) else []
-    dead = read_jsonl(os.path.join(out, "deadletter", "deadletter.jsonl"))
     per_detection = Counter(f["detection_id"] for f in findings)
     read = sum(s["read"] for s in sources.values())
+    dead_by_reason, labels, late = dead_letter_counts(os.path.join(out, "deadletter", "deadletter.jsonl"))
+    problems = input_problems(cfg, sources, dead_by_reason, labels, exclude=[out, *exclude])
+    status, message = verdict(sources, result.input_files)
     return {
+        "run_id": result.run_id,
+        "status": status,  # "ok", or why the run found nothing to look at (exit status 1)
+        "status_message": message,
+        "problems": problems,
+        "dead_letters": dead_by_reason,  # source → reason code → count
         "sources": sources,
         "totals": {
             "read": read,
@@ -60,7 +70,7 @@ def build_summary(cfg: Config, result: RunResult) -> dict[str, Any]:
             "by_severity": dict(sorted(Counter(i["severity_label"] for i in incidents).items())),
         },
         "bundles": len(bundles),
-        "late_findings": sum(1 for d in dead if d.get("late")),  # streaming only: beyond allowed lateness
+        "late_findings": late,  # streaming only: beyond allowed lateness
         "profiles": profiles,
         "wall_seconds": round(result.wall_seconds, 3),
         "events_per_second": round(read / result.wall_seconds) if result.wall_seconds else 0,
@@ -75,11 +85,24 @@ def write_summary(summary: dict[str, Any], out_dir: str) -> str:
     return path
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def incidents_in_order(out_dir: str) -> list[dict[str, Any]]:
+    """The run's incidents, most severe first and in time order within a severity."""
+    rows = read_jsonl(os.path.join(out_dir, "incidents.jsonl"))
+    return sorted(rows, key=lambda i: (SEVERITY_RANK.get(i["severity_label"], 5), i["first_seen"], i["incident_id"]))
+
+
+def print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    import sys
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
     t = Table(title="Records per source")
     for col in ("source", "files", "read", "parsed", "dead-lettered"):
         t.add_column(col, justify="right" if col != "source" else "left")
@@ -88,17 +111,39 @@ def print_summary(summary: dict[str, Any]) -> None:
     tot = summary["totals"]
     t.add_row("total", str(tot["files"]), f"{tot['read']:,}", f"{tot['parsed']:,}", f"{tot['dead_lettered']:,}", style="bold")
     console.print(t)
+    if summary.get("dead_letters"):
+        dl = Table(title="Dead letters per source and reason (deadletter/deadletter.jsonl)")
+        dl.add_column("source")
+        dl.add_column("reason")
+        dl.add_column("dead letters", justify="right")
+        for source, codes in summary["dead_letters"].items():
+            for code, n in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])):
+                dl.add_row(source, code, f"{n:,}")
+        console.print(dl)
     d = Table(title="Findings per detection")
     d.add_column("detection")
     d.add_column("findings", justify="right")
     for det, n in summary["findings"]["per_detection"].items():
         d.add_row(det, str(n))
     console.print(d)
+    if out_dir is not None and summary["incidents"]["total"]:
+        it = Table(title="Incidents (most severe first)")
+        for col in ("severity", "first seen", "last seen", "zone / asset", "title", "findings"):
+            it.add_column(col, justify="right" if col == "findings" else "left", no_wrap=col != "title")
+        for i in incidents_in_order(out_dir):
+            where = " / ".join(x for x in (i.get("zone") or "", i.get("primary_asset") or "") if x)
+            it.add_row(f"{i['severity_label']} {i['severity']}", i["first_seen"][:19].replace("T", " "),
+                       i["last_seen"][:19].replace("T", " "), where or "-", i["title"], str(len(i.get("findings", []))),
+                       style=SEVERITY_STYLE.get(i["severity_label"], ""))
+        console.print(it)
     inc = summary["incidents"]
     sev = ", ".join(f"{k} {v}" for k, v in inc["by_severity"].items()) or "none"
     console.print(
         f"incidents: {inc['total']} ({sev})   bundles written: {summary['bundles']}"
         + "".join(f" + {p['bundles']} in {p['dir']}/" for p in list(summary.get("profiles", {}).values())[1:])
         + "   "
-        f"wall time: {summary['wall_seconds']:.2f} s   events/s: {summary['events_per_second']:,}"
+        f"wall time: {summary['wall_seconds']:.2f} s   events/s: {summary['events_per_second']:,}",
+        soft_wrap=True,
     )
+    for problem in summary.get("problems", []):
+        console.print(f"[yellow]warning:[/yellow] {escape(problem['message'])}", highlight=False)

@@ -73,7 +73,17 @@ def credentials(credentials_file: str | None = None) -> tuple[str | None, str | 
 
 
 def profile_files(output: str | os.PathLike[str], profile: str | None = None) -> list[Path]:
-    """The bundle files of one profile in a run's output (the first profile when None)."""
+    """The bundle files of one profile in a run's output (the first profile when None).
+
+    Only a complete run is shared: an output folder without the run's completion marker
+    (``pipelines/outputs.py``) is refused, so half a run never reaches a collection.
+    """
+    from pipelines.outputs import IncompleteRun, require_complete
+
+    try:
+        require_complete(str(output))
+    except IncompleteRun as exc:
+        raise ShareError(f"--output: refusing to share: {exc}") from None
     out = Path(output)
     dirs: dict[str, str] = {}
     summary = out / "summary.json"

@@ -102,8 +102,9 @@ def test_run_warns_when_a_source_matches_no_files(tmp_path: Path) -> None:
         [sys.executable, "-m", "pipelines.cli", "run", "--config", str(path), "--output", str(tmp_path / "out"), "--quiet"],
         capture_output=True, text=True, timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the only source read nothing: never an all-clear
     assert f"{path}: sources.test: warning: paths matched no files" in proc.stderr
+    assert "no source matched any file" in proc.stderr
     assert (tmp_path / "out" / "summary.json").exists()
 
 

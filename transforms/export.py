@@ -62,11 +62,12 @@ def _write_reports(rows: list[tuple[str, tuple[str, str, str]]], cfg: Config, ou
             write_json(bundle, os.path.join(out_dir, "reports", f"{profile.name}.json"))
 
 
-def _write_sorted_lines(lines: list[str], path: str) -> None:
+def _write_sorted_lines(lines: list[str], path: str, presorted: bool = False) -> None:
+    """``lines`` sorted as text, or as given when ``presorted`` (already in event-time order)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        for line in sorted(lines):
+        for line in (lines if presorted else sorted(lines)):
             fh.write(line + "\n")
     os.replace(tmp, path)
 
@@ -85,12 +86,12 @@ class ExportIncidents(beam.PTransform):
         incidents | "Incident as JSON" >> beam.Map(lambda i: (i.first_seen, incident_json(i))) | (
             "Collect incidents" >> beam.combiners.ToList()
         ) | "Write incidents.jsonl" >> beam.Map(
-            lambda rows: _write_sorted_lines([r for _, r in sorted(rows)], os.path.join(out, "incidents.jsonl"))
+            lambda rows: _write_sorted_lines([r for _, r in sorted(rows)], os.path.join(out, "incidents.jsonl"), presorted=True)
         )
         incidents | "Member findings" >> beam.FlatMap(
             lambda i: [(f.first_seen, f.finding_id, json.dumps({**f.to_dict(), "incident_id": i.incident_id}, sort_keys=True)) for f in i.findings]
         ) | "Collect findings" >> beam.combiners.ToList() | "Write findings.jsonl" >> beam.Map(
-            lambda rows: _write_sorted_lines([r for *_, r in sorted(rows)], os.path.join(out, "findings.jsonl"))
+            lambda rows: _write_sorted_lines([r for *_, r in sorted(rows)], os.path.join(out, "findings.jsonl"), presorted=True)
         )
         from stix_export.redact import load_secret
 

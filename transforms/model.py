@@ -94,6 +94,13 @@ class DeadLetter:
     reason: str
     raw: str
     late: bool = False
+    reason_code: str = ""  # stable code of ``reason`` (transforms/reasons.py), derived when not given
+
+    def __post_init__(self) -> None:
+        if not self.reason_code:
+            from transforms.reasons import reason_code
+
+            object.__setattr__(self, "reason_code", reason_code(self.reason))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import apache_beam as beam
 from apache_beam import pvalue
 
+from pipelines.progress import note_records
 from transforms.model import DeadLetter
 from transforms.parsers import PARSERS, iter_results
 from transforms.parsers.base import ParseContext
@@ -59,6 +60,7 @@ def parse_file(item: InputFile) -> Iterator[Any]:
     try:
         for result, next_line in iter_results(parser, item.path, ctx):
             counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters))
+            note_records(result.records, item.path)  # the run's progress display (pipelines/progress.py)
             if result.events.num_rows:
                 yield result.events
             for dl in result.dead_letters:
