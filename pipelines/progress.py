@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any, Iterable, TextIO
 
+#: Seconds before anything shows, and between plain lines (environment overrides).
+DELAY_ENV, INTERVAL_ENV = "CRANEWATCH_PROGRESS_DELAY", "CRANEWATCH_PROGRESS_INTERVAL"
 _records_lock = threading.Lock()
 _records_total = 0
 _touched: set[str] = set()  # input files the parse step has read records from
@@ -80,10 +82,11 @@ def _duration(seconds: float) -> str:
 class RunProgress:
     """``start(files)`` before the pipeline runs, ``stop()`` after; see the module doc."""
 
-    def __init__(self, stream: TextIO | None = None, delay: float = 2.0, interval: float = 5.0,
+    def __init__(self, stream: TextIO | None = None, delay: float | None = None, interval: float | None = None,
                  terminal: bool | None = None):
         self.stream = stream or sys.stderr
-        self.delay, self.interval = delay, interval
+        self.delay = float(os.environ.get(DELAY_ENV, 2.0)) if delay is None else delay
+        self.interval = float(os.environ.get(INTERVAL_ENV, 5.0)) if interval is None else interval
         self.terminal = self.stream.isatty() if terminal is None else terminal
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
