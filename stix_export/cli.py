@@ -23,7 +23,7 @@ def add_parsers(sub: Any) -> None:
         "(first line user:password). Objects the collection already holds are not sent again.",
     )
     s.add_argument("--taxii", required=True, metavar="API_ROOT_URL", help="TAXII 2.1 API root, e.g. https://isac.example/api1/")
-    s.add_argument("--collection", required=True, metavar="ID")
+    s.add_argument("--collection", required=True, metavar="ID", help="id of the TAXII collection to push to")
     s.add_argument("--output", required=True, metavar="DIR", help="the run output directory (cranewatch run --output)")
     s.add_argument("--profile", metavar="NAME", help="sharing profile to push (default: the first, stix/)")
     s.add_argument("--credentials-file", metavar="FILE", help="file whose first line is user:password")
