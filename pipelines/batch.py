@@ -82,19 +82,21 @@ def _no_embedded_state_cache() -> None:
 
 
 def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = (), progress: Any = None,
-              before_commit: Callable[[str, dict[str, Any]], None] | None = None) -> RunResult:
+              before_commit: Callable[[str, dict[str, Any]], None] | None = None,
+              keep: tuple[str, ...] = ()) -> RunResult:
     """Run the whole batch job; its outputs replace an earlier run's in ``out_dir`` all at once.
 
     Everything (the summary too) is written to a staging folder and swapped in at the end
     (``pipelines/outputs.py``), so ``out_dir`` never holds half a run, and a second run into
     the same folder stops with the PID of the first. ``progress`` (``pipelines/progress.py``)
     is told the input files and stopped when the pipeline ends; ``before_commit(staging
-    folder, summary)`` may add files that belong to the run (a report) before the swap.
+    folder, summary)`` may add files that belong to the run (a report) before the swap;
+    ``keep``: entries of ``out_dir`` that are not the run's and move into the new folder.
     """
     from pipelines.outputs import OutputRun
     from pipelines.summary import build_summary, write_summary
 
-    with OutputRun(out_dir) as staging:
+    with OutputRun(out_dir, keep) as staging:
         files = input_files(cfg)
         options = PipelineOptions([*DEFAULT_BEAM_ARGS, *beam_args])
         _no_embedded_state_cache()
@@ -108,7 +110,9 @@ def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = (), progress
             if progress is not None:
                 progress.stop()
         staged = RunResult(staging.path, time.perf_counter() - started, len(files), staging.run_id)
-        summary = build_summary(cfg, staged, exclude=(staging.full, staging.path))
+        previous = os.listdir(staging.full) if os.path.isdir(staging.full) else []
+        own = [os.path.join(staging.full, e) for e in previous if e not in keep]  # the previous run's files
+        summary = build_summary(cfg, staged, exclude=(staging.path, *own))
         write_summary(summary, staging.path)
         if before_commit is not None:
             before_commit(staging.path, summary)

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             data = os.path.join(args.out, "data")
             rc = _generate(data, args.events, args.seed)
-            return rc or _run(os.path.join(data, "config.yaml"), args.out, beam_args, quiet=args.quiet)
+            return rc or _run(os.path.join(data, "config.yaml"), args.out, beam_args, quiet=args.quiet, keep=("data",))
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
@@ -192,7 +192,7 @@ def _generate(out: str, events: int, seed: int, formats: str = "", benign_only: 
     return EXIT_OK
 
 
-def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) -> int:
+def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, keep: tuple[str, ...] = ()) -> int:
     from pipelines.batch import run_batch
     from pipelines.outputs import OutputError, OutputLocked
     from pipelines.progress import RunProgress
@@ -209,7 +209,7 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) ->
             print(f"{config}: sources.{source.name}: warning: paths matched no files "
                   f"(relative to {cfg.base_dir})", file=sys.stderr)
     try:
-        result = run_batch(cfg, output, beam_args, progress=None if quiet else RunProgress())
+        result = run_batch(cfg, output, beam_args, progress=None if quiet else RunProgress(), keep=keep)
     except OutputLocked as exc:
         print(f"cranewatch run: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -126,12 +126,17 @@ def _manifest(root: str) -> dict[str, int]:
 class OutputRun:
     """``with OutputRun(out) as run:`` write into ``run.path``, then ``run.commit()``.
 
+    ``keep`` names entries of the output folder that are not part of a run (the demo keeps
+    its generated data in ``data/``): they are moved into the new folder just before the
+    swap, and are not in the completion marker.
+
     Leaving the block without ``commit()`` (an exception) deletes the staging folder and
     leaves the previous run untouched.
     """
 
-    def __init__(self, out_dir: str):
+    def __init__(self, out_dir: str, keep: tuple[str, ...] = ()):
         self.out_dir = out_dir
+        self.keep = keep  # entries of the output folder that are not the run's (the demo's data/)
         self.parent, self.name, self.full = _paths(out_dir)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.run_id = f"{stamp}-{os.getpid()}"
@@ -166,7 +171,7 @@ class OutputRun:
             if os.path.ismount(self.full):
                 raise OutputError(f"--output {self.out_dir}: expected a folder inside a mount point, got the "
                                   "mount point itself (a run's outputs are swapped in by renaming the folder)")
-            entries = os.listdir(self.full)
+            entries = [e for e in os.listdir(self.full) if e not in self.keep]
             if entries and not any(f in entries for f in _RUN_FILES):
                 raise OutputError(
                     f"--output {self.out_dir}: expected an empty folder or an earlier cranewatch run output, "
@@ -224,6 +229,9 @@ class OutputRun:
             fh.write("\n")
         os.replace(tmp, os.path.join(self.path, MARKER))
         _pause("marked")
+        for name in self.keep:  # carried into the new run's folder (not in its marker)
+            if os.path.lexists(os.path.join(self.full, name)):
+                os.rename(os.path.join(self.full, name), os.path.join(self.path, name))
         if not os.path.exists(self.full):
             os.rename(self.path, self.full)
             self.committed = True

@@ -24,8 +24,8 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
 
 
 def build_summary(cfg: Config, result: RunResult, exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """The summary of the run whose outputs are in ``result.out_dir``; ``exclude``: folders
-    (the output folder itself) left out of the search for files no source reads."""
+    """The summary of the run whose outputs are in ``result.out_dir``; ``exclude``: paths
+    left out of the search for files no source reads (default: the output folder)."""
     out = result.out_dir
     with open(os.path.join(out, COUNTS_FILE), encoding="utf-8") as fh:
         counts = json.load(fh)
@@ -49,7 +49,7 @@ def build_summary(cfg: Config, result: RunResult, exclude: Iterable[str] = ()) -
     per_detection = Counter(f["detection_id"] for f in findings)
     read = sum(s["read"] for s in sources.values())
     dead_by_reason, labels, late = dead_letter_counts(os.path.join(out, "deadletter", "deadletter.jsonl"))
-    problems = input_problems(cfg, sources, dead_by_reason, labels, exclude=[out, *exclude])
+    problems = input_problems(cfg, sources, dead_by_reason, labels, exclude=tuple(exclude) or (out,))
     status, message = verdict(sources, result.input_files)
     return {
         "run_id": result.run_id,

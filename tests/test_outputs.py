@@ -223,3 +223,23 @@ def test_share_refuses_an_incomplete_run(tmp_path: Path, corpora, capsys) -> Non
     # The complete run passes the check and fails only at the (closed) TAXII port.
     rc, err = _share(out, capsys)
     assert rc == 1 and "refusing" not in err
+
+
+def test_kept_entries_move_into_each_new_run(tmp_path: Path) -> None:
+    """``cranewatch demo`` keeps its generated data in ``<out>/data``: it survives every swap."""
+    out = tmp_path / "demo-out"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "config.yaml").write_text("site: {}\n")
+    for n in (1, 2):
+        with OutputRun(str(out), keep=("data",)) as run:
+            Path(run.path, "summary.json").write_text(f'{{"run": {n}}}\n')
+            run.commit()
+        assert (out / "data" / "config.yaml").read_text() == "site: {}\n"
+        assert "data/config.yaml" not in require_complete(str(out))["files"]
+    shutil.rmtree(out / "stix", ignore_errors=True)
+    for f in out.iterdir():
+        if f.is_file():
+            f.unlink()
+    with pytest.raises(OutputError, match="data"):  # without keep, data/ alone is not a run output
+        with OutputRun(str(out)):
+            pass

@@ -158,6 +158,8 @@ def test_summary_accounts_for_every_record(corpus_run) -> None:
         assert s["read"] == s["parsed"] + s["dead_lettered"], name
         assert s["read"] > 0, name
     assert summary["totals"]["dead_lettered"] == 0  # the generator writes clean logs
+    assert summary["dead_letters"] == {}
+    assert (summary["status"], summary["problems"]) == ("ok", [])  # no false warning on a clean corpus
     assert summary["incidents"]["total"] == len(truth["scenarios"])
     assert summary["bundles"] == summary["incidents"]["total"]
     saved = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else summary
@@ -213,6 +215,8 @@ def test_malformed_lines_are_dead_lettered_not_dropped(tmp_path: Path) -> None:
         assert s["read"] == s["parsed"] + s["dead_lettered"], name
     assert summary["totals"]["dead_lettered"] == len(dead)
     assert len([d for d in dead if "unreadable file" in d["reason"]]) == 1
+    assert sum(n for codes in summary["dead_letters"].values() for n in codes.values()) == len(dead)
+    assert summary["dead_letters"]["fortigate"] == {"bad_value": 1}  # remip=not-an-ip
     assert len(dead) >= injected + 1
     assert summary["totals"]["read"] < truth["events"] + injected + 1  # the truncated part is gone
     for d in dead:
