@@ -204,3 +204,42 @@ def test_version_and_no_banner_on_a_clean_install() -> None:
     assert proc.stderr == ""
     proc = _cli("formats", "list")
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("reason, code", [
+    ("not valid UTF-8", "not_utf8"),
+    ("invalid JSON: Expecting ',' delimiter at column 52", "invalid_json"),
+    ("not a JSON object (list)", "invalid_json"),
+    ("no usable timestamp: invalid ts 'x'", "bad_time"),
+    ("not a Zeek Modbus log (no func field)", "wrong_format"),
+    ("expected 21 tab-separated fields, got 7", "field_count"),
+    ("invalid address 'not-an-ip' in remip", "bad_value"),
+    ("missing required key 'time'", "missing_field"),
+    ("unreadable file, stopped at line 3: EOFError: Compressed file ended before the end-of-stream marker", "truncated"),
+    ("late finding beyond allowed lateness (correlation.allowed_lateness)", "late"),
+    ("line longer than 1048576 bytes", "too_long"),
+    ("something no rule knows", "other"),
+])
+def test_reason_codes_are_derived_from_the_wording(reason: str, code: str) -> None:
+    assert reason_code(reason) == code
+
+
+def test_progress_counts_files_and_bytes_this_process_reads(tmp_path: Path) -> None:
+    import io
+
+    from pipelines.progress import RunProgress, note_records
+
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_bytes(b"x" * 1000)
+    b.write_bytes(b"y" * 500)
+    progress = RunProgress(stream=io.StringIO(), delay=3600, terminal=False)
+    progress.start([a, b])
+    with open(a, "rb", buffering=0) as fh:
+        fh.read(300)
+        snap = progress.snapshot()
+        assert (snap["files"], snap["bytes"], snap["total_files"], snap["total_bytes"]) == (0, 300, 2, 1500)
+    note_records(10, str(a))
+    snap = progress.snapshot()
+    assert (snap["files"], snap["bytes"], snap["records"]) == (1, 1000, 10)
+    assert re.match(r"progress: 1/2 files, 0\.0/0\.0 MB \(67%\), [\d,]+ records/s, elapsed 0:00, ETA 0:00", progress.line(snap))
+    progress.stop()
