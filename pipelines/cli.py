@@ -1,7 +1,8 @@
 """The ``cranewatch`` command line.
 
-Exit status: 0 success, 1 a failed run (or failing detection tests), 2 bad config or
-arguments. Config errors are printed one per line, all at once, naming file and key.
+Exit status: 0 success, 1 a failed run (or one that found nothing to analyse, or failing
+detection tests), 2 bad config or arguments, 130 interrupted (Ctrl-C). Config errors are
+printed one per line, all at once, naming file and key.
 """
 from __future__ import annotations
 
@@ -216,6 +217,9 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, ke
     except OutputError as exc:
         print(f"cranewatch run: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"cranewatch run: interrupted; {output} still holds the previous complete run (if any)", file=sys.stderr)
+        return 130
     except Exception as exc:  # a failed run: report it and exit 1, never a traceback dump
         logging.getLogger("cranewatch").exception("batch run failed")
         print(f"cranewatch run failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -146,7 +146,10 @@ class OutputRun:
         self.committed = False
 
     def __enter__(self) -> "OutputRun":
-        os.makedirs(self.parent, exist_ok=True)
+        try:
+            os.makedirs(self.parent, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--output {self.out_dir}: cannot create {self.parent}: {exc.strerror}") from None
         self._lock()
         try:
             self._check_target()
@@ -179,7 +182,11 @@ class OutputRun:
 
     def _lock(self) -> None:
         path = lock_path(self.out_dir)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"--output {self.out_dir}: expected a writable folder above it ({self.parent}): a run "
+                              f"is staged beside its output folder and swapped in, got {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
