@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from pipelines.config import ConfigError, load_config
+from pipelines.html_report import write_reports
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -154,6 +155,7 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) ->
         return EXIT_FAILED
     summary = build_summary(cfg, result)
     path = write_summary(summary, output)
+    write_reports(cfg, summary, output)  # report.html, report-<profile>.html
     if not quiet:
         print_summary(summary)
         print(f"outputs in {output}/ (summary: {path})")
