@@ -209,7 +209,7 @@ def _finding_view(f: Any, shown: _Shown, raws: dict[tuple[str, str], RawRecord])
         ))
     sources = sorted({str(ev.fields["source"]) for ev in f.evidence if ev.fields.get("source")})
     return FindingView(
-        finding_id=f.finding_id,
+        finding_id=shown.text(f.finding_id),
         time=short_time(f.first_seen),
         last_seen=short_time(f.last_seen),
         detection_id=f.detection_id,
@@ -235,9 +235,10 @@ def _incident_view(inc: Incident, shown: _Shown, raws: dict[tuple[str, str], Raw
     findings = sorted(inc.findings, key=lambda f: (f.first_seen, f.finding_id))
     primary = inc.primary_asset or next((f.asset_id for f in findings if f.asset_id), None)
     sources = sorted({str(ev.fields["source"]) for f in findings for ev in f.evidence if ev.fields.get("source")})
+    incident_id = shown.text(inc.incident_id)  # as the bundles' texts cite it
     return IncidentView(
-        anchor="inc-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in inc.incident_id),
-        incident_id=inc.incident_id,
+        anchor="inc-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in incident_id),
+        incident_id=incident_id,
         title=shown.text(inc.title),
         severity=inc.severity,
         severity_label=inc.severity_label,
@@ -358,7 +359,7 @@ def _union_rewriter(redactor: Redactor, incidents: list[Incident]) -> TextRewrit
 
 #: Ids, hashes, times, and fixed texts that hold no incident data (ATT&CK names, the site
 #: name), as the bundle builder's scan leaves out its shared objects.
-_NOT_TEXT = {"techniques", "site", "sha256", "anchor", "finding_id", "incident_id", "time", "last_seen", "first_seen", "span"}
+_NOT_TEXT = {"techniques", "site", "sha256", "time", "last_seen", "first_seen", "span"}
 
 
 def _strings(value: Any, key: str = "") -> Iterable[str]:
