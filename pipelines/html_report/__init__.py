@@ -12,6 +12,7 @@ Rendering is Jinja2 with autoescaping on: log lines are attacker-controlled text
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: the CLI imports this module on every s
 REPORT_FILE = "report.html"
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> Any:
     import jinja2
 

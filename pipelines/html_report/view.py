@@ -39,6 +39,7 @@ class EvidenceView:
     raw: str | None  # the raw record (internal report only)
     raw_note: str = ""
     verified: bool = False
+    pointer_withheld: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def _finding_view(f: Any, shown: _Shown, raws: dict[tuple[str, str], RawRecord])
             raw=raw.text if raw else None,
             raw_note=raw.note if raw else "",
             verified=raw.verified if raw else False,
+            pointer_withheld=bool(ev.raw_ref) and shown.pointer(ev.raw_ref) != ev.raw_ref,
         ))
     sources = sorted({str(ev.fields["source"]) for ev in f.evidence if ev.fields.get("source")})
     return FindingView(
