@@ -96,6 +96,11 @@ def test_report_holds_summary_incidents_and_a_timeline_with_raw_records(run, mon
     assert "not a Zeek Modbus log line" in page
     for det in ("vendor_session_outside_window", "modbus_write_non_engineering", "ot_unexpected_egress"):
         assert f'<td class="mono">{det}</td>' in page
+    # findings over time: one row per detection, one per crane (the VPN finding is on no crane)
+    charts = re.findall(r'<figure class="chart">(.*?)</figure>', page, re.S)
+    assert len(charts) == 2 and "per detection" in charts[0] and "per crane" in charts[1]
+    assert re.findall(r'<text class="lbl"[^>]*>([^<]+)</text>', charts[1]) == ["STS-03", "no crane"]
+    assert len(re.findall(r'<rect class="bar"', charts[0])) == 3
 
 
 def test_markup_in_a_log_line_is_text_not_markup(run, monkeypatch) -> None:

@@ -105,6 +105,11 @@ def test_the_report_in_chromium(run_output: Path, tmp_path: Path) -> None:
             assert page.locator("li.evidence-item .ptr").count() >= len(incidents)
             assert page.locator("pre.raw").count() >= len(incidents)
             assert page.locator("pre.raw.unverified").count() == 0
+            # findings over time, drawn as inline SVG: a row per detection that fired
+            fired = {f["detection_id"] for inc in incidents for f in inc["findings"]}
+            assert page.locator("#charts svg").count() == 2
+            assert page.locator("#charts svg").first.locator("text.lbl").count() == len(fired)
+            assert page.locator("#charts svg").first.evaluate("s => s.getBoundingClientRect().height") > 50
             # planted markup is text: no script or image element, nothing ran
             assert page.evaluate("document.querySelectorAll('script, img, iframe, object, embed').length") == 0
             assert page.title() != "pwned"
