@@ -67,10 +67,12 @@ def run_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _open(browser: Any, path: Path, requests: list[str]) -> Any:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+def _open(browser: Any, path: Path, requests: list[str], bypass_csp: bool = True, console: list[str] | None = None) -> Any:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=bypass_csp)
     context.on("request", lambda r: requests.append(r.url))
     page = context.new_page()
+    if console is not None:
+        page.on("console", lambda m: console.append(m.text))
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
     return page
@@ -125,9 +127,16 @@ def test_the_report_in_chromium(run_output: Path, tmp_path: Path) -> None:
             assert isac.locator("pre.raw").count() == 0
             assert HOSTILE_USER not in isac.inner_text("body")
             isac.screenshot(path=str(tmp_path / "report-isac.png"), full_page=True)
+            # as a reader opens it, its own policy in force: styled, and nothing refused
+            console: list[str] = []
+            seen = _open(browser, run_output / "report.html", requests, bypass_csp=False, console=console)
+            colour = seen.locator(".sev-critical, .sev-high").first.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert colour not in ("rgba(0, 0, 0, 0)", "transparent")
+            assert [m for m in console if "Content Security Policy" in m] == []
         finally:
             browser.close()
-    assert requests == [(run_output / "report.html").as_uri(), (run_output / "report-isac.html").as_uri()]
+    report, isac_report = (run_output / "report.html").as_uri(), (run_output / "report-isac.html").as_uri()
+    assert requests == [report, isac_report, report]
     for name in ("report.png", "incident.png", "report-isac.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     print(f"screenshots in {tmp_path}")
