@@ -20,7 +20,7 @@ from markupsafe import escape
 
 from pipelines.html_report import report_path, write_reports
 from stix_export.redact import RedactionError, Redactor
-from tests.test_stix_export import EGRESS_PEER, EXTERNAL_VPN_PEER, PLC, TUNNEL, make_incident
+from tests.test_stix_export import EGRESS_PEER, EXTERNAL_VPN_PEER, PLC, TUNNEL, make_config, make_incident
 from tests.test_stix_redaction import ISAC, SECRET, ZONE, profiles_config
 from transforms.model import Incident, sha256_text
 
@@ -241,3 +241,13 @@ def test_a_run_without_incidents_says_so(tmp_path: Path, monkeypatch) -> None:
     page = (out / "report.html").read_text()
     assert 'id="no-incidents"' in page and 'class="incident-row"' not in page
     assert 'id="no-incidents"' in (out / "report-isac.html").read_text()
+
+
+def test_without_sharing_profiles_there_is_one_report_and_no_secret_is_needed(tmp_path: Path, monkeypatch) -> None:
+    cfg = make_config("green")
+    out = tmp_path / "out"
+    summary = _outputs(out, [_with_real_evidence(tmp_path / "logs")])
+    monkeypatch.delenv(cfg.export.secret_env, raising=False)
+    assert write_reports(cfg, summary, str(out)) == [report_path(str(out))]
+    assert sorted(p.name for p in out.glob("report*")) == ["report.html"]
+    assert "TLP:GREEN" in (out / "report.html").read_text()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from pipelines.html_report.charts import Chart, time_chart
 from pipelines.html_report.evidence import RawRecord, read_back
-from transforms.model import Incident
+from transforms.model import Finding, Incident
 
 if TYPE_CHECKING:
     from pipelines.config import Config, SharingProfile
@@ -193,7 +193,7 @@ def _endpoints(fields: dict[str, Any], shown: _Shown) -> str:
 _DETAIL_KEYS = ("action", "user", "session_id", "target", "value_old", "value_new", "result", "service", "tunnel_ip")
 
 
-def _finding_view(f: Any, shown: _Shown, raws: dict[tuple[str, str], RawRecord]) -> FindingView:
+def _finding_view(f: Finding, shown: _Shown, raws: dict[tuple[str, str], RawRecord]) -> FindingView:
     evidence = []
     for ev in f.evidence[:EVIDENCE_SHOWN]:
         raw = raws.get((ev.raw_ref, ev.sha256)) if shown.full else None
