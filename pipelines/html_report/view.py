@@ -311,7 +311,7 @@ def build_view(cfg: Config, summary: dict[str, Any], incidents: list[Incident], 
     ]
     view = ReportView(
         site=cfg.site.name,
-        terminal=cfg.site.terminal,
+        terminal=shown.text(cfg.site.terminal),
         profile="" if full else profile.name,
         tlp=(profile or cfg.export.effective_profiles()[0]).tlp,
         span=(short_time(times[0]), short_time(times[-1])) if times else ("", ""),
@@ -361,7 +361,7 @@ def _union_rewriter(redactor: Redactor, incidents: list[Incident]) -> TextRewrit
 
 #: Ids, hashes, times, and fixed texts that hold no incident data (ATT&CK names, the site
 #: name), as the bundle builder's scan leaves out its shared objects.
-_NOT_TEXT = {"techniques", "site", "sha256", "time", "last_seen", "first_seen", "span"}
+_NOT_TEXT = {"techniques", "site", "withheld", "sha256", "time", "last_seen", "first_seen", "span"}
 
 
 def _strings(value: Any, key: str = "") -> Iterable[str]:
