@@ -13,6 +13,7 @@ setup(
     package_data={
         "detections": ["*.yml", "builtin/*.yml", "builtin/testdata/*.json"],
         "stix_export": ["*.yml", "*.json"],
+        "pipelines.html_report": ["templates/*.j2", "templates/*.css"],
     },
     install_requires=[
         # The SDK must match the Flink job-server jar version; see docs/beam-version.md.
@@ -25,11 +26,14 @@ setup(
         "rich>=13.7",
         "zstandard>=0.22",
         "taxii2-client>=2.3.0,<3",  # cranewatch share / intel import --taxii
+        "jinja2>=3.1",  # report.html: autoescaped templates (log lines are hostile input)
     ],
     extras_require={
         # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside
         # apache-beam 2.77 with `pip check` clean (checked with misp-stix 2026.10.12).
-        "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4"],
+        "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4",
+                 # drives the system Chromium (never downloads a browser) for the report test
+                 "playwright>=1.49"],
         "bench": ["duckdb>=1.1"],
     },
     entry_points={

@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from pipelines.config import ConfigError, load_config
+from pipelines.html_report import write_reports
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -210,7 +211,8 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, ke
             print(f"{config}: sources.{source.name}: warning: paths matched no files "
                   f"(relative to {cfg.base_dir})", file=sys.stderr)
     try:
-        result = run_batch(cfg, output, beam_args, progress=None if quiet else RunProgress(), keep=keep)
+        result = run_batch(cfg, output, beam_args, progress=None if quiet else RunProgress(), keep=keep,
+                           before_commit=lambda staging, summary: write_reports(cfg, summary, staging))
     except OutputLocked as exc:
         print(f"cranewatch run: {exc}", file=sys.stderr)
         return EXIT_FAILED
