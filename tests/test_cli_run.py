@@ -173,7 +173,7 @@ def test_a_run_that_reads_nothing_usable_exits_1(corpus: Path) -> None:
         summary = json.loads((out / "summary.json").read_text())
         assert summary["status"] == status  # the run itself is complete, and says why it found nothing
         # --quiet: no tables, no progress, still where the outputs went; Beam's lines only with --verbose
-        assert proc.stdout == f"outputs in {out}/ (summary: {out}/summary.json)\n"
+        assert proc.stdout == f"outputs in {out}/ (summary: {out}/summary.json, report: {out}/report.html)\n"
         assert "progress: " not in proc.stderr
         assert ("INFO apache_beam" in proc.stderr) == bool(verbose)
 
