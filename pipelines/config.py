@@ -258,6 +258,9 @@ class Redaction(Strict):
     accounts: Literal["keep", "hash"] = "keep"  # hash: keyed hash of the account name
     assets: Literal["keep", "asset_kind"] = "keep"  # asset ids, crane ids -> asset kind
     evidence_paths: Literal["keep", "drop"] = "keep"  # drop: keep only the evidence hash
+    # With assets: asset_kind, what a zone is shown as (e.g. crane-sts05: crane-ot); a zone
+    # not listed whose name names a crane or asset becomes crane-zone / ot-zone.
+    zone_labels: dict[str, str] = Field(default_factory=dict)
 
     @property
     def needs_secret(self) -> bool:
