@@ -56,6 +56,8 @@ class _Builder:
         # incident-scoped id, so two profiles never publish different content under one id.
         self.scope: tuple[str, ...] = () if self.profile.name == profiles[0].name else (f"profile:{self.profile.name}",)
         self.redactor = Redactor(self.profile, cfg, secret)
+        # what the incident is "on", in words when the profile hides the value itself
+        self.title = self.redactor.incident_title(incident)
         self.marking = tlp.tlp_marking(self.profile.tlp)
         self.markings = [self.marking["id"]]
         self.producer_id = deterministic_id("identity", cfg.site.name)
@@ -409,14 +411,14 @@ class _Builder:
             if not self._is_external(addr):
                 continue
             valid_from = min((stix_time(f.first_seen) for f in findings), default=self.created, key=_instant)
-            titles = "; ".join(dict.fromkeys(f.title for f in findings)) or inc.title
+            titles = "; ".join(dict.fromkeys(f.title for f in findings)) or self.title
             ind = self._sdo(
                 "indicator",
                 ("address", addr),
                 name=f"External address {addr} in crane incident at {self.cfg.site.name}",
                 description=(
                     f"{addr} took part in: {titles}. Seen from {valid_from} during incident "
-                    f"'{inc.title}' ({', '.join(inc.stages)}) on {self._incident_asset_text()}."
+                    f"'{self.title}' ({', '.join(inc.stages)}) on {self._incident_asset_text()}."
                 ),
                 indicator_types=["anomalous-activity"],
                 pattern=f"[ipv{ipaddress.ip_address(addr).version}-addr:value = '{addr}']",
@@ -439,7 +441,7 @@ class _Builder:
         obj = self._sdo(
             "incident",
             ("incident",),
-            name=inc.title,
+            name=self.title,
             description=self._incident_text(),
             confidence=max((int(f.confidence) for f in inc.findings), default=None),
             external_references=[{"source_name": "cranewatch", "external_id": inc.incident_id}],
@@ -490,14 +492,14 @@ class _Builder:
         ]
         if self.finding_other[f.finding_id]:
             parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
-        parts.append(f"Part of cranewatch incident {self.incident.incident_id} ({self.incident.title}).")
+        parts.append(f"Part of cranewatch incident {self.incident.incident_id} ({self.title}).")
         return " ".join(parts)
 
     def _incident_text(self) -> str:
         inc = self.incident
         all_techniques = [*inc.techniques, *(t for f in inc.findings for t in f.techniques)]
         return (
-            f"{inc.title}. Asset: {self._incident_asset_text()}. Stages: {' -> '.join(inc.stages) or 'none'}. "
+            f"{self.title}. Asset: {self._incident_asset_text()}. Stages: {' -> '.join(inc.stages) or 'none'}. "
             f"First seen {self.created}, last seen {stix_time(inc.last_seen)}. "
             f"Severity {inc.severity}/100 ({inc.severity_label}), {len(inc.findings)} finding(s). "
             f"Techniques: {self._technique_text(all_techniques)}. "
@@ -533,7 +535,7 @@ class _Builder:
         grouping = self._sdo(
             "grouping",
             ("grouping",),
-            name=self.incident.title,
+            name=self.title,
             description=self._incident_text(),
             context="suspicious-activity",
             # stix2 accepts only SDO/SRO/SCO ids here: the marking and extension definitions

@@ -133,6 +133,8 @@ class Redactor:
         self.assets = {a.id: a for a in cfg.inventory.assets}
         self.cranes = {a.crane for a in cfg.inventory.assets if a.crane}
         self.inventory_accounts = {acc for v in cfg.vendors for acc in v.accounts}
+        self.vendor_of_account = {acc: v.name for v in cfg.vendors for acc in v.accounts}
+        self._all_accounts = set(self.inventory_accounts)
         self.zone_labels: dict[str, str] = dict(getattr(self.rules, "zone_labels", None) or {})
         self.zones = {a.zone for a in cfg.inventory.assets if a.zone} | set(self.zone_labels)
         self._crane_zones = {a.zone for a in cfg.inventory.assets if a.zone and a.crane}
@@ -240,6 +242,49 @@ class Redactor:
         if not self._secret:
             return {}
         return {"external_id": "hmac-sha256:" + self._mac("evidence", sha256.lower()).hex()}
+
+    # -- readable subjects ------------------------------------------------------------------
+    def subject_text(self, subject: str) -> str:
+        """What an incident is "on", in words a recipient can read once the value itself is
+        hidden: ``a crane PLC in zone crane-ot`` rather than an asset kind in brackets,
+        ``a server in zone it`` rather than a pseudonym address, ``a zpmc vendor account``
+        rather than ``acct-...``. Values the profile keeps are shown as they are."""
+        from stix_export.stix_values import _KIND_LABELS
+
+        def label_of(asset: Any) -> str:
+            label = _KIND_LABELS.get(asset.kind, asset.kind)
+            return f"crane {label}" if asset.crane and asset.kind in ("crane_plc", "hmi") else label
+
+        def asset_words(asset: Any) -> str:
+            label, zone = label_of(asset), self.zone(asset.zone)
+            return f"{'an' if label[0] in 'aeiouAEIOU' else 'a'} {label}" + (f" in zone {zone}" if zone else "")
+
+        if subject in self.assets and self.rules.assets != "keep":
+            return asset_words(self.assets[subject])
+        host = parse(subject) if any(c in subject for c in ".:") else None
+        if host is not None:
+            if self.rules.internal_addresses == "keep" or not self._internal_host(host):
+                return subject
+            asset = self.asset_of_address.get(str(host))
+            if asset is None:
+                return "an internal host"
+            return asset_words(asset) if self.rules.assets != "keep" else f"{asset.id} ({label_of(asset)})"
+        if self.rules.accounts != "keep" and (subject in self._all_accounts):
+            vendor = self.vendor_of_account.get(subject)
+            return f"a {vendor} vendor account" if vendor else "an account"
+        return subject
+
+    def incident_title(self, incident: Incident) -> str:
+        """The incident's title as this profile shares it: the subject it is "on" (an asset,
+        an account or an address) in words (``subject_text``) when the profile hides it."""
+        if not self.active:
+            return incident.title
+        self._all_accounts = set(incident.accounts) | self.inventory_accounts
+        head, sep, subject = incident.title.rpartition(" on ")
+        known = {incident.primary_asset, *incident.accounts, *incident.addresses}
+        if sep and subject and (subject in known or parse(subject) is not None):
+            return f"{head} on {self.subject_text(subject)}"
+        return incident.title
 
     # -- what must not appear, and the text rewrite --------------------------------------
     def sensitive_values(self, incident: Incident) -> dict[str, str]:

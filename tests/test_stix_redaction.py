@@ -419,3 +419,24 @@ def test_zone_labels_generalise_by_a_configured_rule() -> None:
     bad = _crane_zone_config(zone_labels={"crane-sts03": "quay-STS03"})
     with pytest.raises(RedactionError, match="crane id"):
         incident_bundle(_crane_zone_incident(), bad, profile(bad, "isac"), SECRET)
+
+
+# -- readable titles ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("subject, readable", [
+    ("sts-03-plc", "a crane PLC in zone crane-ot"),
+    ("10.212.0.1", "a VPN gateway in zone dmz"),
+    ("10.10.0.53", "an internal host"),
+    ("zpmc-svc1", "a zpmc vendor account"),
+    ("203.0.113.45", "203.0.113.45"),
+])
+def test_incident_titles_stay_readable_in_redacted_profiles(subject: str, readable: str, tmp_path: Path) -> None:
+    cfg = _crane_zone_config(zone_labels={"crane-sts03": "crane-ot"})
+    inc = make_incident(title=f"High: access on {subject}")
+    b = incident_bundle(inc, cfg, profile(cfg, "isac"), SECRET)
+    [incident], [grouping] = by_type(b, "incident"), by_type(b, "grouping")
+    assert incident["name"] == grouping["name"] == f"High: access on {readable}"
+    assert grouping["description"].startswith(f"High: access on {readable}. ")
+    internal = incident_bundle(inc, cfg, profile(cfg, "internal"), SECRET)
+    assert by_type(internal, "incident")[0]["name"] == f"High: access on {subject}"
+    assert validate_bundle_file(write_bundle(b, tmp_path, "stix-isac")) == []
