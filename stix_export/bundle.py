@@ -88,23 +88,28 @@ class _Builder:
         self.address_sco: dict[str, str] = {}
 
     # -- common properties -------------------------------------------------------------
-    def _sdo(self, stix_type: str, key: Iterable[str], **props: Any) -> dict[str, Any]:
-        """An incident-scoped SDO/SRO with the common properties every one of them carries."""
+    def _sdo(self, stix_type: str, key: Iterable[str], version: str | None = None, **props: Any) -> dict[str, Any]:
+        """An incident-scoped SDO/SRO with the common properties every one of them carries.
+
+        ``version`` is the ``modified`` of an object whose content depends on less than the
+        whole incident (one finding, or nothing but its ids): only objects whose content
+        changed get a new version when the incident is revised."""
         obj = {
             "type": stix_type,
             "spec_version": "2.1",
             "id": deterministic_id(stix_type, *self.scope, self.incident.incident_id, *key),
             "created_by_ref": self.producer_id,
             "created": self.created,
-            "modified": self.modified,
+            "modified": max(self.created, version, key=_instant) if version else self.modified,
         }
         obj.update({k: v for k, v in props.items() if v is not None})
         obj["object_marking_refs"] = list(self.markings)
         return obj
 
     def _relate(self, rel_type: str, source: str, target: str) -> None:
-        rel = self._sdo(
-            "relationship", (rel_type, source, target), relationship_type=rel_type, source_ref=source, target_ref=target
+        rel = self._sdo(  # its content is its ends: one version for good
+            "relationship", (rel_type, source, target), self.created,
+            relationship_type=rel_type, source_ref=source, target_ref=target,
         )
         self.relationships.setdefault(rel["id"], rel)
 
@@ -238,6 +243,11 @@ class _Builder:
         self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
         self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in f.techniques))
 
+    def _finding_version(self, f: Finding) -> str:
+        """``modified`` of the objects made from one finding alone: the event time of its
+        latest evidence (its texts name the incident by id only, never by its changing title)."""
+        return stix_time(f.last_seen)
+
     def add_observed_data(self, f: Finding) -> None:
         refs = self.finding_scos[f.finding_id]
         if not refs:  # observed-data needs at least one observable (e.g. a CMS event without addresses)
@@ -259,6 +269,7 @@ class _Builder:
         obs = self._sdo(
             "observed-data",
             ("finding", f.finding_id),
+            self._finding_version(f),
             first_observed=first,
             last_observed=max(first, last, key=_instant),
             number_observed=_count(f.count),
@@ -279,6 +290,7 @@ class _Builder:
             self._sdo(
                 "sighting",
                 ("finding", f.finding_id),
+                self._finding_version(f),
                 description=self._finding_text(f),
                 first_seen=first,
                 last_seen=max(first, last, key=_instant),
@@ -316,6 +328,7 @@ class _Builder:
                 self._sdo(
                     "sighting",
                     ("finding", f.finding_id, "intel", ind_id),
+                    self._finding_version(f),
                     description=f"Match of threat-intel indicator '{name}' ({ind_id}). {self._finding_text(f)}",
                     first_seen=first,
                     last_seen=max(first, last, key=_instant),
@@ -377,6 +390,7 @@ class _Builder:
             infra = self._sdo(
                 "infrastructure",
                 ("asset", asset_id),
+                self.created,  # from the inventory: changes with the config, not the incident
                 name=name,
                 description=f"{name} at {self.cfg.site.name}, {where}.",
                 infrastructure_types=_KIND_INFRASTRUCTURE_TYPES.get(kind or "", ["unknown"]),
@@ -412,13 +426,17 @@ class _Builder:
                 continue
             valid_from = min((stix_time(f.first_seen) for f in findings), default=self.created, key=_instant)
             titles = "; ".join(dict.fromkeys(f.title for f in findings)) or self.title
+            # Its content comes from each finding's first hit (title, first seen, asset) and
+            # names the incident by id only: a new version when a finding joins, not per hit.
+            where = "; ".join(dict.fromkeys(self._asset_text(f.asset_id, f.zone) for f in findings))
             ind = self._sdo(
                 "indicator",
                 ("address", addr),
+                max((stix_time(f.first_seen) for f in findings), key=_instant) if findings else None,
                 name=f"External address {addr} in crane incident at {self.cfg.site.name}",
                 description=(
-                    f"{addr} took part in: {titles}. Seen from {valid_from} during incident "
-                    f"'{self.title}' ({', '.join(inc.stages)}) on {self._incident_asset_text()}."
+                    f"{addr} took part in: {titles}. Seen from {valid_from} on "
+                    f"{where or self._incident_asset_text()}; cranewatch incident {inc.incident_id}."
                 ),
                 indicator_types=["anomalous-activity"],
                 pattern=f"[ipv{ipaddress.ip_address(addr).version}-addr:value = '{addr}']",
@@ -492,7 +510,7 @@ class _Builder:
         ]
         if self.finding_other[f.finding_id]:
             parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
-        parts.append(f"Part of cranewatch incident {self.incident.incident_id} ({self.title}).")
+        parts.append(f"Part of cranewatch incident {self.incident.incident_id}.")
         return " ".join(parts)
 
     def _incident_text(self) -> str:
