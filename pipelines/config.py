@@ -264,7 +264,9 @@ class Redaction(Strict):
 
     @property
     def needs_secret(self) -> bool:
-        return self.internal_addresses == "pseudonym" or self.accounts == "hash"
+        # Every redacting profile: its ids, incident references and evidence digests are keyed
+        # (plain hashes of the port's ids would confirm guesses of what was redacted).
+        return self.redacts
 
     @property
     def redacts(self) -> bool:

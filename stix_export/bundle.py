@@ -58,6 +58,7 @@ class _Builder:
         self.redactor = Redactor(self.profile, cfg, secret)
         # what the incident is "on", in words when the profile hides the value itself
         self.title = self.redactor.incident_title(incident)
+        self.incident_ref = self.redactor.incident_ref(incident.incident_id)
         self.marking = tlp.tlp_marking(self.profile.tlp)
         self.markings = [self.marking["id"]]
         self.producer_id = deterministic_id("identity", cfg.site.name)
@@ -97,7 +98,7 @@ class _Builder:
         obj = {
             "type": stix_type,
             "spec_version": "2.1",
-            "id": deterministic_id(stix_type, *self.scope, self.incident.incident_id, *key),
+            "id": deterministic_id(stix_type, *self.scope, *self.redactor.id_parts((self.incident.incident_id, *key))),
             "created_by_ref": self.producer_id,
             "created": self.created,
             "modified": max(self.created, version, key=_instant) if version else self.modified,
@@ -436,7 +437,7 @@ class _Builder:
                 name=f"External address {addr} in crane incident at {self.cfg.site.name}",
                 description=(
                     f"{addr} took part in: {titles}. Seen from {valid_from} on "
-                    f"{where or self._incident_asset_text()}; cranewatch incident {inc.incident_id}."
+                    f"{where or self._incident_asset_text()}; cranewatch incident {self.incident_ref}."
                 ),
                 indicator_types=["anomalous-activity"],
                 pattern=f"[ipv{ipaddress.ip_address(addr).version}-addr:value = '{addr}']",
@@ -462,7 +463,7 @@ class _Builder:
             name=self.title,
             description=self._incident_text(),
             confidence=max((int(f.confidence) for f in inc.findings), default=None),
-            external_references=[{"source_name": "cranewatch", "external_id": inc.incident_id}],
+            external_references=[{"source_name": "cranewatch", "external_id": self.incident_ref}],
             extensions={
                 extension.INCIDENT_CORE_EXTENSION_ID: extension.incident_core(
                     "suspected", inc.status or "new", criticality=inc.severity, detection_methods=methods
@@ -510,7 +511,7 @@ class _Builder:
         ]
         if self.finding_other[f.finding_id]:
             parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
-        parts.append(f"Part of cranewatch incident {self.incident.incident_id}.")
+        parts.append(f"Part of cranewatch incident {self.incident_ref}.")
         return " ".join(parts)
 
     def _incident_text(self) -> str:
@@ -521,7 +522,7 @@ class _Builder:
             f"First seen {self.created}, last seen {stix_time(inc.last_seen)}. "
             f"Severity {inc.severity}/100 ({inc.severity_label}), {len(inc.findings)} finding(s). "
             f"Techniques: {self._technique_text(all_techniques)}. "
-            f"Producer: {self.cfg.site.name}; cranewatch incident {inc.incident_id}."
+            f"Producer: {self.cfg.site.name}; cranewatch incident {self.incident_ref}."
         )
 
     # -- assembly ------------------------------------------------------------------------
@@ -560,14 +561,14 @@ class _Builder:
             # are meta objects, referenced by every object instead.
             object_refs=[o["id"] for o in objects if o["type"] not in META_TYPES],
             confidence=self.incidents[0].get("confidence"),
-            external_references=[{"source_name": "cranewatch", "external_id": self.incident.incident_id}],
+            external_references=[{"source_name": "cranewatch", "external_id": self.incident_ref}],
         )
         objects = [*objects, grouping]
         if self.redactor.active:
             objects = redact_objects(self.redactor, self.incident, objects, set(self.received))
         return {
             "type": "bundle",
-            "id": deterministic_id("bundle", *self.scope, self.incident.incident_id, self.modified),
+            "id": deterministic_id("bundle", *self.scope, *self.redactor.id_parts((self.incident.incident_id, self.modified))),
             "objects": objects,
         }
 

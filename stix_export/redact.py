@@ -228,6 +228,24 @@ class Redactor:
             return CRANE_ZONE if zone in self._crane_zones else OT_ZONE
         return zone
 
+    # -- ids -----------------------------------------------------------------------------
+    def incident_ref(self, incident_id: str) -> str:
+        """How a bundle names the port's incident: its id internally; in a redacting profile
+        a keyed reference (``cwi-`` + 32 hex digits of an HMAC), because the id is a plain hash
+        of what the detection keyed on (an account, a tunnel address, a log location) and the
+        time, all guessable. The port finds its incident again with this function."""
+        if not self.active:
+            return incident_id
+        return "cwi-" + self._mac("incident", incident_id).hex()[:32]
+
+    def id_parts(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """What an incident-scoped STIX id is derived from: the parts themselves (incident and
+        finding ids, addresses, ...) internally; one keyed digest of them in a redacting
+        profile, so that no id confirms a guess of the parts."""
+        if not self.active:
+            return parts
+        return (self._mac("stix-id", "\x1f".join(parts)).hex(),)
+
     def evidence_path(self, raw_ref: str) -> str | None:
         return raw_ref if self.rules.evidence_paths == "keep" else None
 

@@ -30,7 +30,7 @@ from pipelines.batch import run_batch
 from pipelines.config import load_config
 from pipelines.generate import generate
 from pipelines.generate.terminal import build_terminal
-from stix_export.redact import strings, value_pattern
+from stix_export.redact import Redactor, load_secret, strings, value_pattern
 from stix_export.validate import validate_bundle_file
 
 pytestmark = pytest.mark.slow
@@ -109,10 +109,22 @@ def _digests(bundle: dict[str, Any]) -> set[str]:
     return {m.lower() for s in strings(bundle) for m in re.findall(r"[0-9a-fA-F]{64}", s)}
 
 
+def _pairs(corpus: Path, out: Path) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """internal bundle file name -> (internal bundle, ISAC bundle of the same incident), found
+    the way the port finds it: the keyed incident reference names the ISAC file."""
+    cfg = load_config(corpus / "config.yaml")
+    red = Redactor(next(p for p in cfg.export.effective_profiles() if p.name == "isac"), cfg, load_secret(cfg))
+    internal, isac = _bundles(out / "stix"), _bundles(out / "stix-isac")
+    assert len(internal) == len(isac)
+    return {name: (b, isac[red.incident_ref(name.removesuffix(".json")) + ".json"]) for name, b in internal.items()}
+
+
 def test_brute_forcing_the_generators_values_against_the_isac_set_finds_nothing(runs) -> None:
     corpus, out, _ = runs
-    internal, isac = _bundles(out / "stix"), _bundles(out / "stix-isac")
-    assert internal.keys() == isac.keys() and isac
+    pairs = _pairs(corpus, out)
+    internal = {name: p[0] for name, p in pairs.items()}
+    isac = {name: p[1] for name, p in pairs.items()}
+    assert isac
     space = value_space()
     attacked = recovered = 0
     classes_seen: set[str] = set()
@@ -142,6 +154,29 @@ def test_brute_forcing_the_generators_values_against_the_isac_set_finds_nothing(
             for r in o.get("external_references", []):
                 if r.get("source_name") == "cranewatch-evidence":
                     assert "hashes" not in r and re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", r["external_id"])
+
+
+def test_no_id_of_the_isac_set_confirms_a_guess_of_the_ports_incident_or_finding_ids(runs) -> None:
+    """The port's incident and finding ids are plain hashes of what a detection keyed on (an
+    account, a tunnel address, a log location) and a time the bundle shows: an attacker who
+    guessed them right must still have nothing to check the guess against."""
+    from stix_export.ids import deterministic_id
+
+    corpus, out, _ = runs
+    incidents = {i["incident_id"]: i for i in map(json.loads, (out / "incidents.jsonl").read_text().splitlines())}
+    for name, (plain, red) in _pairs(corpus, out).items():
+        [inc] = [o for o in plain["objects"] if o["type"] == "incident"]
+        incident_id = inc["external_references"][0]["external_id"]
+        finding_ids = [f["finding_id"] for f in incidents[incident_id]["findings"]]
+        text = json.dumps(red)
+        assert incident_id not in text and not any(f in text for f in finding_ids)
+        ids = {o["id"] for o in red["objects"]} | {red["id"]}
+        guesses = {deterministic_id(t, "profile:isac", incident_id, *key) for t, key in (
+            ("incident", ("incident",)), ("grouping", ("grouping",)),
+            *(("observed-data", ("finding", f)) for f in finding_ids), *(("sighting", ("finding", f)) for f in finding_ids))}
+        assert not guesses & ids, name
+        # the internal set keeps the plain derivation (the check above can fail)
+        assert deterministic_id("incident", incident_id, "incident") == inc["id"]
 
 
 def test_runs_from_two_folders_give_byte_identical_bundles(runs) -> None:
