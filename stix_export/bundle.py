@@ -18,10 +18,8 @@ What goes in and why is explained for receiving analysts in docs/stix.md.
 """
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
-import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 import stix2

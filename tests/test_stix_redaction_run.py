@@ -31,7 +31,6 @@ from pipelines.config import load_config
 from pipelines.generate import generate
 from pipelines.generate.terminal import build_terminal
 from stix_export.redact import Redactor, load_secret, strings, value_pattern
-from stix_export.validate import validate_bundle_file
 
 pytestmark = pytest.mark.slow
 
@@ -193,5 +192,3 @@ def test_runs_from_two_folders_give_byte_identical_bundles(runs) -> None:
         refs = [r["description"] for o in json.loads(text)["objects"] for r in o.get("external_references", [])
                 if r.get("source_name") == "cranewatch-evidence"]
         assert refs and all(re.fullmatch(r"(zeek|cms|fortigate)/[^/]+:[0-9]+", r) for r in refs), refs[:3]
-    for p in [*(out_a / "stix").glob("*.json"), *(out_a / "stix-isac").glob("*.json")]:
-        assert validate_bundle_file(p) == [], p
