@@ -63,6 +63,8 @@ class _Builder:
         self.ext_id = extension.crane_asset_extension_id(self.producer_id)
         self.created = stix_time(incident.first_seen)
         self.modified = max(self.created, stix_time(incident.modified or incident.last_seen), key=_instant)
+        latest = max((_instant(stix_time(f.last_seen)) for f in incident.findings), default=None)
+        self._revised_by_older_evidence = latest is not None and _instant(self.modified) > latest
         self.assets: dict[str, Asset] = {a.id: a for a in cfg.inventory.assets}
         # sections, emitted in this order
         self.meta: list[dict[str, Any]] = []
@@ -242,10 +244,14 @@ class _Builder:
         self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
         self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in f.techniques))
 
-    def _finding_version(self, f: Finding) -> str:
+    def _finding_version(self, f: Finding) -> str | None:
         """``modified`` of the objects made from one finding alone: the event time of its
-        latest evidence (its texts name the incident by id only, never by its changing title)."""
-        return stix_time(f.last_seen)
+        latest evidence (its texts name the incident by id only, never by its changing title).
+
+        An incident revised by evidence older than all it had (streaming: a late hit, the
+        incident one microsecond past its previous version) cannot tell which finding changed:
+        then every object takes the incident's version (None)."""
+        return None if self._revised_by_older_evidence else stix_time(f.last_seen)
 
     def add_observed_data(self, f: Finding) -> None:
         refs = self.finding_scos[f.finding_id]
@@ -431,7 +437,8 @@ class _Builder:
             ind = self._sdo(
                 "indicator",
                 ("address", addr),
-                max((stix_time(f.first_seen) for f in findings), key=_instant) if findings else None,
+                max((stix_time(f.first_seen) for f in findings), key=_instant)
+                if findings and not self._revised_by_older_evidence else None,
                 name=f"External address {addr} in crane incident at {self.cfg.site.name}",
                 description=(
                     f"{addr} took part in: {titles}. Seen from {valid_from} on "

@@ -581,3 +581,16 @@ def test_unknown_technique_fails_the_export() -> None:
 
 def test_file_name_comes_from_the_incident_id(bundle: dict[str, Any]) -> None:
     assert bundle_file_name(bundle) == "inc-20261120-sts-03-plc-0001.json"
+
+
+def test_a_revision_by_older_evidence_re_versions_every_finding_object() -> None:
+    """Streaming: a late hit older than everything the incident had bumps the incident by a
+    microsecond; which finding it changed is unknown, so no object keeps its old version."""
+    vpn, modbus, egress = make_findings()
+    late = Finding(**{**egress.__dict__, "count": 13})
+    before = index(incident_bundle(make_incident(), make_config()))
+    after = index(incident_bundle(make_incident(findings=(vpn, modbus, late), modified="2026-11-20T02:25:00.000001Z"),
+                                  make_config()))
+    for oid, new in after.items():
+        if new["type"] in ("observed-data", "sighting", "indicator", "incident", "grouping"):
+            assert new["modified"] == "2026-11-20T02:25:00.000001Z" != before[oid]["modified"], new["type"]
