@@ -258,10 +258,15 @@ class Redaction(Strict):
     accounts: Literal["keep", "hash"] = "keep"  # hash: keyed hash of the account name
     assets: Literal["keep", "asset_kind"] = "keep"  # asset ids, crane ids -> asset kind
     evidence_paths: Literal["keep", "drop"] = "keep"  # drop: keep only the evidence hash
+    # With assets: asset_kind, what a zone is shown as (e.g. crane-sts05: crane-ot); a zone
+    # not listed whose name names a crane or asset becomes crane-zone / ot-zone.
+    zone_labels: dict[str, str] = Field(default_factory=dict)
 
     @property
     def needs_secret(self) -> bool:
-        return self.internal_addresses == "pseudonym" or self.accounts == "hash"
+        # Every redacting profile: its ids, incident references and evidence digests are keyed
+        # (plain hashes of the port's ids would confirm guesses of what was redacted).
+        return self.redacts
 
     @property
     def redacts(self) -> bool:

@@ -9,7 +9,10 @@ Modules, by concern (docs/stix.md explains the bundle to the analysts who receiv
 ``extension``  cranewatch's crane-asset property extension; OASIS Incident Core values
 ``writer``     ``<out>/stix/<incident-id>.json`` with deterministic bytes (``write_bundle``)
 ``validate``   strict OASIS validator + ``stix2.parse`` (``validate_bundle_file``)
-``redact``     sharing-profile redaction: keyed pseudonyms/hashes, text rewrite, leak guard
+``redact``     sharing-profile redaction: keyed pseudonyms/hashes/ids, text rewrite, leak guard
+``textscan``   finding and rewriting redacted values (addresses by notation, names) in texts
+``addresses``  IP addresses in free text in every notation (dotted, IPv4-mapped IPv6, ...)
+``stix_values`` times, counts, ports, IANA service names as STIX wants them
 ``report``     the optional run-level ``report`` bundle per profile (``run_report_bundle``)
 ``share``      push a run's bundles to a TAXII 2.1 collection (``cranewatch share``)
 ``intel``      ISAC indicators in: the intel store (``load_store``, ``match_ip``, ``match_domain``)

@@ -18,17 +18,20 @@ What goes in and why is explained for receiving analysts in docs/stix.md.
 """
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
-import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 import stix2
 
 from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
-from stix_export.redact import SHARED_TYPES, RedactionError, Redactor, strings
+from stix_export.redact import Redactor, holds_redacted, redact_objects
+from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
+    _KIND_INFRASTRUCTURE_TYPES, _KIND_LABELS, _TLP_RANK, MAX_COUNT, PORT_SERVICES, SERVICE_NAMES, TRANSPORTS,
+    _count, _instant, _ip, _known_marking, _mac, _port, stix_time,
+)
+from transforms.locations import relative_ref
 from transforms.model import Finding, Incident
 
 if TYPE_CHECKING:
@@ -36,116 +39,7 @@ if TYPE_CHECKING:
 
 #: created/modified of the producer identity; its content follows from the site name alone.
 PRODUCER_DATE = "2026-11-26T00:00:00.000Z"
-MAX_COUNT = 999_999_999  # STIX upper bound for counts
 META_TYPES = ("marking-definition", "extension-definition", "language-content")
-
-#: Well-known server ports -> IANA service names (as the validator's IANA list spells them).
-PORT_SERVICES = {
-    21: "ftp",
-    22: "ssh",
-    23: "telnet",
-    53: "dns",
-    80: "http",
-    102: "iso-tsap",  # S7comm
-    123: "ntp",
-    161: "snmp",
-    443: "https",
-    445: "microsoft-ds",
-    502: "mbap",  # Modbus/TCP
-    1194: "openvpn",
-    1883: "mqtt",
-    2404: "iec-104",
-    3389: "ms-wbt-server",  # RDP
-    4840: "opcua-tcp",
-    5900: "rfb",  # VNC
-    8883: "secure-mqtt",
-    20000: "dnp",  # DNP3
-    44818: "EtherNet-IP-2",
-    47808: "bacnet",
-}
-#: Service names parsers put in the event's ``service`` field -> IANA service names.
-SERVICE_NAMES = {
-    "modbus": "mbap",
-    "s7comm": "iso-tsap",
-    "s7": "iso-tsap",
-    "dnp3": "dnp",
-    "enip": "EtherNet-IP-2",
-    "rdp": "ms-wbt-server",
-    "openvpn": "openvpn",
-    "ssh": "ssh",
-    "http": "http",
-    "https": "https",
-    "ssl": "tls",
-    "tls": "tls",
-    "dns": "dns",
-    "mqtt": "mqtt",
-    "ntp": "ntp",
-    "ftp": "ftp",
-}
-TRANSPORTS = ("tcp", "udp", "sctp", "icmp")
-
-_KIND_LABELS = {
-    "crane_plc": "PLC",
-    "cms": "crane management system",
-    "jump_host": "jump host",
-    "engineering_workstation": "engineering workstation",
-    "hmi": "HMI",
-    "vpn_gateway": "VPN gateway",
-    "server": "server",
-    "other": "asset",
-}
-_KIND_INFRASTRUCTURE_TYPES = {
-    "crane_plc": ["control-system"],
-    "cms": ["control-system"],
-    "hmi": ["control-system"],
-    "engineering_workstation": ["control-system", "workstation"],
-    "jump_host": ["workstation"],
-    "vpn_gateway": ["firewall"],
-}
-
-
-def stix_time(value: str) -> str:
-    """RFC 3339 in UTC with a ``Z``; milliseconds unless the value has finer precision."""
-    t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    t = (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
-    frac = f"{t.microsecond:06d}"
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + (frac[:3] if frac.endswith("000") else frac) + "Z"
-
-
-def _instant(value: str) -> dt.datetime:
-    """Sort key for ``stix_time`` strings (their text order breaks when precisions differ)."""
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(str(value).strip())
-    except ValueError:
-        return None
-
-
-_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-]?)[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
-
-
-def _mac(value: Any) -> str | None:
-    """A MAC-48 address in the form STIX requires (lowercase, colon-separated), or None."""
-    text = str(value).strip()
-    if not _MAC.match(text):
-        return None
-    digits = re.sub(r"[^0-9a-f]", "", text.lower())
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
-
-
-def _port(value: Any) -> int | None:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        return None
-    return port if 0 <= port <= 65535 else None
-
-
-def _count(n: int) -> int:
-    return max(1, min(MAX_COUNT, int(n)))
 
 
 class _Builder:
@@ -160,15 +54,18 @@ class _Builder:
         # incident-scoped id, so two profiles never publish different content under one id.
         self.scope: tuple[str, ...] = () if self.profile.name == profiles[0].name else (f"profile:{self.profile.name}",)
         self.redactor = Redactor(self.profile, cfg, secret)
+        # what the incident is "on", in words when the profile hides the value itself
+        self.title = self.redactor.incident_title(incident)
+        self.incident_ref = self.redactor.incident_ref(incident.incident_id)
         self.marking = tlp.tlp_marking(self.profile.tlp)
         self.markings = [self.marking["id"]]
         self.producer_id = deterministic_id("identity", cfg.site.name)
         self.ext_id = extension.crane_asset_extension_id(self.producer_id)
         self.created = stix_time(incident.first_seen)
         self.modified = max(self.created, stix_time(incident.modified or incident.last_seen), key=_instant)
+        latest = max((_instant(stix_time(f.last_seen)) for f in incident.findings), default=None)
+        self._revised_by_older_evidence = latest is not None and _instant(self.modified) > latest
         self.assets: dict[str, Asset] = {a.id: a for a in cfg.inventory.assets}
-        self.asset_of_address = {addr: a.id for a in cfg.inventory.assets for addr in a.addresses}
-        self.internal_networks = [ipaddress.ip_network(n) for n in cfg.inventory.internal_networks]
         # sections, emitted in this order
         self.meta: list[dict[str, Any]] = []
         self.patterns: dict[str, dict[str, Any]] = {}
@@ -192,23 +89,28 @@ class _Builder:
         self.address_sco: dict[str, str] = {}
 
     # -- common properties -------------------------------------------------------------
-    def _sdo(self, stix_type: str, key: Iterable[str], **props: Any) -> dict[str, Any]:
-        """An incident-scoped SDO/SRO with the common properties every one of them carries."""
+    def _sdo(self, stix_type: str, key: Iterable[str], version: str | None = None, **props: Any) -> dict[str, Any]:
+        """An incident-scoped SDO/SRO with the common properties every one of them carries.
+
+        ``version`` is the ``modified`` of an object whose content depends on less than the
+        whole incident (one finding, or nothing but its ids): only objects whose content
+        changed get a new version when the incident is revised."""
         obj = {
             "type": stix_type,
             "spec_version": "2.1",
-            "id": deterministic_id(stix_type, *self.scope, self.incident.incident_id, *key),
+            "id": deterministic_id(stix_type, *self.scope, *self.redactor.id_parts((self.incident.incident_id, *key))),
             "created_by_ref": self.producer_id,
             "created": self.created,
-            "modified": self.modified,
+            "modified": max(self.created, version, key=_instant) if version else self.modified,
         }
         obj.update({k: v for k, v in props.items() if v is not None})
         obj["object_marking_refs"] = list(self.markings)
         return obj
 
     def _relate(self, rel_type: str, source: str, target: str) -> None:
-        rel = self._sdo(
-            "relationship", (rel_type, source, target), relationship_type=rel_type, source_ref=source, target_ref=target
+        rel = self._sdo(  # its content is its ends: one version for good
+            "relationship", (rel_type, source, target), self.created,
+            relationship_type=rel_type, source_ref=source, target_ref=target,
         )
         self.relationships.setdefault(rel["id"], rel)
 
@@ -342,6 +244,15 @@ class _Builder:
         self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
         self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in f.techniques))
 
+    def _finding_version(self, f: Finding) -> str | None:
+        """``modified`` of the objects made from one finding alone: the event time of its
+        latest evidence (its texts name the incident by id only, never by its changing title).
+
+        An incident revised by evidence older than all it had (streaming: a late hit, the
+        incident one microsecond past its previous version) cannot tell which finding changed:
+        then every object takes the incident's version (None)."""
+        return None if self._revised_by_older_evidence else stix_time(f.last_seen)
+
     def add_observed_data(self, f: Finding) -> None:
         refs = self.finding_scos[f.finding_id]
         if not refs:  # observed-data needs at least one observable (e.g. a CMS event without addresses)
@@ -350,9 +261,12 @@ class _Builder:
         evidence = [
             {
                 "source_name": "cranewatch-evidence",
-                # STIX wants a description, url or external_id beside source_name.
-                "description": self.redactor.evidence_path(ev.raw_ref) or "log record (location withheld)",
-                "hashes": {"SHA-256": ev.sha256},
+                # STIX wants a description, url or external_id beside source_name. The path is
+                # relative to the source roots: the same content whatever folder was read.
+                "description": self.redactor.evidence_path(relative_ref(ev.raw_ref, self.cfg))
+                or "log record (location withheld)",
+                # the plain SHA-256 internally; a keyed digest (or none) in redacting profiles
+                **self.redactor.evidence_digest(ev.sha256),
             }
             for ev in f.evidence
             if ev.raw_ref and len(ev.sha256) == 64
@@ -360,6 +274,7 @@ class _Builder:
         obs = self._sdo(
             "observed-data",
             ("finding", f.finding_id),
+            self._finding_version(f),
             first_observed=first,
             last_observed=max(first, last, key=_instant),
             number_observed=_count(f.count),
@@ -380,6 +295,7 @@ class _Builder:
             self._sdo(
                 "sighting",
                 ("finding", f.finding_id),
+                self._finding_version(f),
                 description=self._finding_text(f),
                 first_seen=first,
                 last_seen=max(first, last, key=_instant),
@@ -417,6 +333,7 @@ class _Builder:
                 self._sdo(
                     "sighting",
                     ("finding", f.finding_id, "intel", ind_id),
+                    self._finding_version(f),
                     description=f"Match of threat-intel indicator '{name}' ({ind_id}). {self._finding_text(f)}",
                     first_seen=first,
                     last_seen=max(first, last, key=_instant),
@@ -430,11 +347,14 @@ class _Builder:
 
     def _received_copy(self, obj: dict[str, Any], related: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         """Add a received object (and what it references) to the bundle; None if one of its
-        TLP markings is more restrictive than this profile's. References that cannot be
+        TLP markings is more restrictive than this profile's, or if its text names a value
+        this profile redacts (it cannot be rewritten: it is another producer's version). References that cannot be
         resolved inside the bundle (a creator identity or marking that did not come with the
         indicator) are left out of the copy."""
         if obj["id"] in self.received:
             return self.received[obj["id"]]
+        if holds_redacted(self.redactor, self.incident, obj):  # feed text naming a redacted value
+            return None
         limit = _TLP_RANK.get(tlp.tlp_marking_id(self.profile.tlp), 4)
         refs = [r for r in obj.get("object_marking_refs", []) if isinstance(r, str)]
         if any(_TLP_RANK.get(ref, -1) > limit for ref in refs):
@@ -464,7 +384,7 @@ class _Builder:
         for asset_id in asset_ids:
             asset = self.assets.get(asset_id)
             kind = asset.kind if asset else None
-            zone = asset.zone if asset else (inc.zone if asset_id == inc.primary_asset else None)
+            zone = self.redactor.zone(asset.zone if asset else (inc.zone if asset_id == inc.primary_asset else None))
             crane = self.redactor.crane(asset.crane if asset else None)
             label = _KIND_LABELS.get(kind or "other", "asset")
             shown_id = self.redactor.asset_id(asset_id)
@@ -475,6 +395,7 @@ class _Builder:
             infra = self._sdo(
                 "infrastructure",
                 ("asset", asset_id),
+                self.created,  # from the inventory: changes with the config, not the incident
                 name=name,
                 description=f"{name} at {self.cfg.site.name}, {where}.",
                 infrastructure_types=_KIND_INFRASTRUCTURE_TYPES.get(kind or "", ["unknown"]),
@@ -491,7 +412,7 @@ class _Builder:
 
     def _is_external(self, addr: str) -> bool:
         ip = ipaddress.ip_address(addr)
-        if addr in self.asset_of_address or any(ip in net for net in self.internal_networks):
+        if self.redactor.is_internal(addr):  # inventory or internal_networks, any notation
             return False
         return not (ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved)
 
@@ -509,14 +430,19 @@ class _Builder:
             if not self._is_external(addr):
                 continue
             valid_from = min((stix_time(f.first_seen) for f in findings), default=self.created, key=_instant)
-            titles = "; ".join(dict.fromkeys(f.title for f in findings)) or inc.title
+            titles = "; ".join(dict.fromkeys(f.title for f in findings)) or self.title
+            # Its content comes from each finding's first hit (title, first seen, asset) and
+            # names the incident by id only: a new version when a finding joins, not per hit.
+            where = "; ".join(dict.fromkeys(self._asset_text(f.asset_id, f.zone) for f in findings))
             ind = self._sdo(
                 "indicator",
                 ("address", addr),
+                max((stix_time(f.first_seen) for f in findings), key=_instant)
+                if findings and not self._revised_by_older_evidence else None,
                 name=f"External address {addr} in crane incident at {self.cfg.site.name}",
                 description=(
-                    f"{addr} took part in: {titles}. Seen from {valid_from} during incident "
-                    f"'{inc.title}' ({', '.join(inc.stages)}) on {self._incident_asset_text()}."
+                    f"{addr} took part in: {titles}. Seen from {valid_from} on "
+                    f"{where or self._incident_asset_text()}; cranewatch incident {self.incident_ref}."
                 ),
                 indicator_types=["anomalous-activity"],
                 pattern=f"[ipv{ipaddress.ip_address(addr).version}-addr:value = '{addr}']",
@@ -539,10 +465,10 @@ class _Builder:
         obj = self._sdo(
             "incident",
             ("incident",),
-            name=inc.title,
+            name=self.title,
             description=self._incident_text(),
             confidence=max((int(f.confidence) for f in inc.findings), default=None),
-            external_references=[{"source_name": "cranewatch", "external_id": inc.incident_id}],
+            external_references=[{"source_name": "cranewatch", "external_id": self.incident_ref}],
             extensions={
                 extension.INCIDENT_CORE_EXTENSION_ID: extension.incident_core(
                     "suspected", inc.status or "new", criticality=inc.severity, detection_methods=methods
@@ -564,7 +490,7 @@ class _Builder:
         if asset:
             parts.append(_KIND_LABELS.get(asset.kind, asset.kind))
         parts.append(f"terminal {self.cfg.site.terminal}")
-        zone = asset.zone if asset else zone
+        zone = self.redactor.zone(asset.zone if asset else zone)
         if zone:
             parts.append(f"zone {zone}")
         return ", ".join(parts)
@@ -590,18 +516,18 @@ class _Builder:
         ]
         if self.finding_other[f.finding_id]:
             parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
-        parts.append(f"Part of cranewatch incident {self.incident.incident_id} ({self.incident.title}).")
+        parts.append(f"Part of cranewatch incident {self.incident_ref}.")
         return " ".join(parts)
 
     def _incident_text(self) -> str:
         inc = self.incident
         all_techniques = [*inc.techniques, *(t for f in inc.findings for t in f.techniques)]
         return (
-            f"{inc.title}. Asset: {self._incident_asset_text()}. Stages: {' -> '.join(inc.stages) or 'none'}. "
+            f"{self.title}. Asset: {self._incident_asset_text()}. Stages: {' -> '.join(inc.stages) or 'none'}. "
             f"First seen {self.created}, last seen {stix_time(inc.last_seen)}. "
             f"Severity {inc.severity}/100 ({inc.severity_label}), {len(inc.findings)} finding(s). "
             f"Techniques: {self._technique_text(all_techniques)}. "
-            f"Producer: {self.cfg.site.name}; cranewatch incident {inc.incident_id}."
+            f"Producer: {self.cfg.site.name}; cranewatch incident {self.incident_ref}."
         )
 
     # -- assembly ------------------------------------------------------------------------
@@ -633,71 +559,23 @@ class _Builder:
         grouping = self._sdo(
             "grouping",
             ("grouping",),
-            name=self.incident.title,
+            name=self.title,
             description=self._incident_text(),
             context="suspicious-activity",
             # stix2 accepts only SDO/SRO/SCO ids here: the marking and extension definitions
             # are meta objects, referenced by every object instead.
             object_refs=[o["id"] for o in objects if o["type"] not in META_TYPES],
             confidence=self.incidents[0].get("confidence"),
-            external_references=[{"source_name": "cranewatch", "external_id": self.incident.incident_id}],
+            external_references=[{"source_name": "cranewatch", "external_id": self.incident_ref}],
         )
         objects = [*objects, grouping]
         if self.redactor.active:
-            objects = self._redact_texts(objects)
+            objects = redact_objects(self.redactor, self.incident, objects, set(self.received))
         return {
             "type": "bundle",
-            "id": deterministic_id("bundle", *self.scope, self.incident.incident_id, self.modified),
+            "id": deterministic_id("bundle", *self.scope, *self.redactor.id_parts((self.incident.incident_id, self.modified))),
             "objects": objects,
         }
-
-    def _redact_texts(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Rewrite the texts of incident-scoped objects, then refuse any remaining leak.
-
-        Observables were built with redacted values (their ids depend on them) and shared
-        objects hold no incident data, so only SDOs/SROs of this incident are rewritten.
-        """
-        rewriter = self.redactor.rewriter(self.incident)
-        out = [
-            o if o["type"] in SHARED_TYPES or "created" not in o or o["id"] in self.received
-            else rewriter.rewrite_object(o)
-            for o in objects
-        ]
-        # Shared objects are left out of the scan: their texts are fixed (ATT&CK names, the
-        # site name) and a short asset id matching inside them must not stop the export.
-        leaks = sorted({
-            hit for o in out if o["type"] not in SHARED_TYPES and o["id"] not in self.received
-            for text in strings(o, keys=False)
-            for hit in rewriter.found(text)
-        })
-        if leaks:
-            raise RedactionError(
-                f"profile {self.profile.name!r}: incident {self.incident.incident_id}: "
-                f"{len(leaks)} redacted value(s) would remain in the bundle"
-            )
-        return out
-
-
-#: TLP marking-definition ids (2.0 from OASIS, 1.0 as stix2 ships them) -> restrictiveness,
-#: to keep a received object out of a bundle shared more widely than it was.
-_TLP_RANK = {
-    **{tlp.tlp_marking_id(level): rank for rank, level in enumerate(tlp.TLP_2_0)},
-    stix2.TLP_WHITE.id: 0,
-    stix2.TLP_GREEN.id: 1,
-    stix2.TLP_AMBER.id: 2,
-    stix2.TLP_RED.id: 4,
-}
-
-
-def _known_marking(ref: str) -> dict[str, Any] | None:
-    """The published object of a TLP marking-definition id (2.0 or 1.0), or None."""
-    for level, (marking_id, _) in tlp.TLP_2_0.items():
-        if ref == marking_id:
-            return tlp.tlp_marking(level)
-    for m in (stix2.TLP_WHITE, stix2.TLP_GREEN, stix2.TLP_AMBER, stix2.TLP_RED):
-        if ref == m.id:
-            return json.loads(m.serialize())
-    return None
 
 
 def incident_bundle(

@@ -11,8 +11,14 @@ A profile (``export.profiles`` in the config) names a TLP level and redaction ru
 * ``accounts``: ``keep``; ``hash`` -- ``acct-`` + 16 hex digits of a keyed hash.
 * ``assets``: ``keep``; ``asset_kind`` -- asset ids and crane ids are generalized to the asset
   kind (``crane_plc``; ``[crane]`` for a crane id in a text).
-* ``evidence_paths``: ``keep``; ``drop`` -- the observed-data evidence keeps its SHA-256 but not
+* ``evidence_paths``: ``keep``; ``drop`` -- the observed-data evidence keeps its digest but not
   the port-local ``file:line`` pointer.
+
+In every redacting profile the evidence digest is keyed (``hmac-sha256:`` in the reference's
+``external_id``, never a ``SHA-256`` hash): a plain hash of a log line whose other fields the
+sighting text gives away would confirm guesses of the redacted ones. With ``assets:
+asset_kind`` zone names that name a crane or an asset (``crane-sts05``) are generalized too
+(``export.profiles[].redaction.zone_labels``, else ``crane-zone``/``ot-zone``).
 
 External addresses always stay: they are what other members can act on.
 
@@ -22,9 +28,11 @@ cannot be reversed by guessing (a plain hash of ``10.30.1.10`` could be). The se
 never put in the config, a bundle or a log message.
 
 Structured values (observables, the crane-asset extension) are redacted where the bundle
-builder creates them; free texts (titles come from detections and may name a crane) are
-rewritten afterwards with every known sensitive value; and a last scan refuses to return a
-bundle in which any redacted value is still present (``RedactionError``).
+builder creates them; free texts (titles come from detections and may name a crane, CMS values
+may hold any address) are rewritten afterwards: every address inside ``internal_networks`` or
+the inventory, in any notation (``textscan``), and every known name; and a last scan over
+every string of the bundle refuses to return one in which a redacted value is still present
+(``RedactionError``).
 """
 from __future__ import annotations
 
@@ -36,6 +44,11 @@ import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pipelines.config import ConfigError
+from stix_export.addresses import IPAddress, Span, parse
+from stix_export.textscan import NON_TEXT_KEYS, TextRewriter, spelling_pattern, strings, value_pattern
+
+__all__ = ["RedactionError", "Redactor", "SecretError", "TextRewriter", "load_secret", "needs_secret",
+           "strings", "value_pattern", "NON_TEXT_KEYS"]
 
 if TYPE_CHECKING:
     from pipelines.config import Config, Redaction, SharingProfile
@@ -45,13 +58,26 @@ MIN_SECRET_BYTES = 16
 _DOMAIN = b"cranewatch/redact/v1\x1f"
 #: Objects shared by every bundle of a producer: their texts never hold incident data.
 SHARED_TYPES = ("marking-definition", "extension-definition", "identity", "attack-pattern")
-#: Keys whose values are ids, times or hashes: never rewritten as text.
-_NON_TEXT_KEYS = ("id", "type", "spec_version", "created", "modified", "hashes", "pattern",
-                  "valid_from", "first_seen", "last_seen", "first_observed", "last_observed")
+#: Zone names shown instead of one that names a crane or an asset (no ``zone_labels`` entry).
+CRANE_ZONE, OT_ZONE = "crane-zone", "ot-zone"
 
 
 class RedactionError(RuntimeError):
-    """A redacted bundle still holds a value its profile redacts (the bundle is not written)."""
+    """A redacted bundle still holds a value its profile redacts: the bundle is not written.
+
+    ``profile`` and ``incident_id`` say which bundle; ``kinds`` counts what remained by kind
+    (``internal address``, ``account``, ``asset id``, ``crane id``, ``zone``) and ``where`` names the
+    object types holding it. The message gives those, never the values themselves (it ends
+    up in logs and run reports that may travel further than the internal bundle).
+    """
+
+    def __init__(self, profile: str, incident_id: str, kinds: dict[str, int], where: list[str]):
+        self.profile, self.incident_id, self.kinds, self.where = profile, incident_id, dict(kinds), list(where)
+        what = ", ".join(f"{n} {k}(s)" for k, n in sorted(kinds.items()))
+        super().__init__(
+            f"profile {profile!r}: incident {incident_id}: bundle not written, {what} would remain "
+            f"in {', '.join(where)} after redaction"
+        )
 
 
 class SecretError(ConfigError):
@@ -93,13 +119,6 @@ def load_secret(cfg: Config) -> bytes | None:
     return secret
 
 
-def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(str(value).strip())
-    except ValueError:
-        return None
-
-
 class Redactor:
     """Applies one profile's redaction rules to the values of one incident's bundle."""
 
@@ -110,10 +129,19 @@ class Redactor:
             raise SecretError(f"export.profiles {profile.name!r}: a secret is required for its redaction rules")
         self._secret = secret or b""
         self.internal_networks = [ipaddress.ip_network(n) for n in cfg.inventory.internal_networks]
-        self.asset_of_address = {addr: a for a in cfg.inventory.assets for addr in a.addresses}
+        self.asset_of_address = {str(parse(addr) or addr): a for a in cfg.inventory.assets for addr in a.addresses}
         self.assets = {a.id: a for a in cfg.inventory.assets}
         self.cranes = {a.crane for a in cfg.inventory.assets if a.crane}
         self.inventory_accounts = {acc for v in cfg.vendors for acc in v.accounts}
+        self.vendor_of_account = {acc: v.name for v in cfg.vendors for acc in v.accounts}
+        self._all_accounts = set(self.inventory_accounts)
+        self.zone_labels: dict[str, str] = dict(getattr(self.rules, "zone_labels", None) or {})
+        self.zones = {a.zone for a in cfg.inventory.assets if a.zone} | set(self.zone_labels)
+        self._crane_zones = {a.zone for a in cfg.inventory.assets if a.zone and a.crane}
+        self._identifier_res = [re.compile(spelling_pattern(c)) for c in sorted(self.cranes)] + [
+            re.compile(value_pattern(a)) for a in sorted(self.assets)
+        ]
+        self._rewriter: tuple[Incident, TextRewriter] | None = None
 
     @property
     def active(self) -> bool:
@@ -123,40 +151,55 @@ class Redactor:
         return hmac.new(self._secret, _DOMAIN + kind.encode() + b"\x1f" + value.encode("utf-8"), hashlib.sha256).digest()
 
     # -- addresses ---------------------------------------------------------------------
+    def _internal_host(self, ip: IPAddress | None) -> bool:
+        return ip is not None and (str(ip) in self.asset_of_address or any(ip in net for net in self.internal_networks))
+
     def is_internal(self, addr: str) -> bool:
-        ip = _ip(addr)
-        if ip is None:
-            return False
-        return str(ip) in self.asset_of_address or any(ip in net for net in self.internal_networks)
+        """Inside ``internal_networks`` or on an inventoried asset, in any notation (an
+        IPv4-mapped IPv6 address names the IPv4 host)."""
+        return self._internal_host(parse(str(addr)))
 
     def pseudonym(self, addr: str) -> str:
-        """The stable pseudonym address for an internal address (same family)."""
-        ip = ipaddress.ip_address(addr)
-        digest = self._mac("ip", str(ip))
-        if ip.version == 4:
+        """The stable pseudonym of an internal address, keyed on the host it names: IPv4 in
+        240.0.0.0/4; an IPv6 spelling of an IPv4 host becomes ``::ffff:`` + that pseudonym
+        (same family as the input, same host as the dotted form); IPv6 in fd00::/8."""
+        host = parse(str(addr))
+        if host is None:
+            raise ValueError(f"not an address: {addr!r}")
+        digest = self._mac("ip", str(host))
+        if host.version == 4:
             n = int.from_bytes(digest[:4], "big") & 0x0FFFFFFF
             n = min(n, 0x0FFFFFFE)  # never 255.255.255.255
-            return str(ipaddress.IPv4Address((240 << 24) | n))
+            v4 = ipaddress.IPv4Address((240 << 24) | n)
+            return f"::ffff:{v4}" if ":" in str(addr) else str(v4)
         n = int.from_bytes(digest[:15], "big")
         return str(ipaddress.IPv6Address((0xFD << 120) | n))
 
     def zone_label(self, addr: str) -> str:
-        asset = self.asset_of_address.get(str(ipaddress.ip_address(addr)))
-        return f"[zone {asset.zone}]" if asset else "[internal]"
+        asset = self.asset_of_address.get(str(parse(str(addr))))
+        return f"[zone {self.zone(asset.zone)}]" if asset and asset.zone else "[internal]"
 
     def address(self, addr: str) -> str | None:
         """What an address observable becomes: itself, its pseudonym, or None (dropped)."""
         if self.rules.internal_addresses == "keep" or not self.is_internal(addr):
             return addr
         if self.rules.internal_addresses == "pseudonym":
-            return self.pseudonym(addr)
+            return str(ipaddress.ip_address(self.pseudonym(addr)))
         return None
 
     def address_text(self, addr: str) -> str:
+        if self.rules.internal_addresses == "pseudonym" and self.is_internal(addr):
+            return self.pseudonym(addr)
         out = self.address(addr)
         return out if out is not None else self.zone_label(addr)
 
-    # -- accounts and assets ---------------------------------------------------------------
+    def _address_span(self, span: Span) -> str | None:
+        """Replacement of an address written in a text, or None when it is not redacted."""
+        if not self._internal_host(span.address):
+            return None
+        return self.address_text(span.text)
+
+    # -- accounts, assets and zones -------------------------------------------------------
     def account(self, login: str) -> str:
         if self.rules.accounts == "keep":
             return login
@@ -172,22 +215,118 @@ class Redactor:
     def crane(self, crane: str | None) -> str | None:
         return crane if self.rules.assets == "keep" else None
 
+    def zone(self, zone: str | None) -> str | None:
+        """A zone as a redacting profile shows it. With ``assets: asset_kind`` a zone listed in
+        ``zone_labels`` shows its label; one whose name names a crane or an asset
+        (``crane-sts05``) becomes ``crane-zone`` (it holds crane assets) or ``ot-zone``; a zone
+        that names nothing (``ot-core``) stays."""
+        if zone is None or self.rules.assets == "keep":
+            return zone
+        if zone in self.zone_labels:
+            return self.zone_labels[zone]
+        if any(r.search(zone) for r in self._identifier_res):
+            return CRANE_ZONE if zone in self._crane_zones else OT_ZONE
+        return zone
+
+    # -- ids -----------------------------------------------------------------------------
+    def incident_ref(self, incident_id: str) -> str:
+        """How a bundle names the port's incident: its id internally; in a redacting profile
+        a keyed reference (``cwi-`` + 32 hex digits of an HMAC), because the id is a plain hash
+        of what the detection keyed on (an account, a tunnel address, a log location) and the
+        time, all guessable. The port finds its incident again with this function."""
+        if not self.active:
+            return incident_id
+        return "cwi-" + self._mac("incident", incident_id).hex()[:32]
+
+    def id_parts(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """What an incident-scoped STIX id is derived from: the parts themselves (incident and
+        finding ids, addresses, ...) internally; one keyed digest of them in a redacting
+        profile, so that no id confirms a guess of the parts."""
+        if not self.active:
+            return parts
+        return (self._mac("stix-id", "\x1f".join(parts)).hex(),)
+
     def evidence_path(self, raw_ref: str) -> str | None:
         return raw_ref if self.rules.evidence_paths == "keep" else None
 
+    def evidence_digest(self, sha256: str) -> dict[str, str]:
+        """What an evidence reference says about its record besides the location: the plain
+        SHA-256 in a profile that redacts nothing; else a keyed digest (HMAC-SHA256 of the
+        record's SHA-256 under the export secret, ``external_id: hmac-sha256:<hex>``, so nobody
+        takes it for a file hash and nobody without the secret can test a guess against it),
+        or nothing when the profile has no secret."""
+        if not self.active:
+            return {"hashes": {"SHA-256": sha256}}  # type: ignore[dict-item]
+        if not self._secret:
+            return {}
+        return {"external_id": "hmac-sha256:" + self._mac("evidence", sha256.lower()).hex()}
+
+    # -- readable subjects ------------------------------------------------------------------
+    def subject_text(self, subject: str) -> str:
+        """What an incident is "on", in words a recipient can read once the value itself is
+        hidden: ``a crane PLC in zone crane-ot`` rather than an asset kind in brackets,
+        ``a server in zone it`` rather than a pseudonym address, ``a zpmc vendor account``
+        rather than ``acct-...``. Values the profile keeps are shown as they are."""
+        from stix_export.stix_values import _KIND_LABELS
+
+        def label_of(asset: Any) -> str:
+            label = _KIND_LABELS.get(asset.kind, asset.kind)
+            return f"crane {label}" if asset.crane and asset.kind in ("crane_plc", "hmi") else label
+
+        def asset_words(asset: Any) -> str:
+            label, zone = label_of(asset), self.zone(asset.zone)
+            return f"{'an' if label[0] in 'aeiouAEIOU' else 'a'} {label}" + (f" in zone {zone}" if zone else "")
+
+        if subject in self.assets and self.rules.assets != "keep":
+            return asset_words(self.assets[subject])
+        host = parse(subject) if any(c in subject for c in ".:") else None
+        if host is not None:
+            if self.rules.internal_addresses == "keep" or not self._internal_host(host):
+                return subject
+            asset = self.asset_of_address.get(str(host))
+            if asset is None:
+                return "an internal host"
+            return asset_words(asset) if self.rules.assets != "keep" else f"{asset.id} ({label_of(asset)})"
+        if self.rules.accounts != "keep" and (subject in self._all_accounts):
+            vendor = self.vendor_of_account.get(subject)
+            return f"a {vendor} vendor account" if vendor else "an account"
+        return subject
+
+    def incident_title(self, incident: Incident) -> str:
+        """The incident's title as this profile shares it: the subject it is "on" (an asset,
+        an account or an address) in words (``subject_text``) when the profile hides it."""
+        if not self.active:
+            return incident.title
+        self._all_accounts = set(incident.accounts) | self.inventory_accounts
+        head, sep, subject = incident.title.rpartition(" on ")
+        known = {incident.primary_asset, *incident.accounts, *incident.addresses}
+        if sep and subject and (subject in known or parse(subject) is not None):
+            return f"{head} on {self.subject_text(subject)}"
+        return incident.title
+
     # -- what must not appear, and the text rewrite --------------------------------------
     def sensitive_values(self, incident: Incident) -> dict[str, str]:
-        """Every value this profile redacts for ``incident`` -> what texts say instead."""
+        """Every value this profile redacts for ``incident`` -> what texts say instead.
+
+        Addresses listed here are the known ones (inventory and incident); texts are also
+        scanned for any other internal address (``rewriter``).
+        """
         out: dict[str, str] = {}
         if self.rules.internal_addresses != "keep":
             addrs: set[str] = set(self.asset_of_address)
             for value in _incident_values(incident):
-                ip = _ip(value)
+                ip = parse(str(value))
                 if ip is not None:
                     addrs.add(str(ip))
             for addr in addrs:
                 if self.is_internal(addr):
                     out[addr] = self.address_text(addr)
+        out.update(self.sensitive_names(incident))
+        return out
+
+    def sensitive_names(self, incident: Incident) -> dict[str, str]:
+        """Accounts, asset ids and zone names this profile redacts -> their replacement."""
+        out: dict[str, str] = {}
         if self.rules.accounts != "keep":
             accounts = set(self.inventory_accounts) | set(incident.accounts)
             for f in incident.findings:
@@ -201,12 +340,23 @@ class Redactor:
             asset_ids.update(x for x in (incident.primary_asset, *(f.asset_id for f in incident.findings)) if x)
             for aid in asset_ids:
                 out[aid] = f"[{self.asset_kind(aid)}]"
-            for crane in self.cranes:
-                out[crane] = "[crane]"
+            zones = self.zones | {z for z in (incident.zone, *(f.zone for f in incident.findings)) if z}
+            for z in zones:
+                if self.zone(z) != z:
+                    out[z] = str(self.zone(z))
         return out
 
-    def rewriter(self, incident: Incident) -> "TextRewriter":
-        return TextRewriter(self.sensitive_values(incident))
+    def crane_spellings(self) -> dict[str, str]:
+        return {c: "[crane]" for c in self.cranes} if self.rules.assets != "keep" else {}
+
+    def rewriter(self, incident: Incident) -> TextRewriter:
+        if self._rewriter is None or self._rewriter[0] is not incident:
+            self._rewriter = (incident, TextRewriter(
+                self.sensitive_names(incident),
+                self.crane_spellings(),
+                self._address_span if self.rules.internal_addresses != "keep" else None,
+            ))
+        return self._rewriter[1]
 
 
 def _incident_values(incident: Incident) -> Iterable[str]:
@@ -219,66 +369,66 @@ def _incident_values(incident: Incident) -> Iterable[str]:
                     yield str(ev.fields[side])
 
 
-def value_pattern(value: str) -> str:
-    """Regex for one sensitive value in text: addresses on address boundaries (10.30.1.10 is
-    not inside 10.30.1.100), names anywhere and case-insensitively (over-redacting is safe)."""
-    ip = _ip(value)
-    if ip is None:
-        return "(?i:" + re.escape(value) + ")"
-    if ip.version == 4:
-        return r"(?<![0-9.])" + re.escape(value) + r"(?![0-9]|\.[0-9])"
-    return r"(?<![0-9A-Fa-f:])(?i:" + re.escape(value) + r")(?![0-9A-Fa-f:])"
+def leak_kind(hit: str, redactor: Redactor, names: dict[str, str]) -> str:
+    """What kind of redacted value a leak-scan hit is (for the error, which never shows it)."""
+    if parse(hit) is not None and redactor.is_internal(hit):
+        return "internal address"
+    low = hit.lower()
+    if low in {a.lower() for a in redactor.assets}:
+        return "asset id"
+    if low in {z.lower() for z in redactor.zones}:
+        return "zone"
+    if any(k.lower() == low for k in names):
+        return "account"
+    return "crane id"
 
 
-class TextRewriter:
-    """Replaces every sensitive value in a text (longest first) and finds any that remain."""
+def leaks(redactor: Redactor, rewriter: TextRewriter, objects: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Every redacted value still present, by the type of the object holding it.
 
-    def __init__(self, mapping: dict[str, str]):
-        self.mapping = {k.lower() if _ip(k) is None else k: v for k, v in mapping.items()}
-        keys = sorted(mapping, key=lambda k: (-len(k), k))
-        self._re = re.compile("|".join(value_pattern(k) for k in keys)) if keys else None
-        # Plain substring test first: the boundary-aware regex costs ~50 µs per string,
-        # and almost no string of a bundle holds any sensitive value at all.
-        self._needles = tuple({k.lower() for k in keys})
-
-    def _may_hold(self, value: str) -> bool:
-        low = value.lower()
-        return any(n in low for n in self._needles)
-
-    def __bool__(self) -> bool:
-        return self._re is not None
-
-    def text(self, value: str) -> str:
-        if self._re is None or not self._may_hold(value):
-            return value
-        return self._re.sub(lambda m: self.mapping.get(m.group(0), self.mapping.get(m.group(0).lower(), "[redacted]")), value)
-
-    def found(self, value: str) -> list[str]:
-        if self._re is None or not self._may_hold(value):
-            return []
-        return [m.group(0) for m in self._re.finditer(value)]
-
-    def rewrite_object(self, obj: Any, key: str = "") -> Any:
-        """Rewrite every text in a JSON value, leaving ids, references, times and hashes."""
-        if isinstance(obj, dict):
-            return {k: (v if k in _NON_TEXT_KEYS or k.endswith("_ref") or k.endswith("_refs")
-                        else self.rewrite_object(v, k)) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [self.rewrite_object(v, key) for v in obj]
-        if isinstance(obj, str):
-            return self.text(obj)
-        return obj
+    Every string is scanned, keys included. Objects shared by all bundles of the producer
+    (identity, attack-patterns, definitions) are scanned for addresses only: their texts are
+    fixed (ATT&CK names, the site name) and a short asset id inside a technique name must not
+    stop the export.
+    """
+    addresses_only = TextRewriter({}, {}, rewriter.address)
+    found: dict[str, list[str]] = {}
+    for o in objects:
+        scan = addresses_only if o.get("type") in SHARED_TYPES else rewriter
+        hits = [h for text in strings(o) for h in scan.found(text)]
+        if hits:
+            found.setdefault(str(o.get("type")), []).extend(hits)
+    return found
 
 
-def strings(value: Any, keys: bool = True) -> Iterable[str]:
-    """Every string in a JSON value, keys included unless ``keys=False``."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if keys:
-                yield k
-            yield from strings(v, keys)
-    elif isinstance(value, list):
-        for v in value:
-            yield from strings(v, keys)
-    elif isinstance(value, str):
-        yield value
+def redact_objects(
+    redactor: Redactor, incident: Incident, objects: list[dict[str, Any]], received: set[str] | frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Rewrite the texts of one incident's objects under a redacting profile, then scan every
+    string of every object once more and refuse the bundle if anything redacted remains.
+
+    Observables were built with redacted values (their ids depend on them), shared objects
+    hold no incident data and received objects (``received``: ids of objects another producer
+    made, already checked by ``holds_redacted``) must stay as received, so only this
+    incident's SDOs/SROs are rewritten; the scan covers them all.
+    """
+    rewriter = redactor.rewriter(incident)
+    out = [
+        o if o["type"] in SHARED_TYPES or "created" not in o or o["id"] in received else rewriter.rewrite_object(o)
+        for o in objects
+    ]
+    found = leaks(redactor, rewriter, out)
+    if found:
+        names = redactor.sensitive_names(incident)
+        kinds: dict[str, int] = {}
+        for hit in {h for hits in found.values() for h in hits}:
+            kind = leak_kind(hit, redactor, names)
+            kinds[kind] = kinds.get(kind, 0) + 1
+        raise RedactionError(redactor.profile.name, incident.incident_id, kinds, sorted(found))
+    return out
+
+
+def holds_redacted(redactor: Redactor, incident: Incident, obj: dict[str, Any]) -> bool:
+    """Whether an object received from a feed names a value this profile redacts (it is then
+    not re-shared: rewriting it would publish other content under its creator's id)."""
+    return redactor.active and bool(leaks(redactor, redactor.rewriter(incident), [obj]))

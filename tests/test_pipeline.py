@@ -131,6 +131,8 @@ def test_threat_intel_match_is_a_sighting_of_the_isac_indicator(corpus_run) -> N
     and each indicator itself as the ISAC published it."""
     import re
 
+    from stix_export.redact import Redactor, load_secret
+
     corpus, out, _ = corpus_run
     truth = json.loads((corpus / "truth.json").read_text())
     cfg = load_config(corpus / "config.yaml")
@@ -141,8 +143,11 @@ def test_threat_intel_match_is_a_sighting_of_the_isac_indicator(corpus_run) -> N
     assert planted
     for s in planted:
         (incident,) = [i for i in incidents if _matches(i, s)]
-        for d in ("stix", "stix-isac"):
-            objs = {o["id"]: o for o in json.loads((out / d / (re.sub(r"[^A-Za-z0-9._-]", "_", incident["incident_id"]) + ".json")).read_text())["objects"]}
+        # the redacted set names its files by the keyed incident reference
+        isac_ref = Redactor(next(p for p in cfg.export.effective_profiles() if p.name == "isac"), cfg,
+                            load_secret(cfg)).incident_ref(incident["incident_id"])
+        for d, name in (("stix", incident["incident_id"]), ("stix-isac", isac_ref)):
+            objs = {o["id"]: o for o in json.loads((out / d / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".json")).read_text())["objects"]}
             refs = {o["sighting_of_ref"] for o in objs.values() if o["type"] == "sighting"}
             isac = sorted(r for r in refs if r.startswith("indicator--"))
             names = {published[r]["name"] for r in isac}

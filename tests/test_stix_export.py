@@ -483,6 +483,8 @@ def test_infrastructure_incident_and_grouping(bundle: dict[str, Any]) -> None:
 
 def test_sdos_and_sros_are_created_by_the_producer_with_event_times(bundle: dict[str, Any]) -> None:
     producer_id = by_type(bundle, "identity")[0]["id"]
+    finding_ends = {"2026-11-20T02:14:05.123456Z", "2026-11-20T02:17:02.500Z", "2026-11-20T02:25:00.000Z"}
+    finding_starts = {"2026-11-20T02:14:05.123456Z", "2026-11-20T02:16:40.000Z", "2026-11-20T02:20:00.000Z"}
     shared = {"identity", "extension-definition", "attack-pattern"}
     for obj in bundle["objects"]:
         if "created" not in obj or obj["type"] == "marking-definition":
@@ -490,7 +492,15 @@ def test_sdos_and_sros_are_created_by_the_producer_with_event_times(bundle: dict
         assert obj["created_by_ref"] == producer_id, obj["id"]
         if obj["type"] not in shared:
             assert obj["created"] == "2026-11-20T02:14:05.123456Z", obj["id"]
-            assert obj["modified"] == "2026-11-20T02:25:00.000Z", obj["id"]
+            # the version follows what the content depends on: the whole incident, one
+            # finding (its latest evidence; an indicator: the first hits of those that saw it),
+            # or nothing but the object's ids and the inventory
+            if obj["type"] in ("incident", "grouping"):
+                assert obj["modified"] == "2026-11-20T02:25:00.000Z", obj["id"]
+            elif obj["type"] in ("relationship", "infrastructure"):
+                assert obj["modified"] == obj["created"], obj["id"]
+            else:
+                assert obj["modified"] in (finding_starts if obj["type"] == "indicator" else finding_ends), obj["id"]
 
 
 # -- determinism -------------------------------------------------------------------------
@@ -511,6 +521,35 @@ def test_a_revised_incident_keeps_ids_and_gets_a_new_modified() -> None:
     assert [o["id"] for o in before["objects"]] == [o["id"] for o in after["objects"]]
     assert by_type(after, "incident")[0]["modified"] == "2026-11-20T03:00:00.000Z"
     assert before["id"] != after["id"]
+
+
+def test_a_revision_re_versions_only_the_objects_whose_content_changed() -> None:
+    """One more egress hit (count 12 -> 13, seen until 02:40): the egress finding's objects, the
+    incident and the grouping change; the VPN and Modbus findings' objects, the indicators
+    (made from each finding's first hit), the asset and the relationships keep their version."""
+    vpn, modbus, egress = make_findings()
+    later = Finding(**{**egress.__dict__, "count": 13, "last_seen": "2026-11-20T02:40:00Z", "evidence": (
+        *egress.evidence, _evidence("logs/conn.log:9950", "2026-11-20T02:40:00Z", src_ip=PLC, src_port="49153",
+                                    dst_ip=EGRESS_PEER, dst_port="443", proto="tcp"))})
+    before = index(incident_bundle(make_incident(), make_config()))
+    after = index(incident_bundle(make_incident(findings=(vpn, modbus, later), last_seen="2026-11-20T02:40:00Z",
+                                                modified="2026-11-20T02:40:00Z"), make_config()))
+    changed, kept = [], []
+    for oid, new in after.items():
+        old = before.get(oid)
+        if old is None or "modified" not in new:
+            continue
+        same = {k: v for k, v in old.items() if k != "modified"} == {k: v for k, v in new.items() if k != "modified"}
+        if same:
+            assert new["modified"] == old["modified"], (new["type"], "unchanged content, new version")
+            kept.append(new["type"])
+        else:
+            assert new["modified"] > old["modified"], (new["type"], "changed content, same version")
+            changed.append(new["type"])
+    assert sorted(changed) == ["grouping", "incident", "observed-data", "sighting"]
+    assert kept.count("indicator") == 2  # built from the findings' first hits, which did not change
+    assert kept.count("observed-data") == 2 and kept.count("sighting") == 2 and "infrastructure" in kept
+    assert kept.count("relationship") == len([o for o in after.values() if o["type"] == "relationship"])
 
 
 def test_ids_are_v4_shaped_for_sdos_and_v5_for_observables(bundle: dict[str, Any]) -> None:
@@ -542,3 +581,16 @@ def test_unknown_technique_fails_the_export() -> None:
 
 def test_file_name_comes_from_the_incident_id(bundle: dict[str, Any]) -> None:
     assert bundle_file_name(bundle) == "inc-20261120-sts-03-plc-0001.json"
+
+
+def test_a_revision_by_older_evidence_re_versions_every_finding_object() -> None:
+    """Streaming: a late hit older than everything the incident had bumps the incident by a
+    microsecond; which finding it changed is unknown, so no object keeps its old version."""
+    vpn, modbus, egress = make_findings()
+    late = Finding(**{**egress.__dict__, "count": 13})
+    before = index(incident_bundle(make_incident(), make_config()))
+    after = index(incident_bundle(make_incident(findings=(vpn, modbus, late), modified="2026-11-20T02:25:00.000001Z"),
+                                  make_config()))
+    for oid, new in after.items():
+        if new["type"] in ("observed-data", "sighting", "indicator", "incident", "grouping"):
+            assert new["modified"] == "2026-11-20T02:25:00.000001Z" != before[oid]["modified"], new["type"]

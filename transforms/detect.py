@@ -38,6 +38,7 @@ from detections.api import (
 )
 from detections.registry import load_registry
 from pipelines.config import Config, DetectionSettings
+from transforms.locations import relative_ref
 from transforms.model import Evidence, Finding, sha256_text
 
 MAX_EVIDENCE = 5  # raw records cited per finding; the count says how many hits there were
@@ -187,12 +188,15 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
         (event["user"],) if event.get("user") else (),
         (f"asset:{event['asset_id']}",) if event.get("asset_id") else (),
     )
-    dedup = det.fn("dedup")(event, ctx) if det.fn("dedup") else event.get("raw_ref") or ""
+    # Evidence paths relative to the source roots: ids and bundles must not depend on the
+    # folder the logs were read from.
+    raw_ref = relative_ref(event.get("raw_ref") or "", ctx.cfg)
+    dedup = det.fn("dedup")(event, ctx) if det.fn("dedup") else raw_ref
     title = det.fn("title")(event, ctx) if det.fn("title") else det.meta.title
     extra = det.fn("context")(event, ctx) if det.fn("context") else {}
     when = rfc3339(event["time"])
     evidence = Evidence(
-        raw_ref=event.get("raw_ref") or "",
+        raw_ref=raw_ref,
         sha256=event.get("raw_sha256") or sha256_text(event.get("raw")),
         time=when,
         fields=_key_fields(event, extra),
