@@ -100,7 +100,7 @@ def test_a_match_is_a_sighting_of_the_isac_indicator(tmp_path: Path) -> None:
 def test_deterministic(tmp_path: Path) -> None:
     cfg = intel_config(tmp_path)
     first = serialize_bundle(incident_bundle(intel_incident([IND]), cfg))
-    intel._CONFIG_CACHE.clear()
+    intel.store._CONFIG_CACHE.clear()
     assert serialize_bundle(incident_bundle(intel_incident([IND]), cfg)) == first
 
 
