@@ -128,7 +128,8 @@ def read_json_file(path: str | Path, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        found = "truncated JSON" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        ended = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated")
+        found = "truncated JSON" if ended else "invalid JSON"
         raise FeedError(f"{path}: expected {what}, got {found} at line {exc.lineno} column {exc.colno} "
                         f"({exc.msg})") from None
     except RecursionError:
