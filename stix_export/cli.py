@@ -28,6 +28,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--profile", metavar="NAME", help="sharing profile to push (default: the first, stix/)")
     s.add_argument("--credentials-file", metavar="FILE", help="file whose first line is user:password")
     s.add_argument("--allow-red", action="store_true", help="also push bundles marked TLP:RED (refused by default)")
+    s.add_argument("--include-received", action="store_true",
+                   help="also push objects created by others (the ISAC's indicators and identity that threat-intel "
+                   "sightings carry; left out by default: the collection's owner already has them)")
 
     i = sub.add_parser("intel", help="threat intel in: load STIX 2.1 indicator bundles into the intel store")
     isub = i.add_subparsers(dest="action", required=True)
@@ -57,7 +60,8 @@ def _share(args: argparse.Namespace) -> int:
     from stix_export.share import share
 
     try:
-        result = share(args.output, args.taxii, args.collection, args.profile, args.credentials_file, args.allow_red)
+        result = share(args.output, args.taxii, args.collection, args.profile, args.credentials_file, args.allow_red,
+                       args.include_received)
     except Exception as exc:
         from stix_export.share import ShareError
 
