@@ -21,6 +21,7 @@ from stix_export.intel.validation import (
     check_entry,
     check_indicator,
     check_related,
+    json_kind,
     object_label,
     printable,
     read_feed,
@@ -168,10 +169,10 @@ def load_store(path: str | os.PathLike[str], policy: Policy = Policy()) -> Intel
         return IntelStore(policy=policy)
     what = f"an intel store (JSON with \"version\": {STORE_VERSION})"
     data = read_json_file(path, what)
-    if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
-        found = printable(repr(data.get("version"))) if isinstance(data, dict) else f"a JSON {type(data).__name__}"
-        raise FeedError(f"{path}: expected {what}, got version {found}" if isinstance(data, dict)
-                        else f"{path}: expected {what}, got {found}")
+    if not isinstance(data, dict):
+        raise FeedError(f"{path}: expected {what}, got a JSON {json_kind(data)}")
+    if data.get("version") != STORE_VERSION:
+        raise FeedError(f"{path}: expected {what}, got version {printable(repr(data.get('version')))}")
     indicators = data.get("indicators", {})
     if not isinstance(indicators, dict):
         raise FeedError(f"{path}: indicators: expected a JSON object of entries by indicator id")

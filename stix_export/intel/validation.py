@@ -144,16 +144,17 @@ def read_feed(path: str | Path) -> list[Any]:
     data = read_json_file(path, what)
     if not isinstance(data, dict):
         raise FeedError(f"{path}: expected {what} (a JSON object with \"type\": \"bundle\"), "
-                        f"got a JSON {_json_kind(data)}")
+                        f"got a JSON {json_kind(data)}")
     if data.get("type") != "bundle":
         raise FeedError(f"{path}: expected {what} (\"type\": \"bundle\"), got type {printable(repr(data.get('type')))}")
     objects = data.get("objects", [])
     if not isinstance(objects, list):
-        raise FeedError(f"{path}: objects: expected a list of STIX objects, got a JSON {_json_kind(objects)}")
+        raise FeedError(f"{path}: objects: expected a list of STIX objects, got a JSON {json_kind(objects)}")
     return objects
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """How an error message names a JSON value's type."""
     return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number")
 
@@ -206,7 +207,7 @@ def check_indicator(obj: Any, policy: Policy = Policy()) -> tuple[list[dict[str,
     STIX, ``valid_until`` not after ``valid_from``, text that is not valid Unicode, a pattern
     outside the supported subset, or a network broader than the policy allows."""
     if not isinstance(obj, dict):
-        return [], f"expected a STIX object (a JSON object), got a JSON {_json_kind(obj)}"
+        return [], f"expected a STIX object (a JSON object), got a JSON {json_kind(obj)}"
     problem = _stix_problem(obj)
     if problem:
         return [], problem
@@ -214,7 +215,7 @@ def check_indicator(obj: Any, policy: Policy = Policy()) -> tuple[list[dict[str,
         return [], "valid_until: expected a time after valid_from"
     for key in ("name", "description"):
         if key in obj and not isinstance(obj[key], str):
-            return [], f"{key}: expected a string, got a JSON {_json_kind(obj[key])}"
+            return [], f"{key}: expected a string, got a JSON {json_kind(obj[key])}"
     if obj.get("revoked") is True:
         return [], None
     if obj.get("pattern_type", "stix") != "stix":
@@ -256,7 +257,7 @@ def check_entry(key: Any, entry: Any, policy: Policy = Policy()) -> str | None:
     shape, its timestamps, its match terms, the policy's breadth, and that all its text is
     encodable. Terms of a type this version does not know are allowed (they never match)."""
     if not isinstance(entry, dict):
-        return f"expected a store entry (a JSON object), got a JSON {_json_kind(entry)}"
+        return f"expected a store entry (a JSON object), got a JSON {json_kind(entry)}"
     problem = text_problem(entry, MAX_DEPTH + 4)
     if problem:
         return problem
@@ -264,7 +265,7 @@ def check_entry(key: Any, entry: Any, policy: Policy = Policy()) -> str | None:
         return f"id: expected the entry's key {printable(repr(key))}, got {printable(repr(entry.get('id')))}"
     for name in ("name", "pattern", "source"):
         if not isinstance(entry.get(name, ""), str):
-            return f"{name}: expected a string, got a JSON {_json_kind(entry[name])}"
+            return f"{name}: expected a string, got a JSON {json_kind(entry[name])}"
     if not isinstance(entry.get("revoked", False), bool):
         return "revoked: expected true or false"
     for name in ("modified", "valid_from", "valid_until"):
