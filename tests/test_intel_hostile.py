@@ -46,7 +46,8 @@ BAD_OBJECTS = [
     (_bad("spec-2.0", spec_version="2.0"), "spec_version"),
     (_bad("no-spec", spec_version=None), "spec_version"),
     (_bad("offset", valid_from="2026-11-01T00:00:00+02:00"), "valid_from"),
-    (_bad("bad-pattern", pattern="[ipv4-addr:value = "), "not valid STIX 2.1"),
+    (_bad("bad-pattern", pattern="[ipv4-addr:value = "), "not a valid STIX 2.1 pattern"),
+    (_bad("no-pattern", pattern=None), "not valid STIX 2.1"),
     (_bad("name-list", name=["a", "b"]), "name: expected a string"),
     (_bad("nan", x_score=float("nan")), "not a JSON number"),
     (_bad("deep", x_blob=_nested(40)), "nested deeper than"),
@@ -74,7 +75,8 @@ def test_import_keeps_the_good_and_lists_each_bad_object(tmp_path: Path, capsys)
     for obj, reason in BAD_OBJECTS:
         assert reason in refused[obj["id"]], (obj["id"], refused[obj["id"]])
     assert "lone surrogate" in refused[BAD_OBJECTS[1][0]["id"]] and "\\ud800" not in out.encode().decode("ascii", "replace")
-    assert {"objects[18]", "objects[19]"} <= set(refused)  # the list entries that are no objects
+    n = 1 + len(BAD_OBJECTS)
+    assert {f"objects[{n}]", f"objects[{n + 1}]"} <= set(refused)  # the list entries that are no objects
     store = intel.load_store(store_path)
     assert list(store.indicators) == [GOOD["id"]] and store.skipped == []
     assert store.match_ip("198.51.100.7", "2026-11-20T00:00:00Z")
