@@ -542,9 +542,10 @@ class _Builder:
         matched it (an indicator minted for other findings is ``derived-from`` them)."""
         from stix_export.intel import DETECTION_ID
 
+        with_port = (f"[{addr}]:",) if ":" in addr else (f"{addr}:",)  # IPv6 with a port is bracketed
+
         def names(matched: Any) -> bool:  # "91.92.241.1", "198.51.100.7:8443", "[2001:db8::1]:443", "a → b"
-            return any(part == addr or part.startswith((f"{addr}:", f"[{addr}]:"))
-                       for part in str(matched).split(" → "))
+            return any(part == addr or part.startswith(with_port) for part in str(matched).split(" → "))
 
         ids, echoes = set(), 0
         for f in findings:
