@@ -45,9 +45,12 @@ BAD_OBJECTS = [
     (_bad("modified-before-created", modified="2026-10-01T00:00:00Z"), "modified"),
     (_bad("spec-2.0", spec_version="2.0"), "spec_version"),
     (_bad("no-spec", spec_version=None), "spec_version"),
+    (_bad("no-valid-from", valid_from=None), "valid_from: required, missing"),
+    (_bad("no-modified", modified=None), "modified: required, missing"),
+    ({**_bad("null"), "object_marking_refs": None}, "object_marking_refs: null is not a STIX value"),
     (_bad("offset", valid_from="2026-11-01T00:00:00+02:00"), "valid_from"),
     (_bad("bad-pattern", pattern="[ipv4-addr:value = "), "not a valid STIX 2.1 pattern"),
-    (_bad("no-pattern", pattern=None), "not valid STIX 2.1"),
+    (_bad("no-pattern", pattern=None), "pattern: required, missing"),
     (_bad("name-list", name=["a", "b"]), "name: expected a string"),
     (_bad("nan", x_score=float("nan")), "not a JSON number"),
     (_bad("deep", x_blob=_nested(40)), "nested deeper than"),
@@ -177,6 +180,8 @@ BAD_ENTRIES = {
     "bad-net": (_entry("e-net", match=[{"type": "ip", "value": "10.0.0.999"}]), "IP address or network"),
     "no-list": (_entry("e-nolist", match="update.crane-vendor.example"), "match: expected a list"),
     "until": (_entry("e-until", valid_until="2026-10-01T00:00:00Z"), "valid_until"),
+    "null-marking": (_entry("e-null", object={**indicator("e-null", "[domain-name:value = 'x.example']"),
+                                              "object_marking_refs": None}), "object.object_marking_refs: null"),
 }
 
 
@@ -292,3 +297,59 @@ def test_an_intel_file_that_cannot_be_read_is_a_config_error(store_content: byte
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(f"{cfg}: {key}: ") and "Traceback" not in err, err
+
+
+# --- seeded mutation: whatever import keeps, a run can use ---------------------------------------
+
+
+HOSTILE_VALUES: list[Any] = [
+    None, "", "never", "\ud800", "a\udfffb", float("nan"), float("inf"), -1, 10 ** 40, True, [], {}, ["x"],
+    {"a": {"b": {"c": "d"}}}, _nested(50), "2026-13-01T00:00:00Z", "2026-11-01T00:00:00", "2026-11-01T00:00:00+00:00",
+    "2026-11-01T00:00:00.123456789Z", "9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z", "\x00", "\u00a0\u3000", "2.0",
+    "indicator--00000000-0000-4000-8000-000000000000", "indicator--x",
+    CATCH_ALL, "[ipv6-addr:value ISSUBSET '::/0']", "[ipv4-addr:value ISSUBSET '10.0.0.0/15']",
+    "[ipv4-addr:value = '198.51.100.7']", "[network-traffic:dst_port = 4444]", "[domain-name:value = 'x\ud800.example']",
+    "[network-traffic:dst_ref.type = 'ipv4-addr' AND network-traffic:dst_port = 4444]", "[ipv4-addr:value = ",
+    "[ipv4-addr:value IN ('198.51.100.7', '0.0.0.0/0')]", "sigma", "stix",
+]
+FIELDS = ["id", "spec_version", "created", "modified", "name", "description", "pattern", "pattern_type",
+          "valid_from", "valid_until", "revoked", "indicator_types", "created_by_ref", "object_marking_refs",
+          "x_custom", "lang", "confidence"]
+
+
+def test_seeded_mutations_never_crash_and_only_usable_entries_are_stored(tmp_path: Path) -> None:
+    """400 indicators, each a valid one with 1-3 properties set to a hostile value or dropped:
+    import never raises and accounts for every object (stored, unchanged, revoked or refused
+    with a reason); the saved store re-loads with nothing to skip (a run can use all of it);
+    every stored object serializes as UTF-8 (a bundle re-sharing it can be written); and
+    matching over it never raises."""
+    import random
+
+    rnd = random.Random(10)
+    objects = []
+    for i in range(400):
+        obj = indicator(f"m{i}", rnd.choice(["[ipv4-addr:value = '198.51.100.7']", "[network-traffic:dst_port = 4444]",
+                                             "[domain-name:value = 'c2.example']"]))
+        for _ in range(rnd.randint(1, 3)):
+            key = rnd.choice(FIELDS)
+            if rnd.random() < 0.2:
+                obj.pop(key, None)
+            else:
+                obj[key] = rnd.choice(HOSTILE_VALUES)
+        objects.append(obj)
+    store = intel.IntelStore()
+    report = store.import_objects(objects, "fuzz")
+    assert report.indicators + len(report.refused_other) == len(objects)
+    assert report.stored + report.unchanged + report.revoked + len(report.refused) == report.indicators
+    assert all(reason for _, reason in report.refused)
+    assert 0 < report.stored < report.indicators  # the mutations hit both ways
+    path = store.save(tmp_path / "store.json")
+    again = intel.load_store(path)
+    assert again.skipped == [] and again.indicators.keys() == store.indicators.keys()
+    for entry in again.indicators.values():
+        json.dumps(entry, ensure_ascii=False).encode("utf-8")
+    hosts = ["198.51.100.7", "10.30.1.10", "2001:db8::1", "0.0.0.0", "not-an-ip"]
+    for _ in range(200):
+        again.match_event({"time": "2026-11-20T00:00:00Z", "kind": "flow", "src_ip": rnd.choice(hosts),
+                           "dst_ip": rnd.choice(hosts), "dst_port": rnd.choice([4444, 443, None]),
+                           "action": "dns.query", "target": rnd.choice(["c2.example", "x.example"])})

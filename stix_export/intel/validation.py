@@ -28,6 +28,9 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 DEFAULT_MIN_PREFIX_IPV4 = 16
 DEFAULT_MIN_PREFIX_IPV6 = 32
 _TERM_TYPES = ("ip", "domain", "port")
+#: Properties STIX 2.1 requires that ``stix2.parse`` would otherwise make up.
+_REQUIRED = {"indicator": ("id", "created", "modified", "pattern", "pattern_type", "valid_from"),
+             "marking-definition": ("id", "created")}
 _STIX_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
 
 
@@ -182,6 +185,15 @@ def _stix_problem(obj: dict[str, Any], pattern_checked_later: bool = False) -> s
         return problem
     if obj.get("spec_version") != "2.1":
         return f"spec_version: expected \"2.1\", got {printable(repr(obj.get('spec_version')))}"
+    # stix2 fills in id, created, modified and an indicator's valid_from when absent: a feed
+    # must carry them (an invented valid_from of "now" would change what the indicator means)
+    required = _REQUIRED.get(obj.get("type"), ("id", "created", "modified"))
+    missing = [k for k in required if k not in obj]
+    if missing:
+        return f"{missing[0]}: required, missing"
+    null = _null_property(obj)
+    if null:  # stix2 reads a null as "absent"; STIX JSON has no nulls, and a re-shared copy would keep it
+        return f"{null}: null is not a STIX value (leave the property out)"
     probe = {**obj, "pattern_type": "x-checked-by-parse-pattern"} if pattern_checked_later else obj
     try:
         stix2.parse(probe, allow_custom=True, version="2.1")
@@ -196,6 +208,20 @@ def _stix_problem(obj: dict[str, Any], pattern_checked_later: bool = False) -> s
                 return f"{key}: {exc}"
     if "created" in times and "modified" in times and times["modified"] < times["created"]:
         return "modified: expected a time at or after created"
+    return None
+
+
+def _null_property(obj: dict[str, Any]) -> str | None:
+    """The path of the first null value in an object (already checked for depth), or None."""
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        v, where = stack.pop()
+        if v is None:
+            return where or "object"
+        if isinstance(v, dict):
+            stack.extend((item, f"{where}.{k}" if where else str(k)) for k, item in v.items())
+        elif isinstance(v, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(v))
     return None
 
 
@@ -303,6 +329,14 @@ def check_entry(key: Any, entry: Any, policy: Policy = Policy()) -> str | None:
     if not isinstance(related, list) or any(not isinstance(r, dict) or not isinstance(r.get("id"), str)
                                             or not isinstance(r.get("type"), str) for r in related):
         return "related: expected a list of STIX objects"
+    for name, received in [("object", obj), *((f"related[{i}]", r) for i, r in enumerate(related))]:
+        if received is None:
+            continue
+        null = _null_property(received)  # a re-shared copy must be STIX JSON (older imports kept nulls)
+        if null:
+            return f"{name}.{null}: null is not a STIX value"
+        if not isinstance(received.get("object_marking_refs", []), list):
+            return f"{name}.object_marking_refs: expected a list of marking ids"
     return None
 
 
