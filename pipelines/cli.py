@@ -149,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args.config, args.output, beam_args, quiet=args.quiet)
         if args.command == "validate":
             cfg = load_config(args.config)
+            from stix_export.intel import check_config as check_intel
+
+            for line in check_intel(cfg, args.config):  # skipped indicators: id and reason
+                print(line, file=sys.stderr)
             print(f"{args.config}: OK ({len(cfg.sources)} sources, {len(cfg.inventory.assets)} assets)")
             return EXIT_OK
         if args.command == "detections":
@@ -204,6 +208,10 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, ke
     from stix_export.redact import load_secret
 
     load_secret(cfg)  # a missing export secret is a config error (exit 2); its value is never printed
+    from stix_export.intel import check_config as check_intel
+
+    for line in check_intel(cfg, config):  # unusable intel is skipped, one line each (also in summary.json)
+        print(line, file=sys.stderr)
     from pipelines.config import resolve_sources
 
     for source in resolve_sources(cfg):  # a typo'd glob would otherwise read nothing quietly

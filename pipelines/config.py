@@ -302,6 +302,10 @@ class Intel(Strict):
     """Threat intel in (``cranewatch intel import``): where the indicator store lives."""
 
     store: str = "intel/store.json"  # relative to the config file
+    # Indicators naming an address range broader than this are refused at import and
+    # skipped at run (a catch-all such as 0.0.0.0/0 would match every flow). 0: no limit.
+    min_prefix_ipv4: int = Field(default=16, ge=0, le=32)
+    min_prefix_ipv6: int = Field(default=32, ge=0, le=128)
 
 
 class Config(Strict):

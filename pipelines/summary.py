@@ -72,9 +72,16 @@ def build_summary(cfg: Config, result: RunResult, exclude: Iterable[str] = ()) -
         "bundles": len(bundles),
         "late_findings": late,  # streaming only: beyond allowed lateness
         "profiles": profiles,
+        "intel": _intel_summary(cfg),  # indicators in use; store entries and feed objects skipped, why
         "wall_seconds": round(result.wall_seconds, 3),
         "events_per_second": round(read / result.wall_seconds) if result.wall_seconds else 0,
     }
+
+
+def _intel_summary(cfg: Config) -> dict[str, Any]:
+    from stix_export.intel import intel_summary
+
+    return intel_summary(cfg)
 
 
 def write_summary(summary: dict[str, Any], out_dir: str) -> str:

@@ -429,6 +429,9 @@ class _Builder:
         for addr, findings in seen.items():
             if not self._is_external(addr):
                 continue
+            echo, derived_from = self._intel_naming(addr, findings)
+            if echo:  # only the ISAC's own indicator named it: its sighting says so, no re-mint
+                continue
             valid_from = min((stix_time(f.first_seen) for f in findings), default=self.created, key=_instant)
             titles = "; ".join(dict.fromkeys(f.title for f in findings)) or self.title
             # Its content comes from each finding's first hit (title, first seen, asset) and
@@ -456,6 +459,29 @@ class _Builder:
                     self._relate("indicates", ind["id"], pattern_id)
                 if f.finding_id in self.finding_observed:
                     self._relate("based-on", ind["id"], self.finding_observed[f.finding_id])
+            for received_id in derived_from:
+                self._relate("derived-from", ind["id"], received_id)
+
+    def _intel_naming(self, addr: str, findings: list[Finding]) -> tuple[bool, list[str]]:
+        """Whether every finding on ``addr`` is a threat-intel match on ``addr`` itself (an
+        echo of the ISAC's indicator), and the received indicators in this bundle that
+        matched it (an indicator minted for other findings is ``derived-from`` them)."""
+        from stix_export.intel import DETECTION_ID
+
+        with_port = (f"[{addr}]:",) if ":" in addr else (f"{addr}:",)  # IPv6 with a port is bracketed
+
+        def names(matched: Any) -> bool:  # "91.92.241.1", "198.51.100.7:8443", "[2001:db8::1]:443", "a → b"
+            return any(part == addr or part.startswith(with_port) for part in str(matched).split(" → "))
+
+        ids, echoes = set(), 0
+        for f in findings:
+            if f.detection_id != DETECTION_ID:
+                continue
+            fields = [ev.fields for ev in f.evidence]
+            if any(names(m) for fl in fields for m in (fl.get("intel_matched") or ())):
+                echoes += 1
+                ids.update(i for fl in fields for i in (fl.get("indicators") or ()) if isinstance(i, str))
+        return bool(findings) and echoes == len(findings), sorted(i for i in ids if i in self.received)
 
     def add_incident(self) -> None:
         inc = self.incident

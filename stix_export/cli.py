@@ -28,6 +28,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--profile", metavar="NAME", help="sharing profile to push (default: the first, stix/)")
     s.add_argument("--credentials-file", metavar="FILE", help="file whose first line is user:password")
     s.add_argument("--allow-red", action="store_true", help="also push bundles marked TLP:RED (refused by default)")
+    s.add_argument("--include-received", action="store_true",
+                   help="also push objects created by others (the ISAC's indicators and identity that threat-intel "
+                   "sightings carry; left out by default: the collection's owner already has them)")
 
     i = sub.add_parser("intel", help="threat intel in: load STIX 2.1 indicator bundles into the intel store")
     isub = i.add_subparsers(dest="action", required=True)
@@ -57,7 +60,8 @@ def _share(args: argparse.Namespace) -> int:
     from stix_export.share import share
 
     try:
-        result = share(args.output, args.taxii, args.collection, args.profile, args.credentials_file, args.allow_red)
+        result = share(args.output, args.taxii, args.collection, args.profile, args.credentials_file, args.allow_red,
+                       args.include_received)
     except Exception as exc:
         from stix_export.share import ShareError
 
@@ -74,31 +78,38 @@ def _intel(args: argparse.Namespace) -> int:
     from stix_export import intel
     from stix_export.share import ShareError, credentials, open_collection
 
+    policy = intel.Policy()  # with --store: the default minimum prefix lengths
     if args.config:
         from pipelines.config import load_config
 
         cfg = load_config(args.config)
         store = cfg.intel.store if os.path.isabs(cfg.intel.store) else os.path.join(cfg.base_dir, cfg.intel.store)
+        policy = intel.Policy.of(cfg)
     else:
         store = args.store
     if bool(args.files) == bool(args.taxii):
         raise ShareError("expected bundle FILEs or --taxii URL --collection ID (one of them)")
-    if args.taxii:
-        if not args.collection:
-            raise ShareError("--collection: expected a collection id with --taxii")
-        user, password = credentials(args.credentials_file)
-        try:
-            report = intel.import_taxii(store, open_collection(args.taxii, args.collection, user, password),
-                                        source=f"taxii:{args.taxii.rstrip('/')}/collections/{args.collection}")
-        except Exception as exc:
-            print(f"cranewatch intel import failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-    else:
-        missing = [f for f in args.files if not os.path.isfile(f)]
-        if missing:
-            raise ShareError(f"expected readable bundle files, got {missing[0]!r}")
-        report = intel.import_files(store, args.files)
+    try:
+        if args.taxii:
+            if not args.collection:
+                raise ShareError("--collection: expected a collection id with --taxii")
+            user, password = credentials(args.credentials_file)
+            intel.load_store(store, policy)  # an unreadable store is a usage error before any download
+            try:
+                report = intel.import_taxii(store, open_collection(args.taxii, args.collection, user, password),
+                                            source=f"taxii:{args.taxii.rstrip('/')}/collections/{args.collection}",
+                                            policy=policy)
+            except intel.FeedError:
+                raise
+            except Exception as exc:
+                print(f"cranewatch intel import failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+        else:
+            report = intel.import_files(store, args.files, policy)
+    except intel.FeedError as exc:  # a feed or store that is not one at all: nothing was changed
+        print(f"cranewatch intel import: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     for line in report.lines():
-        print(line)
+        print(intel.validation.printable(line))
     print(f"intel store: {store}")
     return EXIT_OK

@@ -9,6 +9,13 @@
   run again sends nothing and is reported as a no-op; a revised incident sends its new
   versions only. TAXII servers reject duplicate id + version anyway (medallion reports them
   as failures), so comparing first is what tells "already shared" from "refused".
+* Objects created by others are not pushed back: the ISAC's indicators and identity that a
+  threat-intel sighting carries (so that its ``sighting_of_ref`` resolves inside the bundle)
+  are already the collection owner's; sending them again would echo them as if the port
+  published them. ``--include-received`` sends them too. "Created by others": an SDO or
+  SRO whose ``created_by_ref`` is not the bundle's producer (the creator of its grouping,
+  incident or report), or an identity other than the producer. Observables and marking
+  definitions are always sent.
 * TLP:RED bundles are refused unless ``--allow-red``: a port's internal set is often RED and
   is the default (first) profile, so pushing it must be a deliberate choice.
 * Credentials: ``CRANEWATCH_TAXII_USER`` / ``CRANEWATCH_TAXII_PASSWORD`` from the environment,
@@ -39,6 +46,7 @@ class PushResult:
     sent: int = 0  # objects the collection did not hold and accepted
     already: int = 0  # objects the collection already held (not sent)
     failed: list[str] = field(default_factory=list)  # "id: message" for refused objects
+    withheld: int = 0  # objects created by others (received intel), left out
 
     @property
     def noop(self) -> bool:
@@ -52,6 +60,9 @@ class PushResult:
                 f" ({self.already} already there)")
         if self.failed:
             text += f"; {len(self.failed)} refused: " + "; ".join(self.failed[:5])
+        if self.withheld:
+            text += (f"; {self.withheld} object(s) created by others (received threat intel) not pushed back"
+                     " (--include-received to send them)")
         return text
 
 
@@ -144,7 +155,23 @@ def open_collection(api_root: str, collection_id: str, user: str | None, passwor
     return Collection(collection_url(api_root, collection_id), user=user, password=password)
 
 
-def push_bundles(files: Iterable[Path], collection: Any) -> PushResult:
+def received_ids(objects: list[dict[str, Any]]) -> set[str]:
+    """Ids of the objects in a bundle created by others than its producer (see the module doc)."""
+    producers = {o["created_by_ref"] for o in objects
+                 if o.get("type") in ("grouping", "incident", "report") and isinstance(o.get("created_by_ref"), str)}
+    out = set()
+    for o in objects:
+        if o.get("type") == "marking-definition" or "created" not in o:  # markings; observables
+            continue
+        if o.get("type") == "identity":
+            if o["id"] not in producers:
+                out.add(o["id"])
+        elif o.get("created_by_ref") not in producers:
+            out.add(o["id"])
+    return out if producers else set()
+
+
+def push_bundles(files: Iterable[Path], collection: Any, include_received: bool = False) -> PushResult:
     """Push the objects of ``files`` the collection does not hold yet; see the module doc."""
     result = PushResult()
     ids, versions = _held(collection)
@@ -153,11 +180,15 @@ def push_bundles(files: Iterable[Path], collection: Any) -> PushResult:
         bundle = json.loads(Path(path).read_text(encoding="utf-8"))
         result.bundles += 1
         new = []
+        others = set() if include_received else received_ids(bundle.get("objects", []))
         for obj in bundle.get("objects", []):
             key = (obj["id"], _version(obj))
             if key in seen:  # shared objects (identity, attack-patterns) repeat across bundles
                 continue
             seen.add(key)
+            if obj["id"] in others:
+                result.withheld += 1
+                continue
             result.objects += 1
             version = _version(obj)
             if (version is None and obj["id"] in ids) or (version and (obj["id"], _instant(version)) in versions):
@@ -186,7 +217,7 @@ def red_files(files: Iterable[Path]) -> list[Path]:
 
 
 def share(output: str, api_root: str, collection_id: str, profile: str | None = None,
-          credentials_file: str | None = None, allow_red: bool = False) -> PushResult:
+          credentials_file: str | None = None, allow_red: bool = False, include_received: bool = False) -> PushResult:
     user, password = credentials(credentials_file)
     files = profile_files(output, profile)
     if not files:
@@ -197,4 +228,4 @@ def share(output: str, api_root: str, collection_id: str, profile: str | None = 
             f"{len(red)} bundle(s) of profile {profile or '(first)'} are TLP:RED (named recipients only); "
             "choose a sharing profile with --profile, or pass --allow-red if this collection is such a recipient"
         )
-    return push_bundles(files, open_collection(api_root, collection_id, user, password))
+    return push_bundles(files, open_collection(api_root, collection_id, user, password), include_received)

@@ -315,7 +315,7 @@ def test_scenario_11_reaches_an_isac_indicator_the_config_reads(corpus: Path, tr
     bundle = json.loads((corpus / bundle_file).read_text(encoding="utf-8"))
     store = IntelStore()
     report = store.import_objects(bundle["objects"], bundle_file)
-    assert report.stored == 4 and not report.unsupported
+    assert report.stored == 4 and not report.refused
     planted = {s["addresses"][1] for s in truth["scenarios"] if s["scenario"] == 11}
     assert planted and all(store.match_ip(a, truth["start"]) for a in planted)
     for r in conn_rows(corpus):

@@ -63,12 +63,12 @@ def feed_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_import_lists_unsupported_patterns_with_reasons(feed_file: Path, tmp_path: Path, capsys) -> None:
+def test_import_lists_refused_patterns_with_reasons(feed_file: Path, tmp_path: Path, capsys) -> None:
     store_path = tmp_path / "store.json"
     assert main(["intel", "import", str(feed_file), "--store", str(store_path)]) == 0
     out = capsys.readouterr().out
-    assert "read 10 indicator(s): 6 stored, 0 unchanged, 0 revoked, 4 unsupported; 1 other object(s) ignored" in out
-    reasons = {line.split(": ", 1)[0].split()[-1]: line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("unsupported ")}
+    assert "read 10 indicator(s): 6 stored, 0 unchanged, 0 revoked, 4 refused; 1 other object(s) ignored" in out
+    reasons = {line.split(": ", 1)[0].split()[-1]: line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("refused ")}
     by_key = {k: FEED[i]["id"] for i, k in enumerate(["c2-ip", "c2-net", "v6", "expired", "future", "to-revoke", "and", "hash", "within", "sigma"])}
     assert "AND inside an observation" in reasons[by_key["and"]]
     assert "file:hashes.SHA-256 is not a supported object path" in reasons[by_key["hash"]]
@@ -134,7 +134,7 @@ def test_import_from_a_taxii_collection(tmp_path: Path, monkeypatch, capsys) -> 
                    "--config", str(cfg)])
         out = capsys.readouterr().out
         assert rc == 0, out
-        assert "4 unsupported" in out and "1 revoked" in out and taxii_server.PASSWORD not in out
+        assert "4 refused" in out and "1 revoked" in out and taxii_server.PASSWORD not in out
         store = intel.load_store(tmp_path / "intel" / "store.json")
         assert store.match_ip("198.51.100.7", WHEN)[0].source.startswith("taxii:http://127.0.0.1:")
         assert store.match_ip("192.0.2.70", WHEN) == []
@@ -221,13 +221,13 @@ NET_FEED = [
 
 
 def _event(**kw: Any) -> dict[str, Any]:
-    return {"time": intel._time(WHEN), "kind": "flow", **kw}
+    return {"time": intel.stix_time(WHEN), "kind": "flow", **kw}
 
 
 def test_match_event_ports_sides_domains_and_terms() -> None:
     store = intel.IntelStore()
     report = store.import_objects(feed_bundle(NET_FEED)["objects"], "net")
-    assert (report.stored, report.unsupported) == (6, [])
+    assert (report.stored, report.refused) == (6, [])
     ids = {k: NET_FEED[i]["id"] for i, k in enumerate(["c2-port", "shell-port", "scanner-src", "domain", "v6-port", "late"])}
 
     def hits(**kw: Any) -> list[tuple[str, str, str]]:
@@ -298,7 +298,7 @@ def test_a_store_written_before_sides_and_ports_still_matches(tmp_path: Path) ->
 
 
 def test_prefilter_takes_the_most_selective_part_of_an_and_term() -> None:
-    store = intel.IntelStore()
+    store = intel.IntelStore(policy=intel.Policy(min_prefix_ipv4=8))  # a /8 beside a port, allowed here
     store.import_objects([
         indicator("a", "[network-traffic:dst_port = 8443 AND network-traffic:dst_ref.value = '198.51.100.7']"),
         indicator("b", "[network-traffic:dst_ref.type = 'ipv6-addr' AND network-traffic:dst_port = 5555]"),
@@ -330,14 +330,22 @@ def _detector(params: dict[str, Any]):
     return Detector(cfg, {det.meta.id: det})
 
 
-def test_an_unsupported_indicator_in_a_named_bundle_stops_the_run_with_the_reason() -> None:
-    with pytest.raises(ValueError) as err:
-        _detector({"bundles": ["testdata/isac-network-indicators.json", "testdata/isac-unsupported.json"]})
-    text = str(err.value)
-    assert "isac-unsupported.json: indicators the matcher cannot evaluate" in text
-    assert "indicator--0b8f0f4e-6a8e-4c53-9d0c-0c6c8c1d0a21: observation operators other than OR (AND)" in text
-    assert "indicator--0b8f0f4e-6a8e-4c53-9d0c-0c6c8c1d0a22: operator MATCHES on domain-name:value is not supported" in text
-    assert "0a23" not in text  # the supported one is not blamed
+def test_an_unsupported_indicator_in_a_named_bundle_is_skipped_with_the_reason() -> None:
+    """One unsupported indicator in a bundle the config names neither stops the run nor
+    hides the others: it is skipped and listed (id, reason); the supported one matches."""
+    detector = _detector({"bundles": ["testdata/isac-network-indicators.json", "testdata/isac-unsupported.json"]})
+    _, ctx = detector.by_id["threat_intel_match"]
+    store = ctx.params["_store"]
+    skipped = {s.id: (s.key, s.file, s.reason) for s in store.skipped}
+    key = "detections.threat_intel_match.params.bundles[1]"
+    assert skipped == {
+        "indicator--0b8f0f4e-6a8e-4c53-9d0c-0c6c8c1d0a21": (key, "testdata/isac-unsupported.json",
+                                                           "observation operators other than OR (AND)"),
+        "indicator--0b8f0f4e-6a8e-4c53-9d0c-0c6c8c1d0a22": (key, "testdata/isac-unsupported.json",
+                                                           "operator MATCHES on domain-name:value is not supported"),
+    }
+    [hit] = store.match_ip("45.83.64.12", WHEN)  # the supported indicator beside them
+    assert hit.indicator_id.endswith("0a23")
 
 
 def test_the_prefilter_passes_every_row_the_store_matches() -> None:

@@ -100,7 +100,7 @@ def test_a_match_is_a_sighting_of_the_isac_indicator(tmp_path: Path) -> None:
 def test_deterministic(tmp_path: Path) -> None:
     cfg = intel_config(tmp_path)
     first = serialize_bundle(incident_bundle(intel_incident([IND]), cfg))
-    intel._CONFIG_CACHE.clear()
+    intel.store._CONFIG_CACHE.clear()
     assert serialize_bundle(incident_bundle(intel_incident([IND]), cfg)) == first
 
 
@@ -154,3 +154,67 @@ def test_without_the_creator_identity_created_by_ref_is_left_out(tmp_path: Path)
     copy = index(b)[IND]
     assert "created_by_ref" not in copy and ISAC_IDENTITY not in index(b)
     assert {k: v for k, v in next(o for o in bundle["objects"] if o["id"] == IND).items() if k != "created_by_ref"} == copy
+
+
+# --- echoed intel: the ISAC's match is its sighting; nothing of the ISAC's is pushed back ------
+
+
+def echo_incident(with_egress: bool):
+    """A threat-intel match on BAD (inside the ISAC's 91.92.240.0/22, as the detection names it
+    in ``intel_matched``), optionally beside an egress finding to the same address."""
+    from transforms.model import Finding
+
+    match = intel_incident([IND]).findings[0]
+    ev = _evidence("logs/conn.log:77", "2026-11-20T02:30:00Z", kind="flow", src_ip=PLC, src_port=50000, dst_ip=BAD,
+                   dst_port=443, proto="tcp", indicators=[IND], intel_sources=["file:isac.json"], intel_matched=[BAD])
+    findings = [Finding(**{**match.__dict__, "evidence": (ev,)})]
+    if with_egress:
+        out = _evidence("logs/conn.log:90", "2026-11-20T02:33:00Z", kind="flow", src_ip=PLC, src_port=50001,
+                        dst_ip=BAD, dst_port=443, proto="tcp", bytes_out=9_000_000)
+        findings.append(Finding(**{**match.__dict__, "finding_id": "f-egress", "detection_id": "ot_unexpected_egress",
+                                   "title": f"crane PLC {PLC} sent 9 MB to {BAD}", "stage": "exfiltration",
+                                   "techniques": ("T0882",), "evidence": (out,), "count": 1}))
+    return make_incident(findings=tuple(findings), stages=tuple(dict.fromkeys(f.stage for f in findings)),
+                         last_seen="2026-11-20T02:35:00Z", modified="2026-11-20T02:35:00Z", accounts=())
+
+
+def test_a_match_on_the_isac_indicator_is_its_sighting_not_a_new_indicator(tmp_path: Path) -> None:
+    b = incident_bundle(echo_incident(with_egress=False), intel_config(tmp_path))
+    assert validate_bundle_file(write_bundle(b, tmp_path / "out")) == []
+    assert [s for s in by_type(b, "sighting") if s["sighting_of_ref"] == IND]
+    assert [i["id"] for i in by_type(b, "indicator")] == [IND]  # the ISAC's, no port-made echo of it
+
+
+def test_an_indicator_for_other_findings_is_derived_from_the_isac_indicator(tmp_path: Path) -> None:
+    b = incident_bundle(echo_incident(with_egress=True), intel_config(tmp_path))
+    assert validate_bundle_file(write_bundle(b, tmp_path / "out")) == []
+    (own,) = [i for i in by_type(b, "indicator") if i["id"] != IND]
+    assert BAD in own["pattern"]
+    derived = [r for r in by_type(b, "relationship") if r["relationship_type"] == "derived-from"]
+    assert [(r["source_ref"], r["target_ref"]) for r in derived] == [(own["id"], IND)]
+
+
+def test_share_does_not_push_back_objects_created_by_others(tmp_path: Path) -> None:
+    from taxii2client.v21 import Collection, as_pages
+
+    from stix_export.share import collection_url, push_bundles
+    from tests import taxii_server
+
+    b = incident_bundle(echo_incident(with_egress=True), intel_config(tmp_path))
+    path = write_bundle(b, tmp_path / "out")
+    for server in taxii_server.serve():
+        col = Collection(collection_url(server.url, taxii_server.COLLECTION_ID),
+                         user=taxii_server.USER, password=taxii_server.PASSWORD)
+
+        def held() -> set[str]:
+            return {r["id"] for page in as_pages(col.get_manifest, per_request=100) for r in page.get("objects", [])}
+
+        result = push_bundles([path], col)
+        assert result.withheld == 2 and not result.failed  # the ISAC's identity and indicator
+        assert "2 object(s) created by others" in result.describe("c")
+        pushed = held()
+        assert IND not in pushed and ISAC_IDENTITY not in pushed
+        assert {s["id"] for s in by_type(b, "sighting")} <= pushed  # the port's sightings of them do go
+        assert result.sent == len(b["objects"]) - 2
+        again = push_bundles([path], col, include_received=True)  # asked for: sent
+        assert again.sent == 2 and {IND, ISAC_IDENTITY} <= held()

@@ -5,8 +5,6 @@ port, a queried domain, or an address and port together (`stix_export.intel`).""
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
 from typing import Any, NamedTuple
 
 from detections.api import DetectionContext, Entities
@@ -14,7 +12,7 @@ from stix_export.intel import (
     IntelHit,
     IntelStore,
     event_domains,
-    load_store,
+    load_for_config,
     normalize_domain,
 )
 
@@ -74,17 +72,9 @@ def _cover(net: ipaddress.IPv4Network | ipaddress.IPv6Network, addresses: set[st
 
 
 def _load(ctx: DetectionContext) -> IntelStore:
-    base = ctx.cfg.base_dir
-    path = ctx.cfg.intel.store
-    store = load_store(path if os.path.isabs(path) else os.path.join(base, path))
-    for bundle in ctx.params["bundles"]:
-        full = bundle if os.path.isabs(bundle) else os.path.join(base, bundle)
-        with open(full, encoding="utf-8") as fh:
-            report = store.import_objects(json.load(fh).get("objects", []), os.path.basename(full))
-        if report.unsupported:  # reported at load, never ignored
-            reasons = "; ".join(f"{i}: {r}" for i, r in report.unsupported)
-            raise ValueError(f"{full}: indicators the matcher cannot evaluate: {reasons}")
-    return store
+    """The store and the named bundle files, checked: unusable entries and indicators are
+    left out (``cranewatch validate`` and the run's summary list each with its reason)."""
+    return load_for_config(ctx.cfg)
 
 
 def _hits(event: dict[str, Any], ctx: DetectionContext) -> list[_Match]:

@@ -381,7 +381,8 @@ def isac_bundle() -> dict[str, Any]:
         indicator(2, "Crane-sector scanner", "Scans port OT exposure for Modbus and S7comm services.",
                   "[ipv4-addr:value = '45.83.64.11']"),
         indicator(3, "Expired C2 address", "Former C2 address, no longer in use.",
-                  "[ipv4-addr:value = '185.100.87.9']", valid_until="2026-06-01T00:00:00Z"),
+                  "[ipv4-addr:value = '185.100.87.9']", valid_from="2026-01-01T00:00:00Z",
+                  valid_until="2026-06-01T00:00:00Z"),
         indicator(4, "C2 domain of the port-operator campaign", "Domain the campaign's implants resolve.",
                   f"[domain-name:value = '{ISAC_C2_DOMAIN}']"),
     ]}
