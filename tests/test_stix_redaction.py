@@ -329,7 +329,7 @@ def test_text_received_from_a_feed_goes_through_the_same_scan(tmp_path: Path) ->
     cfg = intel_config(tmp_path, profiles=[ISAC])
     (tmp_path / "isac-v2.json").write_text(json.dumps(leaky), encoding="utf-8")
     intel.import_files(tmp_path / "intel" / "store.json", [tmp_path / "isac-v2.json"])  # a later version
-    intel._CONFIG_CACHE.clear()
+    intel.store._CONFIG_CACHE.clear()
     inc = intel_incident([IND])
     inc = type(inc)(**{**inc.__dict__, "findings": tuple(
         type(f)(**{**f.__dict__, "title": f.title.replace("Bulletproof hosting range", "C2 seen at 10.30.1.10")})
