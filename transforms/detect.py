@@ -191,6 +191,10 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
     title = det.fn("title")(event, ctx) if det.fn("title") else det.meta.title
     extra = det.fn("context")(event, ctx) if det.fn("context") else {}
     when = rfc3339(event["time"])
+    # ``operation``: hits naming one protocol operation (a request and its response, the
+    # same write in sibling logs) count once; the finding's count reads as operations.
+    op = det.fn("operation")(event, ctx) if det.fn("operation") else None
+    more = {"ops": [op or event.get("raw_ref") or ""]} if det.fn("operation") else {}
     evidence = Evidence(
         raw_ref=event.get("raw_ref") or "",
         sha256=event.get("raw_sha256") or sha256_text(event.get("raw")),
@@ -215,7 +219,7 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
         link_keys=tuple(sorted(set(ents.link_keys))),
         evidence=(evidence,),
         count=1,
-        context={"dedup": dedup, "window": ctx.settings.suppression or ctx.cfg.correlation.gap},
+        context={"dedup": dedup, "window": ctx.settings.suppression or ctx.cfg.correlation.gap, **more},
     )
 
 
@@ -240,6 +244,11 @@ def merge(a: Finding, b: Finding) -> Finding:
     first, second = (a, b) if (a.first_seen, a.finding_id) <= (b.first_seen, b.finding_id) else (b, a)
     unique = {(e.time, e.raw_ref): e for e in (*a.evidence, *b.evidence)}
     evidence = tuple(unique[k] for k in sorted(unique))[:MAX_EVIDENCE]
+    context = {**second.context, **first.context}
+    count = a.count + b.count
+    if "ops" in a.context and "ops" in b.context:  # distinct operations, not rows
+        context["ops"] = sorted({*a.context["ops"], *b.context["ops"]})
+        count = len(context["ops"])
     return Finding(
         finding_id=first.finding_id,
         detection_id=a.detection_id,
@@ -256,8 +265,8 @@ def merge(a: Finding, b: Finding) -> Finding:
         accounts=tuple(sorted({*a.accounts, *b.accounts})),
         link_keys=tuple(sorted({*a.link_keys, *b.link_keys})),
         evidence=evidence,
-        count=a.count + b.count,
-        context={**second.context, **first.context},
+        count=count,
+        context=context,
     )
 
 
