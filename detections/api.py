@@ -385,3 +385,33 @@ def actor_entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
 
 def actor_dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
     return f"{event.get('asset_id')}|{event.get('src_ip')}|{event.get('user')}"
+
+
+# Operations, not rows: one protocol request shows up in a request row, a response row and
+# sibling logs (modbus.log, modbus_detailed.log, the mask/read-write logs; s7comm.log and
+# s7comm_upload_download.log). A module that names ``operation`` counts each once.
+
+_REPLY_MARKS = {("is_orig", "F"), ("direction", "response"), ("pdu_type", "RESPONSE"), ("pdu_type", "RESP")}
+
+
+def protocol_operation(event: dict[str, Any], ctx: DetectionContext) -> str | None:
+    """The operation an OT row belongs to: the parser's ``op`` id (Modbus), else the
+    connection and PDU reference of an S7 job; None: the row is its own operation."""
+    attrs = event.get("attrs") or {}
+    if attrs.get("op"):
+        return attrs["op"]
+    if event.get("service") == "s7comm" and attrs.get("uid") and attrs.get("pdu_reference"):
+        return f"{attrs['uid']}/pdu{attrs['pdu_reference']}"
+    return None
+
+
+def is_reply(event: dict[str, Any]) -> bool:
+    """A response row (the device answering), by the markers the Zeek OT logs use."""
+    attrs = event.get("attrs") or {}
+    return any(attrs.get(k) == v for k, v in _REPLY_MARKS)
+
+
+def counts_as_request(event: dict[str, Any], ctx: DetectionContext) -> bool:
+    """Does the row stand for a request? Replies count only through their request's
+    operation id (they carry the same one), so a log without ids counts requests."""
+    return protocol_operation(event, ctx) is not None or not is_reply(event)
