@@ -63,7 +63,8 @@ def _unknown_codes(verb: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pa.array(names, pa.string()), pa.array(exc)
 
 
-def _operations(state: dict, uid: pa.Array | None, verb: pa.Array, tid: pa.Array | None) -> pa.Array:
+def _operations(state: dict, uid: pa.Array | None, verb: pa.Array, tid: pa.Array | None,
+                polling: frozenset[str] | set[str] = _POLLING) -> pa.Array:
     """An operation id per row, equal for every row of one Modbus request across the
     sibling logs (modbus.log, modbus_detailed.log, the mask/read-write logs, request and
     response rows): the connection uid, the function and its ordinal in the connection.
@@ -74,7 +75,7 @@ def _operations(state: dict, uid: pa.Array | None, verb: pa.Array, tid: pa.Array
     n = len(verb)
     if uid is None:
         return pa.nulls(n, pa.string())
-    keep = c._np_mask(pc.invert(pc.fill_null(pc.is_in(verb, value_set=pa.array(sorted(_POLLING))), False)))
+    keep = c._np_mask(pc.invert(pc.fill_null(pc.is_in(verb, value_set=pa.array(sorted(polling), pa.string())), False)))
     out: list[str | None] = [None] * n
     idx = np.flatnonzero(keep)
     if not len(idx):
