@@ -415,3 +415,25 @@ def counts_as_request(event: dict[str, Any], ctx: DetectionContext) -> bool:
     """Does the row stand for a request? Replies count only through their request's
     operation id (they carry the same one), so a log without ids counts requests."""
     return protocol_operation(event, ctx) is not None or not is_reply(event)
+
+
+#: Severity points a finding gains on an asset of this criticality, by the finding's stage:
+#: a command or impact on a safety system (hoist, load limits, interlocks) is worse than
+#: reconnaissance of it, and both are worse than on an ordinary asset.
+CRITICALITY_RAISE = {
+    "safety": {"command": 15, "impact": 15, "exfiltration": 10, "access": 10, "recon": 5, "other": 5},
+    "high": {"command": 10, "impact": 10, "exfiltration": 5, "access": 5, "recon": 0, "other": 0},
+}
+
+
+def criticality_severity(severity: int, stage: str, asset: Asset | None) -> tuple[int, str | None]:
+    """The severity raised for the asset's criticality and the finding's stage, and the
+    reasoning kept on the finding (None: unchanged)."""
+    if asset is None or asset.criticality not in CRITICALITY_RAISE:
+        return severity, None
+    raise_by = CRITICALITY_RAISE[asset.criticality].get(stage, 0)
+    raised = min(100, severity + raise_by)
+    if raised == severity:
+        return severity, None
+    return raised, (f"{asset.id} is a {asset.criticality}-critical asset: {stage} finding raised "
+                    f"{severity} → {raised}")

@@ -32,6 +32,7 @@ from detections.api import (
     Entities,
     Inventory,
     KeyState,
+    criticality_severity,
     resolve_kinds,
     resolve_where,
     where_mask,
@@ -201,7 +202,11 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
         time=when,
         fields=_key_fields(event, extra),
     )
-    severity = ctx.settings.severity if ctx.settings.severity is not None else det.meta.severity
+    severity = ctx.settings.severity if ctx.settings.severity is not None else (
+        det.fn("severity")(event, ctx) if det.fn("severity") else det.meta.severity)
+    severity, why = criticality_severity(severity, det.meta.stage, ctx.inventory.asset(ents.asset_id))
+    if why:
+        more["severity_reason"] = why
     return Finding(
         finding_id=stable_id(det.meta.id, dedup, when),
         detection_id=det.meta.id,
