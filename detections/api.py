@@ -71,6 +71,8 @@ class DetectionMeta:
     # Stateful only: event fields whose first row (in event time) per batch is all that a
     # batch passes on, e.g. [src_ip, dst_ip] for a first-seen pair. Empty: every candidate.
     distinct: tuple[str, ...] = ()
+    # A declarative pattern (detections/declarative.py): ("sequence"|"absence"|"threshold", block).
+    pattern: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ class KeyState:
 
     data: dict[str, Any] = field(default_factory=dict)
     timer: float | None = None
+    #: Set by the runner before each call, not state: how far the input is known to
+    #: reach in event time (the latest event the detect stage has seen). An absence fires
+    #: only where the input covers its deadline, not because the input ended.
+    horizon: float | None = None
 
     def set_timer(self, when: dt.datetime | float) -> None:
         self.timer = when.timestamp() if isinstance(when, dt.datetime) else float(when)
@@ -114,15 +120,24 @@ class StatefulDetection:
     def on_timer(self, when: dt.datetime, state: KeyState, ctx: "DetectionContext") -> list[dict[str, Any]]:
         return []
 
+    #: True: the runner keeps ``KeyState.horizon`` up to date (absence detections).
+    needs_horizon: bool = False
+
 
 @dataclass(frozen=True)
 class Detection:
     meta: DetectionMeta
     module: ModuleType
     stateful: StatefulDetection | None = None
+    #: Functions used where the module defines none (a declarative pattern's dedup key).
+    defaults: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    @property
+    def is_stateful(self) -> bool:
+        return self.stateful is not None
 
     def fn(self, name: str) -> Callable[..., Any] | None:
-        return getattr(self.module, name, None)
+        return getattr(self.module, name, None) or self.defaults.get(name)
 
 
 class Inventory:

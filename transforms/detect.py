@@ -75,6 +75,9 @@ class Detector:
             for det, ctx in self.active
         }
         self.by_id = {det.meta.id: (det, ctx) for det, ctx in self.active}
+        # Absence detections learn how far the input reaches from a clock candidate per batch.
+        self.horizon_ids = [det.meta.id for det, _ in self.active
+                            if det.stateful is not None and det.stateful.needs_horizon]
 
     def detect(self, table: pa.Table) -> list[Finding]:
         """All findings of the row detections in one batch, merged per (detection, dedup key)."""
@@ -110,26 +113,41 @@ class Detector:
                 finding = hit(det, ctx, event)
                 if finding is not None:
                     hits.append(finding)
+        if self.horizon_ids:
+            latest = pc.max(table.column("time")).as_py()
+            if latest is not None:
+                keyed += [(f"{det_id}\x1f{CLOCK}{shard}", {"time": latest, CLOCK: True})
+                          for det_id in self.horizon_ids for shard in range(STATE_SHARDS)]
         return merge_all(hits), keyed
 
     def advance(self, state_key: str, state: KeyState, events: list[dict[str, Any]],
-                until: float | None) -> list[Finding]:
+                until: float | None, horizon: float | None = None) -> list[Finding]:
         """Run one stateful key forward: its pending ``events`` (any order) and its timer,
         in event-time order, up to ``until`` (epoch seconds; None: the end of input).
+        ``horizon``: the latest event time of the whole input seen so far (``KeyState.horizon``).
         ``state`` is updated in place; the caller persists it."""
         det_id, _ = state_key.split("\x1f", 1)
         det, ctx = self.by_id[det_id]
         assert det.stateful is not None
+        known = [h for h in (horizon, state.horizon, *(e["time"].timestamp() for e in events)) if h is not None]
+        state.horizon = max(known) if known else None
         found: list[dict[str, Any]] = []
         for event in sorted(events, key=lambda e: (e["time"], e.get("raw_ref") or "")):
             t = event["time"].timestamp()
             while state.timer is not None and state.timer <= t:
                 found += self._fire(det, ctx, state)
             found += det.stateful.on_event(event, state, ctx)
+        if det.stateful.needs_horizon:  # a timer past what the input covers waits for more input
+            covered = state.horizon if state.horizon is not None else float("-inf")
+            until = covered if until is None else min(until, covered)
         while state.timer is not None and (until is None or state.timer <= until):
             found += self._fire(det, ctx, state)
         out = [f for e in found if (f := hit(det, ctx, e, check_rule=False)) is not None]
         return merge_all(out)
+
+    def needs_horizon(self, state_key: str) -> bool:
+        """Do this key's detection's timers wait for the input to cover them (absence)?"""
+        return state_key.split("\x1f", 1)[0] in self.horizon_ids
 
     @staticmethod
     def _fire(det: Detection, ctx: DetectionContext, state: KeyState) -> list[dict[str, Any]]:
@@ -144,11 +162,16 @@ class Detector:
     def run_stateful(self, keyed: Iterable[tuple[str, dict[str, Any]]]) -> list[Finding]:
         """Every stateful key run to the end of input (tests and ``detections test``)."""
         by_key: dict[str, list[dict[str, Any]]] = {}
+        horizon: dict[str, float] = {}
         for k, e in keyed:
+            if e.get(CLOCK):
+                det_id = k.split("\x1f", 1)[0]
+                horizon[det_id] = max(horizon.get(det_id, float("-inf")), e["time"].timestamp())
+                continue
             by_key.setdefault(k, []).append(e)
         out: list[Finding] = []
         for k in sorted(by_key):
-            out += self.advance(k, KeyState(), by_key[k], None)
+            out += self.advance(k, KeyState(), by_key[k], None, horizon.get(k.split("\x1f", 1)[0]))
         return merge_all(out)
 
 
@@ -333,8 +356,15 @@ class _DetectFn(beam.DoFn):
 STATE_SHARDS = 1
 
 
+#: The logical-key prefix of the per-batch clock candidates (one per shard) that tell a
+#: detection's state how far the input reaches (``KeyState.horizon``).
+CLOCK = "\x00clock"
+
+
 def _beam_key(state_key: str) -> str:
     det_id, key = state_key.split("\x1f", 1)
+    if key.startswith(CLOCK):
+        return f"{det_id}\x1f{int(key[len(CLOCK):])}"
     return f"{det_id}\x1f{zlib.crc32(key.encode()) % STATE_SHARDS}"
 
 
@@ -347,6 +377,7 @@ class _Pending:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     flush_at: float = float("inf")
     keys: dict[str, KeyState] = field(default_factory=dict)
+    seen: float | None = None  # latest input event time (clock candidates)
 
 
 class _StatefulFn(beam.DoFn):
@@ -371,8 +402,18 @@ class _StatefulFn(beam.DoFn):
     ) -> Iterator[Any]:
         _, (state_key, event) = element
         st: _Pending = state.read() or _Pending()
-        st.events.append((state_key, event))
         t = event["time"].timestamp()
+        if event.get(CLOCK):
+            before = st.seen if st.seen is not None else float("-inf")
+            st.seen = max(before, t)
+            # Timers that waited for the input to reach them can fire now.
+            waiting = [ks.timer for ks in st.keys.values() if ks.timer is not None and before < ks.timer <= t]
+            if waiting and min(waiting) < st.flush_at:
+                st.flush_at = min(waiting)
+                flush.set(ms_ceil(st.flush_at))
+            state.write(st)
+            return iter(())
+        st.events.append((state_key, event))
         # Only an earlier event moves the flush timer, so a busy key's flush is never
         # postponed by newer events.
         if t < st.flush_at:
@@ -402,7 +443,7 @@ class _StatefulFn(beam.DoFn):
         due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
         for k in sorted(set(ready) | set(due)):
             ks = st.keys.setdefault(k, KeyState())
-            found += self.detector.advance(k, ks, ready.get(k, []), until)
+            found += self.detector.advance(k, ks, ready.get(k, []), until, st.seen)
             if not ks.data and ks.timer is None:
                 del st.keys[k]  # nothing left to remember
         # Next flush: when the watermark passes the *latest* pending event, so a batch run
@@ -410,7 +451,9 @@ class _StatefulFn(beam.DoFn):
         # meanwhile with earlier times pull the timer back, see ``process``). Detection
         # timers fire in order inside ``advance``; they need a flush of their own only when
         # nothing is pending.
-        timers = [ks.timer for ks in st.keys.values() if ks.timer is not None]
+        waits = bool(st.keys) and self.detector.needs_horizon(next(iter(st.keys)))
+        covered = (st.seen if st.seen is not None else float("-inf")) if waits else None
+        timers = [ks.timer for ks in st.keys.values() if ks.timer is not None and (covered is None or ks.timer <= covered)]
         nxt = max(e["time"].timestamp() for _, e in rest) if rest else min(timers, default=None)
         st.flush_at = float("inf")
         if nxt is not None:
