@@ -118,8 +118,8 @@ def test_snap7_full_function_set(shared_fixtures: Path) -> None:
 
 
 @pytest.mark.parametrize("spelling", ["PLC Control", "plc control", "PLC CONTROL"])
-def test_s7_function_names_match_in_any_case(tmp_path: Path, spelling: str) -> None:
-    src = Path(__file__).parent.parent.parent / "shared" / "fixtures" / "real-captures" / "icsnpp-s7comm-snap7" / "s7comm.log"
+def test_s7_function_names_match_in_any_case(shared_fixtures: Path, tmp_path: Path, spelling: str) -> None:
+    src = shared_fixtures / "real-captures" / "icsnpp-s7comm-snap7" / "s7comm.log"
     text = src.read_text().replace("\tPLC Control\t_MODU\tPLC Copy Ram to Rom", f"\t{spelling}\t_MODU\tplc copy ram to rom")
     text = text.replace("\tPLC Stop\t", "\tplc stop\t")
     (tmp_path / "s7comm.log").write_text(text)
@@ -127,3 +127,25 @@ def test_s7_function_names_match_in_any_case(tmp_path: Path, spelling: str) -> N
     assert not dead
     actions = events.column("action").to_pylist()
     assert actions.count("s7.copy_ram_to_rom") == 1 and actions.count("s7.plc_stop") == 2
+
+
+def test_modbus_unknown_codes_and_exception_replies_map_to_their_function(shared_fixtures: Path,
+                                                                          tmp_path: Path) -> None:
+    """Zeek writes ``unknown-<N>`` for codes it cannot name; N >= 128 is the exception reply
+    to N - 128. A device-identification scan answered by exceptions is still recon."""
+    src = shared_fixtures / "real-captures" / "icsnpp-modbus-example" / "modbus.log"
+    text = src.read_text().replace("\tENCAP_INTERFACE_TRANSPORT\t-", "\tunknown-171\tILLEGAL_FUNCTION")
+    text = text.replace("\tREPORT_SLAVE_ID\t-", "\tunknown-17\t-").replace("\tREAD_FIFO_QUEUE\t-", "\tunknown-90\t-")
+    (tmp_path / "modbus.log").write_text(text)
+    events, dead, _ = parse_all("zeek_modbus", "ot", tmp_path / "modbus.log")
+    assert not dead
+    rows = {(r["action"], r["result"]) for r in events.select(["action", "result"]).to_pylist()}
+    assert ("modbus.encap_interface_transport", "exception:ILLEGAL_FUNCTION") in rows
+    assert ("modbus.report_slave_id", "ok") in rows
+    assert ("modbus.unknown-90", "ok") in rows  # a code no table names stays as Zeek wrote it
+    cfg = terminal_config({"inventory": {"assets": TEST_TERMINAL["inventory"]["assets"] + [
+        {"id": "plc-0", "kind": "crane_plc", "addresses": ["127.0.0.1"], "zone": "crane"}],
+        "internal_networks": ["127.0.0.0/8"]}})
+    findings, _ = Detector(cfg).scan(Enricher(cfg)(events))
+    (recon,) = [f for f in findings if f.detection_id == "ot_recon_reads"]
+    assert {e.fields["action"] for e in recon.evidence} >= {"modbus.encap_interface_transport", "modbus.report_slave_id"}
