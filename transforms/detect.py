@@ -12,6 +12,7 @@ detection in event-time order, with the detection's state and timer in Beam keye
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import zlib
@@ -275,7 +276,7 @@ def merge(a: Finding, b: Finding) -> Finding:
     context = {**second.context, **first.context}
     count = a.count + b.count
     if "ops" in a.context and "ops" in b.context:  # distinct operations, not rows
-        context["ops"] = sorted({*a.context["ops"], *b.context["ops"]})
+        context["ops"] = _union(a.context["ops"], b.context["ops"])
         count = len(context["ops"])
     return Finding(
         finding_id=first.finding_id,
@@ -298,6 +299,16 @@ def merge(a: Finding, b: Finding) -> Finding:
     )
 
 
+def _union(a: Any, b: Any) -> Any:
+    """Operation ids of two merged hits. ``merge_all`` passes a set it owns as ``a`` (one
+    update per hit, not a copy: a finding may gather many thousand operations); findings
+    carry a sorted list."""
+    if isinstance(a, set):
+        a.update(b)
+        return a
+    return sorted({*a, *b})
+
+
 def merge_all(findings: Iterable[Finding]) -> list[Finding]:
     """Dedup and suppression: hits of one (detection, dedup key) merge while each starts
     within the suppression window (default: the correlation gap) of the previous one.
@@ -311,13 +322,22 @@ def merge_all(findings: Iterable[Finding]) -> list[Finding]:
         key = (f.detection_id, f.context["dedup"])
         cur = open_.get(key)
         if cur is not None and _seconds(f.first_seen) - _seconds(cur.last_seen) <= f.context["window"]:
+            if "ops" in cur.context and not isinstance(cur.context["ops"], set):
+                cur = dataclasses.replace(cur, context={**cur.context, "ops": set(cur.context["ops"])})
             open_[key] = merge(cur, f)
             continue
         if cur is not None:
-            out.append(cur)
+            out.append(_sealed(cur))
         open_[key] = f
-    out.extend(open_.values())
+    out.extend(_sealed(f) for f in open_.values())
     return sorted(out, key=lambda f: (f.first_seen, f.finding_id))
+
+
+def _sealed(f: Finding) -> Finding:
+    """A finding leaving ``merge_all``: its operation ids as a sorted list again."""
+    if isinstance(f.context.get("ops"), set):
+        return dataclasses.replace(f, context={**f.context, "ops": sorted(f.context["ops"])})
+    return f
 
 
 def _seconds(ts: str) -> float:
