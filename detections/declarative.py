@@ -157,11 +157,12 @@ class Pattern(StatefulDetection):
         self.spec = spec
         self.rule = rule  # the module's ``rule``, if any: candidates it rejects never reach state
         self.needs_horizon = kind == "absence"
-        self._resolved: dict[int, dict[str, Any]] = {}
+        self._resolved: dict[int, tuple[DetectionContext, dict[str, Any]]] = {}
 
     def _r(self, ctx: DetectionContext) -> dict[str, Any]:
         """The block with parameters and asset kinds resolved (once per context)."""
-        got = self._resolved.get(id(ctx))
+        cached = self._resolved.get(id(ctx))
+        got = cached[1] if cached is not None and cached[0] is ctx else None
         if got is None:
             spec = resolve_where(self.spec, ctx.params)
             for step in ("first", "then"):
@@ -170,8 +171,14 @@ class Pattern(StatefulDetection):
             for k in ("within", "window"):
                 if k in spec:
                     spec[k] = duration_seconds(spec[k])
-            got = self._resolved[id(ctx)] = spec
+            if len(self._resolved) > 32:  # contexts of finished runs
+                self._resolved.clear()
+            self._resolved[id(ctx)] = (ctx, spec)  # the context kept: its id is not reused meanwhile
+            got = spec
         return got
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_resolved": {}}
 
     def _step(self, event: dict[str, Any], ctx: DetectionContext) -> tuple[str | None, str | None]:
         """Which step the event is (``first``/``then``/None) and its key value."""
