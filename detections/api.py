@@ -71,6 +71,8 @@ class DetectionMeta:
     # Stateful only: event fields whose first row (in event time) per batch is all that a
     # batch passes on, e.g. [src_ip, dst_ip] for a first-seen pair. Empty: every candidate.
     distinct: tuple[str, ...] = ()
+    # A declarative pattern (detections/declarative.py): ("sequence"|"absence"|"threshold", block).
+    pattern: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ class KeyState:
 
     data: dict[str, Any] = field(default_factory=dict)
     timer: float | None = None
+    #: Set by the runner before each call, not state: how far the input is known to
+    #: reach in event time (the latest event the detect stage has seen). An absence fires
+    #: only where the input covers its deadline, not because the input ended.
+    horizon: float | None = None
 
     def set_timer(self, when: dt.datetime | float) -> None:
         self.timer = when.timestamp() if isinstance(when, dt.datetime) else float(when)
@@ -114,15 +120,24 @@ class StatefulDetection:
     def on_timer(self, when: dt.datetime, state: KeyState, ctx: "DetectionContext") -> list[dict[str, Any]]:
         return []
 
+    #: True: the runner keeps ``KeyState.horizon`` up to date (absence detections).
+    needs_horizon: bool = False
+
 
 @dataclass(frozen=True)
 class Detection:
     meta: DetectionMeta
     module: ModuleType
     stateful: StatefulDetection | None = None
+    #: Functions used where the module defines none (a declarative pattern's dedup key).
+    defaults: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    @property
+    def is_stateful(self) -> bool:
+        return self.stateful is not None
 
     def fn(self, name: str) -> Callable[..., Any] | None:
-        return getattr(self.module, name, None)
+        return getattr(self.module, name, None) or self.defaults.get(name)
 
 
 class Inventory:
@@ -385,3 +400,55 @@ def actor_entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
 
 def actor_dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
     return f"{event.get('asset_id')}|{event.get('src_ip')}|{event.get('user')}"
+
+
+# Operations, not rows: one protocol request shows up in a request row, a response row and
+# sibling logs (modbus.log, modbus_detailed.log, the mask/read-write logs; s7comm.log and
+# s7comm_upload_download.log). A module that names ``operation`` counts each once.
+
+_REPLY_MARKS = {("is_orig", "F"), ("direction", "response"), ("pdu_type", "RESPONSE"), ("pdu_type", "RESP")}
+
+
+def protocol_operation(event: dict[str, Any], ctx: DetectionContext) -> str | None:
+    """The operation an OT row belongs to: the parser's ``op`` id (Modbus), else the
+    connection and PDU reference of an S7 job; None: the row is its own operation."""
+    attrs = event.get("attrs") or {}
+    if attrs.get("op"):
+        return attrs["op"]
+    if event.get("service") == "s7comm" and attrs.get("uid") and attrs.get("pdu_reference"):
+        return f"{attrs['uid']}/pdu{attrs['pdu_reference']}"
+    return None
+
+
+def is_reply(event: dict[str, Any]) -> bool:
+    """A response row (the device answering), by the markers the Zeek OT logs use."""
+    attrs = event.get("attrs") or {}
+    return any(attrs.get(k) == v for k, v in _REPLY_MARKS)
+
+
+def counts_as_request(event: dict[str, Any], ctx: DetectionContext) -> bool:
+    """Does the row stand for a request? Replies count only through their request's
+    operation id (they carry the same one), so a log without ids counts requests."""
+    return protocol_operation(event, ctx) is not None or not is_reply(event)
+
+
+#: Severity points a finding gains on an asset of this criticality, by the finding's stage:
+#: a command or impact on a safety system (hoist, load limits, interlocks) is worse than
+#: reconnaissance of it, and both are worse than on an ordinary asset.
+CRITICALITY_RAISE = {
+    "safety": {"command": 15, "impact": 15, "exfiltration": 10, "access": 10, "recon": 5, "other": 5},
+    "high": {"command": 10, "impact": 10, "exfiltration": 5, "access": 5, "recon": 0, "other": 0},
+}
+
+
+def criticality_severity(severity: int, stage: str, asset: Asset | None) -> tuple[int, str | None]:
+    """The severity raised for the asset's criticality and the finding's stage, and the
+    reasoning kept on the finding (None: unchanged)."""
+    if asset is None or asset.criticality not in CRITICALITY_RAISE:
+        return severity, None
+    raise_by = CRITICALITY_RAISE[asset.criticality].get(stage, 0)
+    raised = min(100, severity + raise_by)
+    if raised == severity:
+        return severity, None
+    return raised, (f"{asset.id} is a {asset.criticality}-critical asset: {stage} finding raised "
+                    f"{severity} → {raised}")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from detections.declarative import PATTERNS, spec_errors
 from detections.api import CONDITION_OPS, STAGES, Detection, DetectionMeta, StatefulDetection, TestCase
 from transforms.model import EVENT_FIELDS, KINDS
 
@@ -22,7 +23,7 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 ENTRY_POINT_GROUP = "cranewatch.detections"
 _META_KEYS = {
     "id", "title", "description", "severity", "confidence", "stage", "techniques",
-    "kinds", "where", "params", "tests", "distinct",
+    "kinds", "where", "params", "tests", "distinct", *PATTERNS,
 }
 
 
@@ -83,6 +84,14 @@ def load_meta(yml: Path) -> DetectionMeta:
     errs += _technique_errors(raw["techniques"], path)
     errs += _where_errors(raw.get("where", {}), path)
     errs += _param_ref_errors(raw.get("where", {}), raw.get("params") or {}, path)
+    errs += spec_errors(raw, path)
+    pattern = next(((k, raw[k]) for k in PATTERNS if k in raw), None)
+    if pattern is not None:
+        errs += _param_ref_errors(pattern[1], raw.get("params") or {}, path, pattern[0])
+        for step in ("first", "then"):
+            sub = pattern[1].get(step) if isinstance(pattern[1], dict) else None
+            if isinstance(sub, dict) and isinstance(sub.get("where"), dict):
+                errs += _where_errors(sub["where"], path, f"{pattern[0]}.{step}.where")
     distinct = raw.get("distinct", [])
     if not isinstance(distinct, list) or any(f not in EVENT_FIELDS for f in distinct):
         errs.append(f"{path}: distinct: expected a list of event fields, got {distinct!r}")
@@ -108,6 +117,7 @@ def load_meta(yml: Path) -> DetectionMeta:
         tests=tuple(tests),
         path=path,
         distinct=tuple(distinct),
+        pattern=pattern,
     )
 
 
@@ -151,6 +161,15 @@ def _from_module(module: ModuleType) -> Detection:
     if len(classes) > 1:
         names = ", ".join(c.__name__ for c in classes)
         raise DetectionError(f"{module.__file__}: (module): expected at most one StatefulDetection subclass, got {names}")
+    if meta.pattern is not None:
+        if classes:
+            raise DetectionError(f"{meta.path}: {meta.pattern[0]}: expected either a YAML pattern or a "
+                                 f"StatefulDetection subclass in {module.__file__}, not both")
+        from detections.declarative import build
+
+        built = build({meta.pattern[0]: meta.pattern[1]}, getattr(module, "rule", None))
+        assert built is not None
+        return Detection(meta, module, built[0], built[1])
     if meta.distinct and not classes:
         raise DetectionError(f"{meta.path}: distinct: only a stateful detection (a StatefulDetection subclass) may set it")
     return Detection(meta, module, classes[0]() if classes else None)

@@ -98,6 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="action", required=True)
     dl = dsub.add_parser("list", help="every detection with its kinds and ATT&CK techniques")
     dl.add_argument("--config", help="show enabled/disabled as configured")
+    ds = dsub.add_parser("show", help="description, parameters (defaults, units) and test cases")
+    ds.add_argument("id", help="a detection id (see detections list)")
     dt_ = dsub.add_parser("test", help="run the detections' own test cases")
     dt_.add_argument("id", nargs="?", help="one detection id (default: all)")
 
@@ -253,12 +255,24 @@ def _detections(args: argparse.Namespace) -> int:
     registry = load_registry()
     if args.action == "list":
         cfg = load_config(args.config) if args.config else None
+        from detections.describe import shape
+
         rows = [(det_id, "yes" if (cfg.detections[det_id].enabled if cfg and det_id in cfg.detections else True)
-                 else "no", ",".join(det.meta.kinds), ",".join(det.meta.techniques), det.meta.title)
+                 else "no", shape(det), ",".join(det.meta.kinds), ",".join(det.meta.techniques), det.meta.title)
                 for det_id, det in sorted(registry.items())]
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("id", "enabled", "kinds", "techniques"))]
-        for row in [("id", "enabled", "kinds", "techniques", "title"), *rows]:
-            print(" ".join(f"{v:{w}}" for v, w in zip(row, widths)) + f" {row[4]}")
+        heads = ("id", "enabled", "shape", "kinds", "techniques")
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+        for row in [(*heads, "title"), *rows]:
+            print(" ".join(f"{v:{w}}" for v, w in zip(row, widths)) + f" {row[-1]}")
+        return EXIT_OK
+    if args.action == "show":
+        from detections.describe import show
+
+        if args.id not in registry:
+            print(f"detections show: expected a known detection id ({', '.join(sorted(registry))}), got {args.id!r}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        print(show(registry[args.id]))
         return EXIT_OK
     ids = [args.id] if args.id else sorted(registry)
     unknown = [i for i in ids if i not in registry]

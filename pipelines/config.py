@@ -161,6 +161,7 @@ class Asset(Strict):
     crane: Optional[str] = None
     vendor: Optional[str] = None
     allowed_egress: list[Network] = Field(default_factory=list)
+    criticality: Literal["safety", "high", "normal"] = "normal"  # raises findings' severity
 
 
 class Inventory(Strict):

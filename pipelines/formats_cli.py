@@ -16,6 +16,7 @@ EXAMPLES: dict[str, tuple[str, str, str | None, str]] = {
     "zeek_modbus": ("zeek-modbus", "zeek/modbus*.log*", None, "zeek-modbus.md"),
     "zeek_s7comm": ("zeek-s7comm", "zeek/s7comm*.log*", None, "zeek-s7comm.md"),
     "zeek_cip": ("zeek-cip", "zeek/cip*.log*", None, "zeek-cip.md"),
+    "zeek_dnp3": ("zeek-dnp3", "zeek/dnp3*.log*", None, "zeek-dnp3.md"),
     "cms_events": ("cms", "cms/", None, "cms-events.md"),
     "cms_csv": ("cms-csv", "cms/*.csv*", None, "cms-events.md"),
     "fortigate_vpn": ("fortigate", "fortigate/*.log*", "UTC", "fortigate-vpn.md"),

@@ -87,11 +87,31 @@ def test_detections_list_shows_every_detection_and_what_config_disabled(tmp_path
     cfg.write_text(yaml.safe_dump({**TEST_TERMINAL, "detections": {"ot_beaconing": {"enabled": False}}}))
     assert main(["detections", "list", "--config", str(cfg)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["id", "enabled", "kinds", "techniques", "title"]
+    assert lines[0].split() == ["id", "enabled", "shape", "kinds", "techniques", "title"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     registry = load_registry()
     assert set(rows) == set(registry)
     for det_id, det in registry.items():
         assert rows[det_id][1] == ("no" if det_id == "ot_beaconing" else "yes")
-        assert rows[det_id][2:4] == [",".join(det.meta.kinds), ",".join(det.meta.techniques)]
+        want = "row" if det.stateful is None else (
+            f"stateful:{det.meta.pattern[0]}" if det.meta.pattern else "stateful")
+        assert rows[det_id][2:5] == [want, ",".join(det.meta.kinds), ",".join(det.meta.techniques)]
         assert lines[1 + sorted(registry).index(det_id)].endswith(det.meta.title)
+
+
+def test_detections_show_prints_description_parameters_and_cases(capsys) -> None:
+    from pipelines.cli import main
+
+    assert main(["detections", "show", "vpn_failed_logins_then_success"]) == 0
+    out = capsys.readouterr().out
+    det = load_registry()["vpn_failed_logins_then_success"]
+    assert out.startswith(f"vpn_failed_logins_then_success: {det.meta.title}\n")
+    assert "shape stateful" in out
+    assert "  min_failures = 5  [count]\n      Failures (within the window before the success) that make it a finding." in out
+    assert "  window = '15m'  [duration]" in out
+    for case in det.meta.tests:
+        assert f"  - {case.name}: {len(case.events)} event(s), expect {case.expect} finding(s)" in out
+    assert main(["detections", "show", "ot_exfiltration_low_and_slow"]) == 0
+    out = capsys.readouterr().out
+    assert "shape stateful:threshold" in out and "  min_bytes = 5000000  [bytes]" in out
+    assert main(["detections", "show", "nope"]) == 2

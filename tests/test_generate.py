@@ -143,7 +143,8 @@ def test_regenerating_over_a_bigger_corpus_leaves_no_stale_files(tmp_path: Path)
 def test_config_validates(corpus: Path) -> None:
     cfg = load_cfg(corpus)
     assert cfg.site.terminal == "T3"
-    assert {s.format for s in cfg.sources} == {"zeek_conn", "zeek_modbus", "zeek_dns", "cms_events", "fortigate_vpn"}
+    assert {s.format for s in cfg.sources} == {"zeek_conn", "zeek_modbus", "zeek_dns", "zeek_s7comm", "zeek_cip",
+                                               "cms_events", "fortigate_vpn"}
     from pipelines.config import resolve_sources
 
     for src in resolve_sources(cfg):
@@ -199,7 +200,8 @@ def test_record_counts_match_the_lines_written(corpus: Path, truth: dict[str, An
         counted[rel] = sum(1 for l in _open_text(corpus / rel) if l and not l.startswith("#"))
     assert counted == truth["files"]
     assert sum(truth["records"].values()) == truth["events"] == sum(counted.values())
-    assert set(truth["records"]) == {"zeek_conn", "zeek_modbus", "zeek_dns", "cms_events", "fortigate_vpn"}
+    assert set(truth["records"]) == {"zeek_conn", "zeek_modbus", "zeek_dns", "zeek_s7comm", "zeek_cip", "cms_events",
+                                     "fortigate_vpn"}
 
 
 def test_zeek_files_look_like_zeek(corpus: Path) -> None:

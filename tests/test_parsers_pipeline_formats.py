@@ -48,6 +48,7 @@ def test_batch_run_over_the_new_formats(tmp_path: Path, shared_fixtures: Path) -
     config = load_config(str(path))
     summary = build_summary(config, run_batch(config, str(tmp_path / "out")))
     counts = {name: (s["read"], s["parsed"], s["dead_lettered"]) for name, s in summary["sources"].items()}
-    assert counts == {"eve": (4, 3, 1), "sec": (3, 3, 0), "ovpn": (5, 4, 1), "ovpn-status": (2, 2, 0),
+    assert counts == {"eve": (4, 4, 0), "sec": (3, 3, 0), "ovpn": (5, 4, 1), "ovpn-status": (2, 2, 0),
                       "gp": (2, 2, 0), "s7": (61, 0, 61), "badges": (1, 1, 0)}
-    assert summary["findings"]["per_detection"] == {"ot_inbound_external": 1}
+    # the EVE alert is a finding of its own (ids_alert)
+    assert summary["findings"]["per_detection"] == {"ids_alert": 1, "ot_inbound_external": 1}

@@ -53,13 +53,18 @@ def write(tmp_path: Path, lines: list) -> Path:
 def test_flow_and_netflow_field_by_field(tmp_path: Path) -> None:
     path = write(tmp_path, [FLOW, NETFLOW, ALERT, UDP, STATS])
     events, dead, records = parse(path)
-    assert (records, events.num_rows) == (5, 3)
+    assert (records, events.num_rows) == (5, 4)
     assert [(d.location, d.reason) for d in dead] == [
-        (f"{path}:3", "not a flow/netflow EVE event (event_type=alert)"),
-        (f"{path}:5", "not a flow/netflow EVE event (event_type=stats)"),
+        (f"{path}:5", "not a flow/netflow/alert EVE event (event_type=stats)"),
     ]
-    assert dead[0].raw == json.dumps(ALERT)
-    flow, netflow, udp = events.to_pylist()
+    assert dead[0].raw == json.dumps(STATS)
+    flow, netflow, udp, alert = events.to_pylist()
+    assert alert["time"] == dt.datetime(2026, 11, 20, 8, 22, tzinfo=UTC)
+    assert (alert["action"], alert["target"], alert["result"], alert["src_ip"], alert["dst_port"]) == (
+        "ids.alert", "GPL ATTACK_RESPONSE id check returned root", "allowed", "10.40.0.5", 53)
+    assert dict(alert["attrs"]) == {"event_type": "alert", "flow_id": "100", "signature_id": "2100498", "gid": "1",
+                                    "rev": "7", "severity": "2", "category": "Potentially Bad Traffic"}
+    assert alert["raw"] == json.dumps(ALERT)
     assert flow["time"] == dt.datetime(2026, 11, 20, 8, 15, 2, 100, tzinfo=UTC)  # flow.start, +0100
     assert (flow["source"], flow["format"], flow["kind"]) == ("ids", "suricata_eve", "flow")
     assert (flow["src_ip"], flow["src_port"], flow["dst_ip"], flow["dst_port"], flow["proto"], flow["service"]) == (
@@ -110,7 +115,7 @@ def test_malformed_lines_accounted(tmp_path: Path) -> None:
             ("7", "no usable timestamp: invalid flow.start 'yesterday'"),
             ("8", "not a JSON object (list)"),
             ("9", "not valid UTF-8"),
-            ("11", "not a flow/netflow EVE event (event_type=missing)"),
+            ("11", "not a flow/netflow/alert EVE event (event_type=missing)"),
         ]
         assert [r.rsplit(":", 1)[1] for r in events.column("raw_ref").to_pylist()] == ["2", "12", "13"]
         assert events.column("time")[2].as_py() == dt.datetime(2026, 11, 20, 9, 20, tzinfo=UTC)

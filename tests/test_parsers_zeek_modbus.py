@@ -82,7 +82,8 @@ def test_icsnpp_modbus_detailed(shared_fixtures: Path) -> None:
     wsr = by_tid[("10", "7")]
     assert wsr["action"] == "modbus.write_single_register"
     assert (wsr["target"], wsr["value_new"], wsr["result"]) == ("unit=7;addr=1", "43981", "ok")
-    assert attrs(wsr) == {"uid": "CHhAvVGS1DHFjwGM9", "unit": "7", "tid": "10", "quantity": "1", "matched": "T"}
+    assert attrs(wsr) == {"uid": "CHhAvVGS1DHFjwGM9", "unit": "7", "tid": "10", "quantity": "1", "matched": "T",
+                          "op": "CHhAvVGS1DHFjwGM9/write_single_register#1"}
     wmr = by_tid[("14", "7")]
     assert (wmr["action"], wmr["target"], wmr["value_new"]) == (
         "modbus.write_multiple_registers", "unit=7;addr=1", "170,187,204,221")
@@ -115,7 +116,8 @@ def test_icsnpp_read_write_multiple_registers(shared_fixtures: Path) -> None:
     req, resp, req2, _ = rows
     assert (req["action"], req["target"], req["value_new"]) == ("modbus.read_write_multiple_registers", "unit=6;addr=2", "255")
     assert attrs(req) == {"uid": "CHhAvVGS1DHFjwGM9", "unit": "6", "tid": "20", "quantity": "1",
-                          "pdu_type": "REQUEST", "read_start_address": "1"}
+                          "pdu_type": "REQUEST", "read_start_address": "1",
+                          "op": "CHhAvVGS1DHFjwGM9/read_write_multiple_registers#1"}
     assert (resp["target"], resp["value_new"], attrs(resp)["pdu_type"]) == ("unit=6", None, "RESPONSE")
     assert (req2["value_new"], attrs(req2)["quantity"]) == ("170,187,204", "4")
 
@@ -130,7 +132,8 @@ def test_zeek_modbus_with_pdu_type(shared_fixtures: Path) -> None:
     r = rows[-1]
     assert (r["src_ip"], r["src_port"], r["dst_ip"], r["dst_port"], r["target"], r["result"]) == (
         "10.0.0.9", 3082, "10.0.0.3", 502, "unit=10", "ok")
-    assert attrs(r) == {"uid": "CHhAvVGS1DHFjwGM9", "unit": "10", "tid": "1", "pdu_type": "RESP"}
+    assert attrs(r) == {"uid": "CHhAvVGS1DHFjwGM9", "unit": "10", "tid": "1", "pdu_type": "RESP",
+                        "op": "CHhAvVGS1DHFjwGM9/write_single_register#1"}
 
 
 def test_conn_log_is_not_modbus(shared_fixtures: Path) -> None:
@@ -182,5 +185,6 @@ def test_json_modbus_detailed(tmp_path: Path) -> None:
     assert a["time"] == dt.datetime(2026, 11, 20, 8, 15, 2, 500000, tzinfo=UTC)
     assert (a["action"], a["target"], a["value_new"], a["result"]) == (
         "modbus.write_multiple_registers", "unit=1;addr=40100", "1200,1300", "ok")
-    assert attrs(a) == {"uid": "Cm1", "unit": "1", "tid": "7", "quantity": "2", "matched": "T"}
+    assert attrs(a) == {"uid": "Cm1", "unit": "1", "tid": "7", "quantity": "2", "matched": "T",
+                        "op": "Cm1/write_multiple_registers#1"}
     assert (b["action"], b["value_new"]) == ("modbus.read_coils", None)

@@ -121,12 +121,23 @@ def test_read_szl_log(shared_fixtures: Path) -> None:
                               "method": "Request", "szl_id_name": "Modes", "return_code": "0xff"}
 
 
-def test_cotp_log_is_not_s7comm(shared_fixtures: Path) -> None:
+def test_cotp_log_is_skipped_with_one_notice(shared_fixtures: Path, caplog) -> None:
+    """A sensor folder's cotp.log (transport PDUs) is recognised by #path: no S7comm
+    records, no dead letter per row, one notice for the file."""
     path = shared_fixtures / S7 / "cotp.log"
+    with caplog.at_level("WARNING", logger="cranewatch.parse"):
+        events, dead, records = parse(path)
+    assert (records, events.num_rows, len(dead)) == (0, 0, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: skipping Zeek cotp log records (COTP transport PDUs; the S7comm logs carry the operations)"]
+
+
+def test_conn_log_is_still_not_s7comm(shared_fixtures: Path) -> None:
+    """A log no S7 sibling layout names stays dead-lettered, record by record."""
+    path = shared_fixtures / "real-captures" / "icsnpp-s7comm-snap7" / "conn.log"
     events, dead, records = parse(path)
-    assert (records, events.num_rows, len(dead)) == (64, 0, 64)
-    assert {d.reason for d in dead} == {"not a Zeek S7comm log (#path cotp)"}
-    assert dead[0].location == f"{path}:10"
+    assert (records, events.num_rows, len(dead)) == (1, 0, 1)
+    assert dead[0].reason == "not a Zeek S7comm log (#path conn)"
 
 
 def test_unmasked_log_with_bad_lines(shared_fixtures: Path, tmp_path: Path) -> None:

@@ -242,3 +242,19 @@ def test_cli_run_writes_the_output_contract(tmp_path: Path) -> None:
     assert "events/s" in proc.stdout
     bad = subprocess.run([exe, "run", "--config", str(tmp_path / "missing.yaml")], capture_output=True, text=True)
     assert bad.returncode == 2 and "missing.yaml" in bad.stderr
+
+
+def test_reversed_look_alike_is_not_critical_but_the_chain_is(corpus_run) -> None:
+    corpus, out, _ = corpus_run
+    truth = json.loads((corpus / "truth.json").read_text())
+    incidents = _jsonl(out / "incidents.jsonl")
+    reversed_ = [s for s in truth["scenarios"] if s.get("reversed")]
+    chains = [s for s in truth["scenarios"] if s.get("chain")]
+    assert reversed_ and chains
+    for planted in reversed_:
+        (incident,) = [i for i in incidents if _matches(i, planted)]
+        assert incident["severity_label"] != "critical", incident["title"]
+        assert ", then " in incident["title"] and "→" not in incident["title"]
+    for planted in chains:
+        (incident,) = [i for i in incidents if _matches(i, planted)]
+        assert incident["severity_label"] == "critical"

@@ -31,6 +31,7 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.chains import chain_severity
 from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
 from transforms.model import Finding, Incident, severity_label
 
@@ -70,12 +71,7 @@ def correlate(findings: Iterable[Finding], gap: float) -> list[Incident]:
 def build_incident(members: list[Finding]) -> Incident:
     members = sorted(members, key=lambda f: (f.first_seen, f.finding_id))
     stages = tuple(sorted({f.stage for f in members}, key=STAGE_ORDER.__getitem__))
-    severity = max(f.severity for f in members)
-    chain = [s for s in CHAIN if s in stages]
-    if len(chain) == 3:
-        severity = max(severity, 95)  # a full access → command → impact chain is critical
-    elif len(chain) == 2:
-        severity = min(89, max(severity, max(f.severity for f in members) + 10))
+    severity, order = chain_severity(members, stages)  # ordered, linked stages raise it
     assets = tuple(sorted({f.asset_id for f in members if f.asset_id}))
     counts = Counter(f.asset_id for f in members if f.asset_id)
     primary = sorted(counts, key=lambda a: (-counts[a], a))[0] if counts else None
@@ -86,7 +82,7 @@ def build_incident(members: list[Finding]) -> Incident:
     label = severity_label(severity)
     return Incident(
         incident_id=stable_id("incident", members[0].finding_id),
-        title=f"{label.capitalize()}: {' → '.join(stages)} on {subject}",
+        title=f"{label.capitalize()}: {order} on {subject}",
         severity=severity,
         severity_label=label,
         stages=stages,

@@ -12,6 +12,7 @@ detection in event-time order, with the detection's state and timer in Beam keye
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import zlib
@@ -32,6 +33,7 @@ from detections.api import (
     Entities,
     Inventory,
     KeyState,
+    criticality_severity,
     resolve_kinds,
     resolve_where,
     where_mask,
@@ -75,6 +77,9 @@ class Detector:
             for det, ctx in self.active
         }
         self.by_id = {det.meta.id: (det, ctx) for det, ctx in self.active}
+        # Absence detections learn how far the input reaches from a clock candidate per batch.
+        self.horizon_ids = [det.meta.id for det, _ in self.active
+                            if det.stateful is not None and det.stateful.needs_horizon]
 
     def detect(self, table: pa.Table) -> list[Finding]:
         """All findings of the row detections in one batch, merged per (detection, dedup key)."""
@@ -110,26 +115,41 @@ class Detector:
                 finding = hit(det, ctx, event)
                 if finding is not None:
                     hits.append(finding)
+        if self.horizon_ids:
+            latest = pc.max(table.column("time")).as_py()
+            if latest is not None:
+                keyed += [(f"{det_id}\x1f{CLOCK}{shard}", {"time": latest, CLOCK: True})
+                          for det_id in self.horizon_ids for shard in range(STATE_SHARDS)]
         return merge_all(hits), keyed
 
     def advance(self, state_key: str, state: KeyState, events: list[dict[str, Any]],
-                until: float | None) -> list[Finding]:
+                until: float | None, horizon: float | None = None) -> list[Finding]:
         """Run one stateful key forward: its pending ``events`` (any order) and its timer,
         in event-time order, up to ``until`` (epoch seconds; None: the end of input).
+        ``horizon``: the latest event time of the whole input seen so far (``KeyState.horizon``).
         ``state`` is updated in place; the caller persists it."""
         det_id, _ = state_key.split("\x1f", 1)
         det, ctx = self.by_id[det_id]
         assert det.stateful is not None
+        known = [h for h in (horizon, state.horizon, *(e["time"].timestamp() for e in events)) if h is not None]
+        state.horizon = max(known) if known else None
         found: list[dict[str, Any]] = []
         for event in sorted(events, key=lambda e: (e["time"], e.get("raw_ref") or "")):
             t = event["time"].timestamp()
             while state.timer is not None and state.timer <= t:
                 found += self._fire(det, ctx, state)
             found += det.stateful.on_event(event, state, ctx)
+        if det.stateful.needs_horizon:  # a timer past what the input covers waits for more input
+            covered = state.horizon if state.horizon is not None else float("-inf")
+            until = covered if until is None else min(until, covered)
         while state.timer is not None and (until is None or state.timer <= until):
             found += self._fire(det, ctx, state)
         out = [f for e in found if (f := hit(det, ctx, e, check_rule=False)) is not None]
         return merge_all(out)
+
+    def needs_horizon(self, state_key: str) -> bool:
+        """Do this key's detection's timers wait for the input to cover them (absence)?"""
+        return state_key.split("\x1f", 1)[0] in self.horizon_ids
 
     @staticmethod
     def _fire(det: Detection, ctx: DetectionContext, state: KeyState) -> list[dict[str, Any]]:
@@ -144,11 +164,16 @@ class Detector:
     def run_stateful(self, keyed: Iterable[tuple[str, dict[str, Any]]]) -> list[Finding]:
         """Every stateful key run to the end of input (tests and ``detections test``)."""
         by_key: dict[str, list[dict[str, Any]]] = {}
+        horizon: dict[str, float] = {}
         for k, e in keyed:
+            if e.get(CLOCK):
+                det_id = k.split("\x1f", 1)[0]
+                horizon[det_id] = max(horizon.get(det_id, float("-inf")), e["time"].timestamp())
+                continue
             by_key.setdefault(k, []).append(e)
         out: list[Finding] = []
         for k in sorted(by_key):
-            out += self.advance(k, KeyState(), by_key[k], None)
+            out += self.advance(k, KeyState(), by_key[k], None, horizon.get(k.split("\x1f", 1)[0]))
         return merge_all(out)
 
 
@@ -195,13 +220,21 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
     title = det.fn("title")(event, ctx) if det.fn("title") else det.meta.title
     extra = det.fn("context")(event, ctx) if det.fn("context") else {}
     when = rfc3339(event["time"])
+    # ``operation``: hits naming one protocol operation (a request and its response, the
+    # same write in sibling logs) count once; the finding's count reads as operations.
+    op = det.fn("operation")(event, ctx) if det.fn("operation") else None
+    more = {"ops": [op or event.get("raw_ref") or ""]} if det.fn("operation") else {}
     evidence = Evidence(
         raw_ref=raw_ref,
         sha256=event.get("raw_sha256") or sha256_text(event.get("raw")),
         time=when,
         fields=_key_fields(event, extra),
     )
-    severity = ctx.settings.severity if ctx.settings.severity is not None else det.meta.severity
+    severity = ctx.settings.severity if ctx.settings.severity is not None else (
+        det.fn("severity")(event, ctx) if det.fn("severity") else det.meta.severity)
+    severity, why = criticality_severity(severity, det.meta.stage, ctx.inventory.asset(ents.asset_id))
+    if why:
+        more["severity_reason"] = why
     return Finding(
         finding_id=stable_id(det.meta.id, dedup, when),
         detection_id=det.meta.id,
@@ -219,7 +252,7 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
         link_keys=tuple(sorted(set(ents.link_keys))),
         evidence=(evidence,),
         count=1,
-        context={"dedup": dedup, "window": ctx.settings.suppression or ctx.cfg.correlation.gap},
+        context={"dedup": dedup, "window": ctx.settings.suppression or ctx.cfg.correlation.gap, **more},
     )
 
 
@@ -244,6 +277,11 @@ def merge(a: Finding, b: Finding) -> Finding:
     first, second = (a, b) if (a.first_seen, a.finding_id) <= (b.first_seen, b.finding_id) else (b, a)
     unique = {(e.time, e.raw_ref): e for e in (*a.evidence, *b.evidence)}
     evidence = tuple(unique[k] for k in sorted(unique))[:MAX_EVIDENCE]
+    context = {**second.context, **first.context}
+    count = a.count + b.count
+    if "ops" in a.context and "ops" in b.context:  # distinct operations, not rows
+        context["ops"] = _union(a.context["ops"], b.context["ops"])
+        count = len(context["ops"])
     return Finding(
         finding_id=first.finding_id,
         detection_id=a.detection_id,
@@ -260,9 +298,19 @@ def merge(a: Finding, b: Finding) -> Finding:
         accounts=tuple(sorted({*a.accounts, *b.accounts})),
         link_keys=tuple(sorted({*a.link_keys, *b.link_keys})),
         evidence=evidence,
-        count=a.count + b.count,
-        context={**second.context, **first.context},
+        count=count,
+        context=context,
     )
+
+
+def _union(a: Any, b: Any) -> Any:
+    """Operation ids of two merged hits. ``merge_all`` passes a set it owns as ``a`` (one
+    update per hit, not a copy: a finding may gather many thousand operations); findings
+    carry a sorted list."""
+    if isinstance(a, set):
+        a.update(b)
+        return a
+    return sorted({*a, *b})
 
 
 def merge_all(findings: Iterable[Finding]) -> list[Finding]:
@@ -278,13 +326,22 @@ def merge_all(findings: Iterable[Finding]) -> list[Finding]:
         key = (f.detection_id, f.context["dedup"])
         cur = open_.get(key)
         if cur is not None and _seconds(f.first_seen) - _seconds(cur.last_seen) <= f.context["window"]:
+            if "ops" in cur.context and not isinstance(cur.context["ops"], set):
+                cur = dataclasses.replace(cur, context={**cur.context, "ops": set(cur.context["ops"])})
             open_[key] = merge(cur, f)
             continue
         if cur is not None:
-            out.append(cur)
+            out.append(_sealed(cur))
         open_[key] = f
-    out.extend(open_.values())
+    out.extend(_sealed(f) for f in open_.values())
     return sorted(out, key=lambda f: (f.first_seen, f.finding_id))
+
+
+def _sealed(f: Finding) -> Finding:
+    """A finding leaving ``merge_all``: its operation ids as a sorted list again."""
+    if isinstance(f.context.get("ops"), set):
+        return dataclasses.replace(f, context={**f.context, "ops": sorted(f.context["ops"])})
+    return f
 
 
 def _seconds(ts: str) -> float:
@@ -323,8 +380,15 @@ class _DetectFn(beam.DoFn):
 STATE_SHARDS = 1
 
 
+#: The logical-key prefix of the per-batch clock candidates (one per shard) that tell a
+#: detection's state how far the input reaches (``KeyState.horizon``).
+CLOCK = "\x00clock"
+
+
 def _beam_key(state_key: str) -> str:
     det_id, key = state_key.split("\x1f", 1)
+    if key.startswith(CLOCK):
+        return f"{det_id}\x1f{int(key[len(CLOCK):])}"
     return f"{det_id}\x1f{zlib.crc32(key.encode()) % STATE_SHARDS}"
 
 
@@ -337,6 +401,7 @@ class _Pending:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     flush_at: float = float("inf")
     keys: dict[str, KeyState] = field(default_factory=dict)
+    seen: float | None = None  # latest input event time (clock candidates)
 
 
 class _StatefulFn(beam.DoFn):
@@ -361,8 +426,18 @@ class _StatefulFn(beam.DoFn):
     ) -> Iterator[Any]:
         _, (state_key, event) = element
         st: _Pending = state.read() or _Pending()
-        st.events.append((state_key, event))
         t = event["time"].timestamp()
+        if event.get(CLOCK):
+            before = st.seen if st.seen is not None else float("-inf")
+            st.seen = max(before, t)
+            # Timers that waited for the input to reach them can fire now.
+            waiting = [ks.timer for ks in st.keys.values() if ks.timer is not None and before < ks.timer <= t]
+            if waiting and min(waiting) < st.flush_at:
+                st.flush_at = min(waiting)
+                flush.set(ms_ceil(st.flush_at))
+            state.write(st)
+            return iter(())
+        st.events.append((state_key, event))
         # Only an earlier event moves the flush timer, so a busy key's flush is never
         # postponed by newer events.
         if t < st.flush_at:
@@ -392,7 +467,7 @@ class _StatefulFn(beam.DoFn):
         due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
         for k in sorted(set(ready) | set(due)):
             ks = st.keys.setdefault(k, KeyState())
-            found += self.detector.advance(k, ks, ready.get(k, []), until)
+            found += self.detector.advance(k, ks, ready.get(k, []), until, st.seen)
             if not ks.data and ks.timer is None:
                 del st.keys[k]  # nothing left to remember
         # Next flush: when the watermark passes the *latest* pending event, so a batch run
@@ -400,7 +475,9 @@ class _StatefulFn(beam.DoFn):
         # meanwhile with earlier times pull the timer back, see ``process``). Detection
         # timers fire in order inside ``advance``; they need a flush of their own only when
         # nothing is pending.
-        timers = [ks.timer for ks in st.keys.values() if ks.timer is not None]
+        waits = bool(st.keys) and self.detector.needs_horizon(next(iter(st.keys)))
+        covered = (st.seen if st.seen is not None else float("-inf")) if waits else None
+        timers = [ks.timer for ks in st.keys.values() if ks.timer is not None and (covered is None or ks.timer <= covered)]
         nxt = max(e["time"].timestamp() for _, e in rest) if rest else min(timers, default=None)
         st.flush_at = float("inf")
         if nxt is not None:

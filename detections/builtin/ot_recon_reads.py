@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.api import DetectionContext
+from detections.api import DetectionContext, counts_as_request
+from detections.api import protocol_operation as operation  # noqa: F401  (count operations, not rows)
 # The finding's dedup key and entities: the shared inbound shape (see detections/api.py).
 from detections.api import inbound_dedup as dedup, inbound_entities as entities  # noqa: F401
 
@@ -15,6 +16,8 @@ def _identifying(event: dict[str, Any], ctx: DetectionContext) -> bool:
 
 
 def rule(event: dict[str, Any], ctx: DetectionContext) -> bool:
+    if not counts_as_request(event, ctx) and event.get("action") not in ctx.params["reply_actions"]:
+        return False
     src = event.get("src_ip")
     if not ctx.inventory.is_internal(src):
         return True  # nobody outside the port reads a crane PLC

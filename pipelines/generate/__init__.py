@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from pipelines.generate.benign import concat, generate_benign
+from pipelines.generate.depth import write_cip, write_s7comm
 from pipelines.generate.scenarios import Planted, plant, rfc3339
 from pipelines.generate.terminal import (
     DEMO_SECRET_FILE, HOUR_US, START_US, build_terminal, config_dict, demo_secret, expand_windows, span_hours,
@@ -26,10 +27,12 @@ from pipelines.generate.writers import write_cms, write_conn, write_dns, write_f
 #: Files and globs this module owns inside ``out_dir`` (cleared first, so a smaller corpus
 #: written over a larger one leaves no stale hourly archives behind).
 OWNED = ("zeek/conn.*.log.gz", "zeek/conn.log", "zeek/modbus.log", "zeek/modbus_detailed.log", "zeek/dns.log",
+         "zeek/s7comm.log", "zeek/cip.log",
          "cms/cms-events.jsonl", "fortigate/fortigate.log", "config.yaml", "truth.json", DEMO_SECRET_FILE,
          ISAC_BUNDLE_FILE, GEO_FILE)
 
-FORMAT_OF = {"zeek/conn": "zeek_conn", "zeek/modbus": "zeek_modbus", "zeek/dns": "zeek_dns", "cms/": "cms_events",
+FORMAT_OF = {"zeek/conn": "zeek_conn", "zeek/modbus": "zeek_modbus", "zeek/dns": "zeek_dns", "zeek/s7comm": "zeek_s7comm",
+             "zeek/cip": "zeek_cip", "cms/": "cms_events",
              "fortigate/": "fortigate_vpn"}
 
 
@@ -64,6 +67,8 @@ def generate(out_dir: str, events: int = 20000, seed: int = 7, benign_only: bool
     files.update(write_conn(out_dir, concat(parts.conn), start, end))
     files.update(write_modbus(out_dir, concat(parts.modbus), start, end))
     files.update(write_dns(out_dir, concat(parts.dns), start, end))
+    files.update(write_s7comm(out_dir, parts.s7, start, end))
+    files.update(write_cip(out_dir, parts.cip, start, end))
     files.update(write_cms(out_dir, parts.cms))
     files.update(write_fortigate(out_dir, parts.vpn, term))
     records: dict[str, int] = {}

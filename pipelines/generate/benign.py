@@ -63,6 +63,8 @@ class Parts:
     cms: list[dict[str, Any]] = field(default_factory=list)
     vpn: list[dict[str, Any]] = field(default_factory=list)
     dns: list[Columns] = field(default_factory=list)  # Zeek dns.log rows (bulk)
+    s7: list[dict[str, Any]] = field(default_factory=list)  # ICSNPP s7comm.log rows (planted only)
+    cip: list[dict[str, Any]] = field(default_factory=list)  # ICSNPP cip.log rows (planted only)
 
     def add(self, other: "Parts") -> None:
         self.conn += other.conn
@@ -70,6 +72,8 @@ class Parts:
         self.cms += other.cms
         self.vpn += other.vpn
         self.dns += other.dns
+        self.s7 += other.s7
+        self.cip += other.cip
 
     def records(self) -> int:
         """Data lines this will write: one conn line per flow, three Modbus lines per
@@ -78,7 +82,7 @@ class Parts:
         conn = sum(len(c["ts"]) for c in self.conn)
         txns = sum(len(m["ts"]) for m in self.modbus)
         dns = sum(len(d["ts"]) for d in self.dns)
-        return conn + 3 * txns + len(self.cms) + len(self.vpn) + dns
+        return conn + 3 * txns + len(self.cms) + len(self.vpn) + dns + len(self.s7) + len(self.cip)
 
 
 def concat(parts: Sequence[Columns]) -> Columns:
@@ -287,7 +291,11 @@ def _polling(rng: np.random.Generator, pairs: list[tuple[str, str]], txns: int, 
     per_pair = split_counts(rng, n_sess, len(pairs)) if n_sess >= len(pairs) else np.ones(len(pairs), np.int64)
     ts, orig, resp = [], [], []
     for (o, r), k in zip(pairs, per_pair):
-        ts.append(periodic_times(rng, int(k), start, end))
+        times = periodic_times(rng, int(k), start, end)
+        # A poller runs from the start: its first poll falls in the first minutes, so
+        # (however sparse the corpus) it is a known master before the learning period ends.
+        times[:1] = np.minimum(times[:1], start + int(rng.integers(0, 15 * MINUTE_US)))
+        ts.append(times)
         orig += [o] * int(k)
         resp += [r] * int(k)
     ts_all = np.concatenate(ts)

@@ -36,6 +36,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from pipelines.generate import depth
 from pipelines.generate.benign import (
     Parts, _cms, dns_lookups, flows, modbus_sessions, tunnel_records, vendor_activity, vpn_record,
 )
@@ -51,10 +52,10 @@ WINDOW_MARGIN = 30 * MINUTE_US  # out-of-window sessions keep this far from any 
 #: starts later than this after the corpus start is past the PLCs' learning period.
 LEARNED_AFTER = 70 * MINUTE_US
 
-KINDS = ("1", "2", "3", "3b", "4", "5", "6", "6c", "7", "8", "9", "10", "10b", "11")
-SCENARIO_NUMBER = {k: int(k.rstrip("bc")) for k in KINDS}
-VENDOR_KINDS = {"2", "3", "3b", "4", "6c", "9"}
-CRANE_KINDS = {"1", "4", "5", "6", "6c", "7", "8", "10", "10b"}
+KINDS = ("1", "2", "3", "3b", "4", "5", "6", "6c", "7", "8", "9", "10", "10b", "11", *depth.KINDS)
+SCENARIO_NUMBER = {**{k: int(k.rstrip("bc")) for k in KINDS if k not in depth.KINDS}, **depth.NUMBER}
+VENDOR_KINDS = {"2", "3", "3b", "4", "6c", "9", *depth.VENDOR_KINDS}
+CRANE_KINDS = {"1", "4", "5", "6", "6c", "7", "8", "10", "10b", *depth.CRANE_KINDS}
 
 EXPECTED = {
     "1": ["ot_unexpected_egress"],
@@ -71,6 +72,7 @@ EXPECTED = {
     "10": ["ot_unexpected_egress", "ot_exfiltration_volume"],
     "10b": ["ot_unexpected_egress", "ot_beaconing"],
     "11": ["threat_intel_match"],
+    **depth.EXPECTED,  # S7/CIP on the wire, spraying, low-and-slow, the reversed look-alike
 }
 #: A session's tunnel address writing to a PLC, or a scanner speaking Modbus to it, after
 #: the learning period is also a new master.
@@ -85,6 +87,12 @@ class Planted:
 def rfc3339(us: int) -> str:
     t = dt.datetime.fromtimestamp(us // US, dt.timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{us % US:06d}Z"
+
+
+def _us(text: str) -> int:
+    """``rfc3339`` back to microseconds."""
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(t.timestamp()) * US + t.microsecond
 
 
 def slots(start: int, end: int) -> list[int]:
@@ -477,6 +485,14 @@ def plant(rng: np.random.Generator, term: Terminal, start: int, end: int,
             parts, truth = _intel_callback(rng, term, t, n, str(net[256 + 10 * si + n]))
         elif kind == "10":
             parts, truth = _bulk_upload(rng, term, t, crane_i, n, f"198.51.100.{10 * si + n}")
+        elif kind == "5s":
+            parts, truth = depth.s7_copy_to_rom(rng, term, t, crane_i, n, _truth)
+        elif kind == "6p":
+            parts, truth = depth.cip_parameter_write(rng, term, t, crane_i, n, _truth)
+        elif kind == "10s":
+            parts, truth = depth.low_and_slow(rng, term, t, crane_i, n, f"198.51.100.{128 + 10 * si + n}", _truth)
+        elif kind == "5r":
+            parts, truth = depth.reversed_chain(rng, term, t, crane_i, n, f"100.73.{10 * si + n}.9", _truth)
         else:
             assert acct is not None
             v, account = acct
@@ -488,8 +504,20 @@ def plant(rng: np.random.Generator, term: Terminal, start: int, end: int,
                 planted.parts.add(parts)
                 planted.truth.append(truth)
                 continue
-            parts, truth = _vendor_session(rng, term, t, v, account, _scenario_tunnel(v, i), n, kind,
-                                           crane_i, f"185.220.101.{10 * si + n}", learned)
+            attacker = f"185.220.101.{10 * si + n}"
+            if kind == "9s":  # spraying, then the vendor account's login from the sprayer
+                spray, up, tried = depth.spray_failures(rng, t, v, account, f"185.220.102.{10 * si + n}")
+                parts, sess = _vendor_session(rng, term, up + int(rng.integers(20, 90)) * US, v, account,
+                                              _scenario_tunnel(v, i), n, "3", None, f"185.220.102.{10 * si + n}",
+                                              learned)
+                parts.add(spray)
+                truth = _truth("9s", n, f"Password spraying from {sess['addresses'][0]}, then {v.name} account "
+                                        f"{account} logs in outside maintenance", None,
+                               [account, *(a for a in tried if a != account)],
+                               sess["addresses"], t, int(_us(sess["end"])))
+            else:
+                parts, truth = _vendor_session(rng, term, t, v, account, _scenario_tunnel(v, i), n, kind,
+                                               crane_i, attacker, learned)
         planted.parts.add(parts)
         planted.truth.append(truth)
         accounts_in.setdefault(si, set()).update(truth["accounts"])

@@ -289,6 +289,8 @@ def config_dict(term: Terminal) -> dict[str, Any]:
             {"name": "zeek-conn", "format": "zeek_conn", "paths": ["zeek/conn*.log*"]},
             {"name": "zeek-modbus", "format": "zeek_modbus", "paths": ["zeek/modbus*.log*"]},
             {"name": "zeek-dns", "format": "zeek_dns", "paths": ["zeek/dns*.log*"]},
+            {"name": "zeek-s7comm", "format": "zeek_s7comm", "paths": ["zeek/s7comm*.log*"]},
+            {"name": "zeek-cip", "format": "zeek_cip", "paths": ["zeek/cip*.log*"]},
             {"name": "cms", "format": "cms_events", "paths": ["cms/*.jsonl*"]},
             {"name": "fortigate", "format": "fortigate_vpn", "paths": ["fortigate/*.log*"]},
         ],

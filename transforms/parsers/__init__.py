@@ -11,14 +11,14 @@ def _registry() -> dict[str, Parser]:
     from transforms.parsers import (
         cms_csv, cms_events, csv_mapped, fortigate_vpn, globalprotect, jsonl_mapped, nfdump_csv, nfdump_json,
         openvpn_log, openvpn_status, parquet, remote_access_jsonl, suricata_eve, windows_security, zeek_cip,
-        zeek_conn, zeek_dns, zeek_modbus, zeek_s7comm,
+        zeek_conn, zeek_dnp3, zeek_dns, zeek_modbus, zeek_s7comm,
     )
 
     parsers = [
         # flow
         zeek_conn.PARSER, zeek_dns.PARSER, suricata_eve.PARSER, nfdump_csv.PARSER, nfdump_json.PARSER,
         # ot
-        zeek_modbus.PARSER, zeek_s7comm.PARSER, zeek_cip.PARSER, cms_events.PARSER, cms_csv.PARSER,
+        zeek_modbus.PARSER, zeek_s7comm.PARSER, zeek_cip.PARSER, zeek_dnp3.PARSER, cms_events.PARSER, cms_csv.PARSER,
         # remote_access
         fortigate_vpn.PARSER, openvpn_status.PARSER, openvpn_log.PARSER, globalprotect.PARSER,
         remote_access_jsonl.PARSER,

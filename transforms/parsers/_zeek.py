@@ -6,6 +6,7 @@ Shared by the Zeek parser modules; each maps the columns it needs to events itse
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ class ZeekState:
     fields: tuple[str, ...] | None = None
     log_path: str | None = None  # from #path
     text_columns: set[str] = field(default_factory=set)  # failed typed conversion once
+    memo: dict = field(default_factory=dict)  # a parser's own per-file state
+    noticed: set[str] = field(default_factory=set)  # sibling logs already announced as skipped
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ZeekBatch:
     fields: tuple[str, ...]
     log_path: str | None
     empty_field: str | None
+    memo: dict = field(default_factory=dict)  # the file's ZeekState.memo (set by the parser)
 
 
 def _directive(state: ZeekState, text: str) -> None:
@@ -269,17 +273,47 @@ class ZeekLogParser:
     default_fields: tuple[str, ...]  # headerless (zeek-cut) TSV
     wanted: dict[str, pa.DataType]  # fields read, with the type first tried
     required_field: str | None = None  # a section without it is some other log
+    #: Headerless (zeek-cut) sibling logs by field count: (log name, fields). A sensor
+    #: folder's glob (``cip*.log*``) sweeps them in with the log this parser reads.
+    layouts: dict[int, tuple[str, tuple[str, ...]]] = {}
+    #: Sibling logs (``#path`` or a recognised layout) carrying no detection value → why:
+    #: their records are skipped with one notice per file, not dead-lettered one by one.
+    skip_logs: dict[str, str] = {}
 
     def new_file_state(self, path: str) -> ZeekState:
         return ZeekState(path=path, default_fields=self.default_fields)
+
+    def _sniff_layout(self, block: Block, state: ZeekState) -> None:
+        """A headerless file: pick the sibling layout its first record's field count names."""
+        if state.mode is not None or state.fields is not None or not self.layouts:
+            return
+        first = next((ln for ln in block.lines if ln.strip()), None)
+        if first is None or first.startswith(b"#") or first.lstrip().startswith(b"{"):
+            return
+        layout = self.layouts.get(first.count(b"\t") + 1)
+        if layout is not None:
+            state.log_path, state.default_fields = layout[0], layout[1]
+
+    def skip_reason(self, b: ZeekBatch) -> str | None:
+        return self.skip_logs.get(b.log_path or "")
 
     def parse_block(self, block: Block, state: ZeekState, ctx: ParseContext, *,
                     require_time: bool = True) -> ParseResult:
         """``require_time=False`` keeps rows without a usable ``ts`` (time null): only for
         inspecting masked test baselines, never in the pipeline."""
+        self._sniff_layout(block, state)
         batches, dead_letters, records, lines = read_zeek_block(block, state, ctx.source, self.wanted)
         tables = []
         for b in batches:
+            b.memo = state.memo
+            why = self.skip_reason(b)
+            if why is not None:
+                records -= len(b.rows)  # not records of this format: announced, not dead-lettered
+                if b.log_path not in state.noticed:
+                    state.noticed.add(b.log_path or "")
+                    logging.getLogger("cranewatch.parse").warning(
+                        "%s: skipping Zeek %s log records (%s)", block.path, b.log_path, why)
+                continue
             if self.required_field is not None and self.required_field not in b.fields:
                 what = f"#path {b.log_path}" if b.log_path else f"no {self.required_field} field"
                 dead_letters.extend(

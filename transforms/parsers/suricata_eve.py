@@ -1,10 +1,12 @@
-"""Suricata EVE JSON ``flow`` and ``netflow`` events → ``flow`` events.
+"""Suricata EVE JSON ``flow``, ``netflow`` and ``alert`` events → ``flow`` events.
 
 Where a port runs Suricata instead of (or beside) Zeek, its EVE log carries the flow
 records: ``flow`` events are bidirectional (to-server and to-client counters, like Zeek's
-conn.log), ``netflow`` events one direction each. EVE files mix every event type; the other
-types (alert, dns, http, stats, ...) are records too and are dead-lettered
-``not a flow/netflow EVE event (event_type=alert)`` so the accounting holds. Flow logs are
+conn.log), ``netflow`` events one direction each. An ``alert`` (an IDS signature match)
+becomes an ``ids.alert`` event (signature as target, id/severity/category in attrs) that
+the ``ids_alert`` detection turns into a finding. EVE files mix every event type; the other
+types (dns, http, stats, ...) are records too and are dead-lettered
+``not a flow/netflow/alert EVE event (event_type=stats)`` so the accounting holds. Flow logs are
 large, so the block is read with ``pyarrow.json`` and mapped with Arrow compute.
 See docs/formats/suricata-eve.md.
 """
@@ -31,14 +33,16 @@ SCHEMA = pa.schema([
     ("netflow", pa.struct([("pkts", _I), ("bytes", _I), ("start", _S), ("end", _S), ("age", _I),
                            ("min_ttl", _I), ("max_ttl", _I)])),
     ("tcp", pa.struct([("tcp_flags", _S), ("state", _S)])),
+    ("alert", pa.struct([("action", _S), ("gid", _I), ("signature_id", _I), ("rev", _I), ("signature", _S),
+                         ("category", _S), ("severity", _I)])),
 ])
-FLOW_TYPES = ("flow", "netflow")
+FLOW_TYPES = ("flow", "netflow", "alert")
 
 
 class SuricataEveParser:
     name = "suricata_eve"
     kind = "flow"
-    description = "Suricata EVE JSON flow and netflow events (other event types are dead-lettered)"
+    description = "Suricata EVE JSON flow, netflow and alert events (other event types are dead-lettered)"
 
     def new_file_state(self, path: str) -> None:
         return None
@@ -56,15 +60,20 @@ class SuricataEveParser:
             for i in np.flatnonzero(~is_flow):
                 kind = et[int(i)].as_py()
                 dl.append(c.dead(ctx.source, block.path, block.first_line + int(rows[i]),
-                                 f"not a flow/netflow EVE event (event_type={kind if kind is not None else 'missing'})",
+                                 f"not a flow/netflow/alert EVE event (event_type={kind if kind is not None else 'missing'})",
                                  raw_all[int(i)].as_py()))
             keep = pa.array(is_flow)
             t, rows, raw_all = t.filter(keep), rows[is_flow], raw_all.filter(keep)
+        tables = []
         if t.num_rows:
-            events, more = self._events(t, rows, raw_all, block, ctx)
-            dl += more
-        else:
-            events = empty_events()
+            alert = c._np_mask(pc.equal(t.column("event_type").combine_chunks(), "alert"))
+            for mask, fn in ((~alert, self._events), (alert, self._alerts)):
+                if mask.any():
+                    keep = pa.array(mask)
+                    events, more = fn(t.filter(keep), rows[mask], raw_all.filter(keep), block, ctx)
+                    tables.append(events)
+                    dl += more
+        events = pa.concat_tables(tables) if tables else empty_events()
         dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
         return ParseResult(events, dl, jb.records)
 
@@ -113,6 +122,36 @@ class SuricataEveParser:
                 "flow_reason": col("flow.reason"), "alerted": col("flow.alerted"),
                 "tcp_flags": col("tcp.tcp_flags"), "tcp_state": col("tcp.state"),
                 "min_ttl": col("netflow.min_ttl"), "max_ttl": col("netflow.max_ttl"),
+            }),
+        }
+        return c.finish(columns, chk, lambda i: raw[i].as_py(), ctx.source, block.path, line_numbers)
+
+    def _alerts(self, t: pa.Table, rows: np.ndarray, raw: pa.Array, block: Block, ctx: ParseContext
+                ) -> tuple[pa.Table, list[DeadLetter]]:
+        """Alert records: an IDS verdict on one packet or flow, at the alert's own time."""
+        n = t.num_rows
+        chk = c.Checks(n)
+        col = lambda p: column(t, p)  # noqa: E731
+        line_numbers = np.asarray(rows + block.first_line)
+        app = col("app_proto")
+        columns = {
+            "time": c.to_time_text(col("timestamp"), "timestamp", chk, ctx.timezone),
+            "source": c.const(ctx.source, n), "format": c.const(self.name, n), "kind": c.const(self.kind, n),
+            "src_ip": col("src_ip"),
+            "src_port": c.to_int(col("src_port"), "src_port", chk, "port", 65535, pa.int32()),
+            "dst_ip": col("dest_ip"),
+            "dst_port": c.to_int(col("dest_port"), "dest_port", chk, "port", 65535, pa.int32()),
+            "proto": pc.utf8_lower(col("proto")),
+            "service": pc.if_else(pc.is_in(app, value_set=pa.array(["failed", "unknown"])), None, app),
+            "action": c.const("ids.alert", n),
+            "target": col("alert.signature"),
+            "result": col("alert.action"),
+            "raw": raw,
+            "raw_ref": c.raw_refs(block.path, line_numbers),
+            "attrs": c.build_attrs(n, {
+                "event_type": col("event_type"), "flow_id": col("flow_id"), "community_id": col("community_id"),
+                "signature_id": col("alert.signature_id"), "gid": col("alert.gid"), "rev": col("alert.rev"),
+                "severity": col("alert.severity"), "category": col("alert.category"),
             }),
         }
         return c.finish(columns, chk, lambda i: raw[i].as_py(), ctx.source, block.path, line_numbers)

@@ -32,6 +32,69 @@ WANTED = {
 }
 
 
+#: Modbus public function codes → the names Zeek writes (lower-cased). Zeek logs a code it
+#: cannot name as ``unknown-<N>``, exception replies included: N >= 128 is the exception
+#: to function N - 128 (``unknown-171`` answers a device identification request, 43).
+FUNCTIONS = {
+    1: "read_coils", 2: "read_discrete_inputs", 3: "read_holding_registers",
+    4: "read_input_registers", 5: "write_single_coil", 6: "write_single_register",
+    7: "read_exception_status", 8: "diagnostics", 11: "get_comm_event_counter",
+    12: "get_comm_event_log", 15: "write_multiple_coils", 16: "write_multiple_registers",
+    17: "report_slave_id", 20: "read_file_record", 21: "write_file_record",
+    22: "mask_write_register", 23: "read_write_multiple_registers", 24: "read_fifo_queue",
+    43: "encap_interface_transport",
+}
+#: Polling functions: far too many rows to number one by one (see ``_operations``).
+_POLLING = {"read_coils", "read_discrete_inputs", "read_holding_registers", "read_input_registers"}
+
+
+def _unknown_codes(verb: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``unknown-<N>`` verbs → the function name, and a mask of the exception replies."""
+    unknown = pc.fill_null(pc.match_substring_regex(verb, r"^unknown-\d+$"), False)
+    if not pc.any(unknown).as_py():
+        return verb, pa.array(np.zeros(len(verb), dtype=bool))
+    names = verb.to_pylist()
+    exc = np.zeros(len(names), dtype=bool)
+    for i in np.flatnonzero(c._np_mask(unknown)):
+        code = int(names[i].split("-", 1)[1])
+        base = code - 128 if code >= 128 else code
+        if base in FUNCTIONS:
+            names[i], exc[i] = FUNCTIONS[base], code >= 128
+    return pa.array(names, pa.string()), pa.array(exc)
+
+
+def _operations(state: dict, uid: pa.Array | None, verb: pa.Array, tid: pa.Array | None,
+                polling: frozenset[str] | set[str] = _POLLING) -> pa.Array:
+    """An operation id per row, equal for every row of one Modbus request across the
+    sibling logs (modbus.log, modbus_detailed.log, the mask/read-write logs, request and
+    response rows): the connection uid, the function and its ordinal in the connection.
+    The ordinal counts distinct transaction ids (adjacent rows of one transaction share
+    one) where the log has ``tid``, rows where it has not (Zeek's own modbus.log: one row
+    per reply), so logs with and without ``tid`` agree; a tid alone repeats (clients
+    reuse a constant one). Polling reads are not numbered (null)."""
+    n = len(verb)
+    if uid is None:
+        return pa.nulls(n, pa.string())
+    keep = c._np_mask(pc.invert(pc.fill_null(pc.is_in(verb, value_set=pa.array(sorted(polling), pa.string())), False)))
+    out: list[str | None] = [None] * n
+    idx = np.flatnonzero(keep)
+    if not len(idx):
+        return pa.nulls(n, pa.string())
+    uids = uid.take(pa.array(idx)).to_pylist()
+    verbs = verb.take(pa.array(idx)).to_pylist()
+    tids = tid.take(pa.array(idx)).to_pylist() if tid is not None else [None] * len(idx)
+    for j, i in enumerate(idx):
+        if uids[j] is None or verbs[j] is None:
+            continue
+        key = (uids[j], verbs[j])
+        count, last = state.get(key, (0, None))
+        if tids[j] is None or tids[j] != last:
+            count += 1
+        state[key] = (count, tids[j])
+        out[i] = f"{uids[j]}/{verbs[j]}#{count}"
+    return pa.array(out, pa.string())
+
+
 def _first(cols: dict[str, pa.Array], *names: str) -> pa.Array | None:
     for name in names:
         if name in cols:
@@ -57,6 +120,7 @@ class ZeekModbusParser(ZeekLogParser):
         func = cols["func"]
         # Zeek names an exception response "<FUNC>_EXCEPTION"; the verb is the function.
         verb = pc.replace_substring_regex(pc.utf8_lower(func), "_exception$", "")
+        verb, unknown_exc = _unknown_codes(verb)
         unit = cols.get("unit")
         address = _first(cols, "address", "write_start_address")
         exception = _first(cols, "exception", "exception_code")
@@ -74,6 +138,9 @@ class ZeekModbusParser(ZeekLogParser):
         if exception is not None:
             has = pc.fill_null(pc.not_equal(exception, ""), False)
             result = pc.if_else(has, c.join_text("exception:", exception), "ok")
+        result = pc.if_else(unknown_exc, pc.coalesce(pc.if_else(pc.equal(result, "ok"), None, result),
+                                                      pa.scalar("exception")), result)
+        ops = _operations(b.memo.setdefault("ops", {}), cols.get("uid"), verb, cols.get("tid"))
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = lines.take(pa.array(b.rows))
         columns = {
@@ -91,6 +158,7 @@ class ZeekModbusParser(ZeekLogParser):
                 "quantity": _first(cols, "quantity", "read_quantity"),
                 "pdu_type": _first(cols, "pdu_type", "request_response"),
                 "matched": cols.get("matched"), "read_start_address": cols.get("read_start_address"),
+                "op": ops,
             }),
         }
         return c.finish(columns, chk, lambda i: raw[i].as_py(), ctx.source, block.path, line_numbers)

@@ -45,12 +45,16 @@ WANTED = {
     # s7comm_read_szl
     "method": _S, "szl_id": _S, "szl_id_name": _S, "szl_index": _S, "return_code": _S,
     "return_code_name": _S,
+    # s7comm_plus (S7-1200/1500)
+    "version": _S, "opcode": _S, "opcode_name": _S,
+    # s7comm_known_devices
+    "automation_system_name": _S, "module_name": _S, "plant_name": _S, "module_serial": _S,
 }
 
 #: Function (job) or user-data sub-function name → action; any other name becomes
 #: ``s7.`` + its lower-case words joined by ``_`` (``Get Block Info`` → ``s7.get_block_info``).
 #: Every phase of a transfer maps to one action; the phase is ``attrs.phase``.
-ACTIONS = {
+ACTIONS = {name.lower(): action for name, action in {
     "Read Variable": "s7.read_var",
     "Write Variable": "s7.write_var",
     "Request Download": "s7.download_block",
@@ -64,11 +68,14 @@ ACTIONS = {
     "Setup Communication": "s7.setup_communication",
     "Read SZL": "s7.read_szl",
     "PLC Password": "s7.plc_password",
-}
-PHASES = {
+    "Delete Block": "s7.delete_block",
+}.items()}
+#: Names are matched in any case (the plugin's spelling varies between releases:
+#: ``PLC Copy Ram to Rom``, ``Compress PLC memory``).
+PHASES = {name.lower(): phase for name, phase in {
     "Request Download": "start", "Download Block": "transfer", "Download Ended": "end",
     "Start Upload": "start", "Upload": "transfer", "End Upload": "end",
-}
+}.items()}
 #: PLC Control (0x28) PI services (``subfunction_code`` of the request) → action.
 PI_SERVICES = {
     "P_PROGRAM": "s7.plc_start",  # "PLC Start / Stop": warm/cold start (stop is 0x29)
@@ -78,6 +85,19 @@ PI_SERVICES = {
     "_INS2": "s7.activate_block",
     "_DELE": "s7.delete_block",
 }
+#: Headerless (zeek-cut) S7 logs by field count.
+LAYOUTS = {
+    20: ("s7comm", DEFAULT_FIELDS),
+    21: ("s7comm_upload_download", DEFAULT_FIELDS[:11] + (
+        "rosctr", "pdu_reference", "function_name", "function_status", "session_id", "blocklength",
+        "filename", "block_type", "block_number", "destination_filesystem")),
+    18: ("s7comm_read_szl", DEFAULT_FIELDS[:11] + (
+        "pdu_reference", "method", "szl_id", "szl_id_name", "szl_index", "return_code", "return_code_name")),
+    16: ("s7comm_plus", DEFAULT_FIELDS[:11] + ("version", "opcode", "opcode_name", "function_code", "function_name")),
+    15: ("s7comm_known_devices", DEFAULT_FIELDS[:11] + (
+        "automation_system_name", "module_name", "plant_name", "module_serial")),
+    13: ("cotp", DEFAULT_FIELDS[:11] + ("pdu_code", "pdu_name")),
+}
 #: ICSNPP ``block_type`` names → the short names in Siemens tools (target ``OB1``, ``DB100``).
 BLOCK_TYPES = {
     "Organization Block": "OB", "Data Block": "DB", "System Data Block": "SDB", "Function": "FC",
@@ -85,10 +105,11 @@ BLOCK_TYPES = {
 }
 
 
-def _lookup(col: pa.Array, table: dict[str, str]) -> pa.Array:
-    """``table[value]`` per row, null where the value is not a key (vectorized)."""
+def _lookup(col: pa.Array, table: dict[str, str], fold: bool = False) -> pa.Array:
+    """``table[value]`` per row, null where the value is not a key (vectorized); ``fold``:
+    compare lower-cased (the table's keys are lower case)."""
     keys = pa.array(list(table), _S)
-    return pa.array(list(table.values()), _S).take(pc.index_in(col, value_set=keys))
+    return pa.array(list(table.values()), _S).take(pc.index_in(pc.utf8_lower(col) if fold else col, value_set=keys))
 
 
 def _slug(col: pa.Array) -> pa.Array:
@@ -105,19 +126,24 @@ class ZeekS7commParser(ZeekLogParser):
     default_fields = DEFAULT_FIELDS
     wanted = WANTED
     required_field = None  # either function_name or szl_id: checked in _events
+    layouts = LAYOUTS
+    skip_logs = {"cotp": "COTP transport PDUs; the S7comm logs carry the operations"}
 
     def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
                 require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:
         n = len(b.rows)
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = lines.take(pa.array(b.rows))
+        if b.log_path == "s7comm_plus" or "opcode" in b.fields:
+            return self._plus(b, block, lines, ctx, require_time, _text(b))
+        if b.log_path == "s7comm_known_devices" or "module_serial" in b.fields:
+            return self._known(b, block, lines, ctx, require_time, _text(b))
         if "function_name" not in b.fields and "szl_id" not in b.fields:
             what = f"#path {b.log_path}" if b.log_path else "no function_name or szl_id field"
             dl = [c.dead(ctx.source, block.path, int(ln), f"not a Zeek S7comm log ({what})", raw[i].as_py())
                   for i, ln in enumerate(line_numbers)]
             return conform({}, 0), dl
-        cols = {k: c.to_text(v, n, b.empty_field) for k, v in b.cols.items() if k not in
-                ("ts", "id.orig_p", "id.resp_p")}
+        cols = _text(b)
         get = cols.get
         chk = c.Checks(n)
         fn = get("function_name")
@@ -126,16 +152,17 @@ class ZeekS7commParser(ZeekLogParser):
         target = None
         phase = None
         if fn is not None:  # s7comm.log or s7comm_upload_download.log
-            userdata = pc.or_(pc.starts_with(fn, "Request: "), pc.starts_with(fn, "Response: "))
+            userdata = pc.or_(pc.starts_with(fn, "Request: ", ignore_case=True),
+                              pc.starts_with(fn, "Response: ", ignore_case=True))
             key = fn if sub is None else pc.if_else(pc.and_(userdata, pc.is_valid(sub)), sub, fn)
-            action = pc.coalesce(_lookup(key, ACTIONS), _slug(key))
+            action = pc.coalesce(_lookup(key, ACTIONS, fold=True), _slug(key))
             sub_code = get("subfunction_code")
             if sub_code is not None:  # PLC Control requests name their PI service
-                is_control = pc.equal(fn, "PLC Control")
+                is_control = pc.equal(pc.utf8_lower(fn), "plc control")
                 pi = pc.if_else(is_control, _lookup(sub_code, PI_SERVICES), None)
                 action = pc.coalesce(pi, action)
                 target = pc.if_else(is_control, c.join_text("pi=", sub_code), None)
-            phase = _lookup(fn, PHASES)
+            phase = _lookup(fn, PHASES, fold=True)
             err = get("error_class")
             if err is not None:
                 failed = pc.fill_null(pc.and_(pc.not_equal(err, ""), pc.not_equal(err, "No error")), False)
@@ -179,6 +206,58 @@ class ZeekS7commParser(ZeekLogParser):
             }),
         }
         return c.finish(columns, chk, lambda i: raw[i].as_py(), ctx.source, block.path, line_numbers)
+
+    def _plus(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext, require_time: bool,
+              cols: dict[str, pa.Array]) -> tuple[pa.Table, list[DeadLetter]]:
+        """``s7comm_plus.log`` (S7-1200/1500, a different protocol on the same port): its
+        own actions (``s7plus.set_variable``), never read as classic S7comm functions."""
+        n = len(b.rows)
+        get = cols.get
+        chk = c.Checks(n)
+        opname = get("opcode_name") if get("opcode_name") is not None else c.const("unknown", n)
+        key = opname if get("function_name") is None else pc.coalesce(get("function_name"), opname)
+        words = pc.utf8_trim(pc.replace_substring_regex(pc.utf8_lower(key), r"[^a-z0-9]+", "_"), "_")
+        line_numbers = np.asarray(b.rows + block.first_line)
+        raw = lines.take(pa.array(b.rows))
+        columns = {
+            **self._common_columns(b, ctx, chk, require_time),
+            "proto": c.const("tcp", n), "service": c.const("s7comm_plus", n),
+            "action": c.join_text("s7plus.", words), "result": c.const("ok", n),
+            "raw": raw, "raw_ref": c.raw_refs(block.path, line_numbers),
+            "attrs": c.build_attrs(n, {
+                "uid": get("uid"), "is_orig": get("is_orig"), "version": get("version"),
+                "opcode": get("opcode"), "opcode_name": get("opcode_name"),
+                "function_code": get("function_code"), "function_name": get("function_name"),
+            }),
+        }
+        return c.finish(columns, chk, lambda i: raw[i].as_py(), ctx.source, block.path, line_numbers)
+
+    def _known(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext, require_time: bool,
+               cols: dict[str, pa.Array]) -> tuple[pa.Table, list[DeadLetter]]:
+        """``s7comm_known_devices.log``: what a PLC said it is (system, module, serial), an
+        inventory fact (``s7.known_device``, target the module)."""
+        n = len(b.rows)
+        get = cols.get
+        chk = c.Checks(n)
+        line_numbers = np.asarray(b.rows + block.first_line)
+        raw = lines.take(pa.array(b.rows))
+        columns = {
+            **self._common_columns(b, ctx, chk, require_time),
+            "proto": c.const("tcp", n), "service": c.const("s7comm", n),
+            "action": c.const("s7.known_device", n), "target": get("module_name"), "result": c.const("ok", n),
+            "raw": raw, "raw_ref": c.raw_refs(block.path, line_numbers),
+            "attrs": c.build_attrs(n, {
+                "uid": get("uid"), "automation_system_name": get("automation_system_name"),
+                "module_name": get("module_name"), "plant_name": get("plant_name"),
+                "module_serial": get("module_serial"),
+            }),
+        }
+        return c.finish(columns, chk, lambda i: raw[i].as_py(), ctx.source, block.path, line_numbers)
+
+
+def _text(b: ZeekBatch) -> dict[str, pa.Array]:
+    return {k: c.to_text(v, len(b.rows), b.empty_field) for k, v in b.cols.items()
+            if k not in ("ts", "id.orig_p", "id.resp_p")}
 
 
 PARSER = ZeekS7commParser()
