@@ -75,7 +75,8 @@ def iter_results(parser: Parser, path: str, ctx: ParseContext, block_bytes: int 
     if finish is not None:
         try:
             result = finish(state, ctx)
-            result.records = 0  # what it still held was counted when its lines were read
+            # What the state still held was read as structure: each is a record now.
+            result.records = len(result.dead_letters) + result.events.num_rows
         except Exception as exc:  # noqa: BLE001
             result = ParseResult(empty_events(), [DeadLetter(ctx.source, f"{path}:{next_line}",
                                                              f"parser error at end of file: {_exc(exc)}", "")], 1)

@@ -62,17 +62,42 @@ class Reject(ValueError):
     """A record that does not follow its format; the message is the dead-letter reason."""
 
 
-def json_object(text: str, decode: Callable[[str], object] = json.loads) -> dict:
-    """One JSON-lines record as an object, or ``Reject`` with the reason a dead letter names."""
+def json_value(text: str, decode: Callable[[str], object] = json.loads) -> object:
+    """One JSON text decoded, or ``Reject`` naming why not: bad syntax, nesting too deep,
+    an integer of thousands of digits, or a lone surrogate escape (``"\\ud800"``), which
+    Python accepts but no UTF-8 output (Arrow, JSON files) can hold."""
     try:
         obj = decode(text)
+    except Reject:
+        raise
     except json.JSONDecodeError as e:
         raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
     except RecursionError:
         raise Reject("invalid JSON: nested too deeply") from None
+    except ValueError as e:
+        raise Reject(f"invalid JSON: {e}") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            raise Reject("invalid JSON: lone surrogate escape in a string (not a character)") from None
+    return obj
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def json_object(text: str, decode: Callable[[str], object] = json.loads) -> dict:
+    """One JSON-lines record as an object, or ``Reject`` with the reason a dead letter names."""
+    obj = json_value(text, decode)
     if not isinstance(obj, dict):
         raise Reject(f"not a JSON object ({type(obj).__name__})")
     return obj
+
+
+def is_blank(lines: pa.Array) -> np.ndarray:
+    """Lines that are empty or only ASCII whitespace (the read layer's blank lines)."""
+    return _np_mask(pc.or_(pc.equal(pc.binary_length(lines), 0), pc.ascii_is_space(lines)))
 
 
 def parse_lines(block: Block, source: str, to_row: Callable[[str, str], dict]) -> tuple[pa.Table, list[DeadLetter], int]:
@@ -89,8 +114,9 @@ def parse_lines(block: Block, source: str, to_row: Callable[[str, str], dict]) -
             rows.append(to_row(line, ref))
         except Reject as e:
             dead_letters.append(DeadLetter(source, ref, str(e), line))
+    table = rows_to_table(rows, dead_letters)
     dead_letters.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-    return rows_to_table(rows), dead_letters, count_records(block)
+    return table, dead_letters, count_records(block)
 
 
 # --- time -------------------------------------------------------------------------------
@@ -323,14 +349,34 @@ def finish(columns: dict[str, pa.Array], checks: Checks, lines_text: Callable[[i
 # --- line-at-a-time formats (small volumes: CMS, VPN) --------------------------------------
 
 
-def rows_to_table(rows: list[dict]) -> pa.Table:
+def rows_to_table(rows: list[dict], dead_letters: list[DeadLetter] | None = None) -> pa.Table:
     """Event table from per-row dicts (``time`` as epoch µs, ``attrs`` as a dict); keys a
     row lacks are null (an empty ``attrs`` too). Arrow converts the whole list in C++
-    against the event schema."""
+    against the event schema.
+
+    A value the schema cannot hold (an integer past int64, say) fails the whole list; with
+    ``dead_letters`` given, the rows are then converted one by one and each that still
+    fails becomes a dead letter (by its ``raw_ref`` and ``raw``) instead."""
     for r in rows:
         if "attrs" in r and not r["attrs"]:
             r["attrs"] = None
-    return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    try:
+        return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        if dead_letters is None:
+            raise
+    good = []
+    for r in rows:
+        try:
+            pa.Table.from_pylist([r], schema=EVENT_SCHEMA)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as e:
+            ref = str(r.get("raw_ref") or "")
+            path, _, line = ref.rpartition(":")
+            dead_letters.append(DeadLetter(str(r.get("source")), ref, f"value out of range for the event model: {e}",
+                                           str(r.get("raw") or "")))
+            continue
+        good.append(r)
+    return pa.Table.from_pylist(good, schema=EVENT_SCHEMA)
 
 
 def valid_ip(text: str) -> bool:

@@ -23,8 +23,9 @@ class ParseResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     records: int = 0
     #: Non-blank, non-comment lines of the block that are not records: headers, section
-    #: titles, continuation lines of a multi-line record. The read layer counts records as
-    #: the block's other lines, independently of what the parser made of them.
+    #: titles, lines of a multi-line record but the one it is counted at (negative when a
+    #: record whose lines an earlier block read ends here). The read layer counts records
+    #: as the block's other lines, independently of what the parser made of them.
     structure: int = 0
 
 

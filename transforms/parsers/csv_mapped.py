@@ -36,7 +36,7 @@ class CsvMappedParser:
     def parse_block(self, block: Block, state: CsvMappedState, ctx: ParseContext) -> ParseResult:
         dl: list[DeadLetter] = []
         idx: list[int] = []
-        records = 0
+        records = structure = 0
         try:
             m = _mapping.load(ctx.mapping)
         except Reject as e:  # validated away by the config; kept for direct use
@@ -58,15 +58,16 @@ class CsvMappedParser:
                 continue
             if state.header is None:
                 state.header = tuple(h.strip().strip('"') for h in text.lstrip("\ufeff").split(m.delimiter))
+                structure += 1
                 continue
             records += 1
             idx.append(i)
         if not idx:
-            return ParseResult(empty_events(), dl, records)
+            return ParseResult(empty_events(), dl, records, structure)
         events, more = self._read(block, np.array(idx, dtype=np.int64), state.header, m, ctx)
         dl += more
         dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        return ParseResult(events, dl, records)
+        return ParseResult(events, dl, records, structure)
 
     def _read(self, block: Block, idx: np.ndarray, header: tuple[str, ...], m: _mapping.Mapping,
               ctx: ParseContext) -> tuple[pa.Table, list[DeadLetter]]:

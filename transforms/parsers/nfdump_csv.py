@@ -57,18 +57,24 @@ class NfdumpCsvParser:
         dl: list[DeadLetter] = []
         sections: list[tuple[tuple[str, ...], list[int]]] = []
         current: list[int] = []
-        records = 0
+        records = structure = 0
         for i, line in enumerate(block.lines):
             stripped = line.strip()
+            if not stripped or line.startswith(b"###"):
+                continue
             if state.in_summary:
                 state.in_summary -= 1
+                structure += 1
                 continue
-            if not stripped or line.startswith(b"###") or stripped in (b"No matching flows", b"No flows matched"):
+            if stripped in (b"No matching flows", b"No flows matched"):
+                structure += 1
                 continue
             if stripped == b"Summary":  # nfdump 1.6: "Summary", its header, its values
                 state.in_summary = 2
+                structure += 1
                 continue
             if line.startswith((b"ts,", b"firstSeen,", b"tfs,")):
+                structure += 1
                 if current:
                     sections.append((state.header, current))
                     current = []
@@ -90,7 +96,7 @@ class NfdumpCsvParser:
             dl += more
         dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
         events = pa.concat_tables(tables) if tables else empty_events()
-        return ParseResult(events, dl, records)
+        return ParseResult(events, dl, records, structure)
 
     def _section(self, block: Block, header: tuple[str, ...], idx: np.ndarray, ctx: ParseContext
                  ) -> tuple[pa.Table, list[DeadLetter]]:
