@@ -29,7 +29,7 @@ setup(
     extras_require={
         # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside
         # apache-beam 2.77 with `pip check` clean (checked with misp-stix 2026.10.12).
-        "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4"],
+        "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4", "hypothesis>=6.170"],
         "bench": ["duckdb>=1.1"],
     },
     entry_points={

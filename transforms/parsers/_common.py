@@ -205,7 +205,11 @@ def to_int(col: pa.Array | None, name: str, checks: Checks, what: str = "count",
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         vals, bad = _cast_checked(col, pa.int64(), r"^-?\d{1,18}$")
     elif pa.types.is_integer(col.type):
-        vals, bad = col.cast(pa.int64()), None
+        try:
+            vals, bad = col.cast(pa.int64()), None
+        except pa.ArrowInvalid:  # uint64 past int64
+            over = pc.greater(col, pa.scalar(2**63 - 1, col.type))
+            vals, bad = pc.if_else(over, None, col).cast(pa.int64()), _np_mask(over)
     else:  # JSON floats or other: accept integral numbers only
         f = pc.cast(col, pa.float64(), safe=False)
         ok = pc.and_(pc.equal(pc.floor(f), f), pc.less(pc.abs(f), 2.0**62))
@@ -237,13 +241,33 @@ def to_text(col: pa.Array | None, n: int, empty_field: str | None = "(empty)") -
         return pa.nulls(n, pa.string())
     if pa.types.is_boolean(col.type):  # JSON true/false as Zeek TSV writes them
         return pc.if_else(col, "T", "F")
-    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):  # Zeek vector/set
-        return pc.binary_join(pc.cast(col, pa.list_(pa.string())), ",")
+    if (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) and not pa.types.is_nested(col.type.value_type):
+        try:  # Zeek vector/set
+            return pc.binary_join(pc.cast(col, pa.list_(pa.string())), ",")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if pa.types.is_nested(col.type) or pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        return _as_text(col)
     if not pa.types.is_string(col.type):
-        return pc.cast(col, pa.string())
+        try:
+            return pc.cast(col, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _as_text(col)
     if empty_field:
         return pc.if_else(pc.equal(col, empty_field), "", col)
     return col
+
+
+def _as_text(col: pa.Array) -> pa.Array:
+    """Any column as text, value by value (the rare nested or binary column): bytes
+    decoded with escapes, structures as compact JSON."""
+    def one(v: object) -> str | None:
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, bytes):
+            return decode(v)
+        return json.dumps(v, separators=(",", ":"), default=str)
+    return pa.array([one(v) for v in col.to_pylist()], pa.string())
 
 
 def to_time(col: pa.Array | None, name: str, checks: Checks, required: bool = True) -> pa.Array:

@@ -161,6 +161,11 @@ class NfdumpJsonParser:
                     records += 1
                     dead.append(DeadLetter(ctx.source, f"{block.path}:{line_no}", "not part of an nfdump JSON record", line))
                     continue
+                if body != "{":  # -o json-log: the whole object on its line, closed or not
+                    state.first_line, state.lines = line_no, [body.rstrip("],").rstrip(_WS)]
+                    structure += 1
+                    close()
+                    continue
                 state.first_line = line_no
                 line = s = body
             structure += 1
