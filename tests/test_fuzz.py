@@ -276,8 +276,8 @@ MUTATIONS: dict[str, Callable[[Sample, str, random.Random], bytes]] = {
     "unicode_spaces": lambda s, line, r: (r.choice(SPACES) * r.randint(1, 3)).encode(),
     "cr_nul_bom": lambda s, line, r: _insert(line.encode(), r, r.choice([b"\r", b"\x00", b"\xef\xbb\xbf", b"\r\r",
                                                                         b"\x00" * 3])),
-    "long_line": lambda s, line, r: (line[:-1] + ' "pad":"' + "p" * 200_000 + '"}' if s.style == "json"
-                                     else line + "p" * 200_000).encode(),
+    "long_line": lambda s, line, r: (line[:-1] + ', "pad":"' + "p" * (n := r.choice([5000, 100_000])) + '"}'
+                                     if s.style == "json" else line + "p" * r.choice([5000, 100_000])).encode(),
     "blank_or_comment": lambda s, line, r: r.choice([b"", b"   ", b"\t", s.comment + b" comment"]),
 }
 

@@ -54,6 +54,18 @@ def iter_records(block: Block, source: str, dead_letters: list[DeadLetter]) -> I
             dead_letters.append(dead(source, block.path, line_no, "not valid UTF-8", line))
 
 
+def without_cr(block: Block, source: str, idx: np.ndarray, dead_letters: list[DeadLetter]) -> np.ndarray:
+    """The selected lines minus those holding a carriage return before their end, which
+    would end a row early for Arrow's CSV reader (dead-lettered here instead)."""
+    bad = [int(i) for i in idx if b"\r" in block.lines[int(i)].rstrip(b"\r")]
+    if not bad:
+        return idx
+    for i in bad:
+        dead_letters.append(dead(source, block.path, block.first_line + i, "carriage return inside the record",
+                                 block.lines[i]))
+    return np.setdiff1d(idx, np.array(bad, dtype=idx.dtype))
+
+
 def count_records(block: Block) -> int:
     return sum(1 for l in block.lines if l.strip() and not l.startswith(b"###"))
 
@@ -76,6 +88,8 @@ def json_value(text: str, decode: Callable[[str], object] = json.loads) -> objec
         raise Reject("invalid JSON: nested too deeply") from None
     except ValueError as e:
         raise Reject(f"invalid JSON: {e}") from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _json_depth(text) > MAX_JSON_DEPTH:
+        raise Reject(f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
@@ -85,6 +99,20 @@ def json_value(text: str, decode: Callable[[str], object] = json.loads) -> objec
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+MAX_JSON_DEPTH = 100  # log records nest a few levels; deeper is an attack on recursion
+
+
+def _json_depth(text: str) -> int:
+    """Nesting depth of JSON text (strings skipped)."""
+    depth = top = 0
+    for ch in _JSON_STRING.sub("", text):
+        if ch in "[{":
+            depth += 1
+            top = max(top, depth)
+        elif ch in "]}":
+            depth -= 1
+    return top
 
 
 def json_object(text: str, decode: Callable[[str], object] = json.loads) -> dict:
@@ -266,7 +294,10 @@ def _as_text(col: pa.Array) -> pa.Array:
             return v
         if isinstance(v, bytes):
             return decode(v)
-        return json.dumps(v, separators=(",", ":"), default=str)
+        try:
+            return json.dumps(v, separators=(",", ":"), default=str)
+        except (RecursionError, ValueError):
+            return "(value nested too deeply or too large to show)"
     return pa.array([one(v) for v in col.to_pylist()], pa.string())
 
 

@@ -73,6 +73,10 @@ class CsvMappedParser:
               ctx: ParseContext) -> tuple[pa.Table, list[DeadLetter]]:
         import pyarrow.csv as pcsv
 
+        dl: list[DeadLetter] = []
+        idx = c.without_cr(block, ctx.source, idx, dl)
+        if not len(idx):
+            return empty_events(), dl
         data = b"\n".join(block.lines[int(i)].rstrip(b"\r") for i in idx)
         rejected: list[tuple[int, int]] = []
 
@@ -81,7 +85,6 @@ class CsvMappedParser:
             return "skip"
 
         include = [s for s in dict.fromkeys(m.sources) if s in header] or [header[0]]
-        dl: list[DeadLetter] = []
         try:
             table = pcsv.read_csv(
                 pa.BufferReader(data),
@@ -92,8 +95,11 @@ class CsvMappedParser:
                 convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in include},
                                                     include_columns=include, strings_can_be_null=False))
         except (pa.ArrowInvalid, ValueError) as e:
-            return empty_events(), [c.dead(ctx.source, block.path, block.first_line + int(i),
-                                           f"unreadable CSV: {e}", block.lines[int(i)]) for i in idx]
+            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
+                                                f"unreadable CSV: {e}", block.lines[int(i)]) for i in idx]
+        if any(not 0 < number <= len(idx) for number, _ in rejected):  # not expected: stay accounted
+            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
+                                                "unreadable CSV section", block.lines[int(i)]) for i in idx]
         drop = sorted(number - 1 for number, _ in rejected)
         for number, actual in rejected:
             i = int(idx[number - 1])

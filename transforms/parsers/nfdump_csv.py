@@ -102,6 +102,10 @@ class NfdumpCsvParser:
                  ) -> tuple[pa.Table, list[DeadLetter]]:
         import pyarrow.csv as pcsv
 
+        dl: list[DeadLetter] = []
+        idx = c.without_cr(block, ctx.source, idx, dl)
+        if not len(idx):
+            return empty_events(), dl
         lines = [block.lines[int(i)].rstrip(b"\r") for i in idx]
         data = b"\n".join(lines)
         rejected: list[tuple[int, int]] = []
@@ -112,7 +116,6 @@ class NfdumpCsvParser:
 
         wanted = {name: next((n for n in names if n in header), None) for name, names in COLUMNS.items()}
         include = sorted({n for n in wanted.values() if n}, key=header.index) or [header[0]]
-        dl: list[DeadLetter] = []
         try:
             table = pcsv.read_csv(
                 pa.BufferReader(data),
@@ -123,8 +126,11 @@ class NfdumpCsvParser:
                                                     include_columns=include, strings_can_be_null=False,
                                                     check_utf8=False))
         except (pa.ArrowInvalid, ValueError) as e:
-            return empty_events(), [c.dead(ctx.source, block.path, block.first_line + int(i),
-                                           f"unreadable nfdump CSV: {e}", block.lines[int(i)]) for i in idx]
+            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
+                                                f"unreadable nfdump CSV: {e}", block.lines[int(i)]) for i in idx]
+        if any(not 0 < number <= len(idx) for number, _ in rejected):  # not expected: stay accounted
+            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
+                                                "unreadable nfdump CSV section", block.lines[int(i)]) for i in idx]
         drop = [number - 1 for number, _ in rejected]
         for number, actual in rejected:
             i = int(idx[number - 1])
