@@ -487,7 +487,7 @@ def epoch_digits_to_us(text: str) -> int | None:
     """Epoch text: an integer in seconds, ms, µs or ns told apart by digit count
     (9-10 / 12-13 / 15-16 / 18-19 digits, i.e. 2001 to 2286), or decimal seconds."""
     text = text.strip()
-    if text.isdigit():
+    if text.isdecimal():
         scale = _EPOCH_SCALE.get(len(text))
         if scale is None:
             return None
@@ -532,7 +532,7 @@ def text_time_to_us(text: str, tz: dt.tzinfo) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if text[0].isdigit() and (text.isdigit() or _EPOCH.match(text)):
+    if text[0].isdecimal() and (text.isdecimal() or _EPOCH.match(text)):
         return epoch_digits_to_us(text)
     if len(text) >= 10 and text[4] == "/" and text[7] == "/":
         text = text[:4] + "-" + text[5:7] + "-" + text[8:]
@@ -572,7 +572,7 @@ def split_host_port(text: str) -> tuple[str, int | None] | None:
         return None
     if port is None:
         return host, None
-    if not port.isdigit() or int(port) > 65535:
+    if not port.isdecimal() or len(port) > 5 or int(port) > 65535:
         return None
     return host, int(port)
 
@@ -581,7 +581,7 @@ def _v6_with_port(text: str) -> bool:
     """OpenVPN writes ``[AF_INET6]addr:port`` without brackets: with 8 groups, or a ``::``
     and a trailing group, the last group is the port when the rest is still an address."""
     host, _, port = text.rpartition(":")
-    return port.isdigit() and len(port) <= 5 and "::" in text and valid_ip(host) and not host.endswith(":")
+    return port.isdecimal() and len(port) <= 5 and "::" in text and valid_ip(host) and not host.endswith(":")
 
 
 def file_mtime(path: str) -> dt.datetime | None:

@@ -82,7 +82,7 @@ def _tz(ctx: ParseContext) -> dt.tzinfo:
 def _count(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+    if not (value.isascii() and value.isdecimal()) or len(value) > 18:
         raise Reject(f"invalid count {value[:40]!r} in {name}")
     return int(value)
 
