@@ -97,18 +97,16 @@ class CsvMappedParser:
         except (pa.ArrowInvalid, ValueError) as e:
             return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
                                                 f"unreadable CSV: {e}", block.lines[int(i)]) for i in idx]
-        if any(not 0 < number <= len(idx) for number, _ in rejected):  # not expected: stay accounted
-            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
-                                                "unreadable CSV section", block.lines[int(i)]) for i in idx]
+        if any(not 0 < number <= len(idx) for number, _ in rejected):  # not expected: line by line
+            return self._one_by_one(block, idx, header, m, ctx, dl)
         drop = sorted(number - 1 for number, _ in rejected)
         for number, actual in rejected:
             i = int(idx[number - 1])
             dl.append(c.dead(ctx.source, block.path, block.first_line + i,
                              f"expected {len(header)} {m.delimiter!r}-separated fields, got {actual}", block.lines[i]))
         rows = np.delete(idx, drop)
-        if table.num_rows != len(rows):
-            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
-                                                "unreadable CSV section", block.lines[int(i)]) for i in rows]
+        if table.num_rows != len(rows):  # a quote left open ran over lines: read each alone
+            return self._one_by_one(block, idx, header, m, ctx, dl[:len(dl) - len(rejected)])
         if not len(rows):
             return empty_events(), dl
         raw = pa.array([block.lines[int(i)].rstrip(b"\r").decode("utf-8") for i in rows], pa.string())
@@ -117,6 +115,18 @@ class CsvMappedParser:
         events, more = _mapping.map_table(table, get, m, ctx, self.name, raw, c.raw_refs(block.path, line_numbers),
                                           line_numbers, block.path)
         return events, dl + more
+
+    def _one_by_one(self, block: Block, idx: np.ndarray, header: tuple[str, ...], m: _mapping.Mapping,
+                    ctx: ParseContext, dl: list[DeadLetter]) -> tuple[pa.Table, list[DeadLetter]]:
+        if len(idx) == 1:
+            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(idx[0]),
+                                                "unreadable CSV record (a quote left open?)", block.lines[int(idx[0])])]
+        tables = []
+        for i in idx:
+            table, more = self._read(block, idx[idx == i], header, m, ctx)
+            tables.append(table)
+            dl += more
+        return pa.concat_tables(tables), dl
 
 
 PARSER = CsvMappedParser()
