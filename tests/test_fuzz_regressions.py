@@ -117,28 +117,30 @@ def test_unicode_space_lines_are_records(tmp_path: Path, fmt: str) -> None:
 # --- files: truncated archives, bombs, long lines, Parquet --------------------------------
 
 
-COMPRESS = {"gz": gzip.compress, "bz2": bz2.compress, "zst": lambda d: zstandard.ZstdCompressor().compress(d)}
+COMPRESS = {"gz": gzip.compress, "bz2": lambda d: bz2.compress(d, 1),  # 100 kB bzip2 blocks
+            "zst": lambda d: zstandard.ZstdCompressor().compress(d)}
 
 
 @pytest.mark.parametrize("kind", sorted(COMPRESS))
 def test_truncated_archive_keeps_the_records_before_the_cut(tmp_path: Path, kind: str) -> None:
-    s = SAMPLES["cms_events"]
+    """A cut archive lost its whole first block (~380 readable records) as one dead letter."""
+    s = SAMPLES["zeek_conn"]
     r = random.Random(3)
-    records = [json.dumps({**json.loads(s.records[0]), "message": "%d %016x" % (i, r.getrandbits(64))})
-               for i in range(40_000)]
-    data = ("\n".join(records) + "\n").encode()
+    records = [s.records[0].replace("\tCx1\t", "\tC%016x\t" % r.getrandbits(64)) for _ in range(4000)]
+    data = ("\n".join([*s.head, *records]) + "\n").encode()
     packed = COMPRESS[kind](data)
-    path = tmp_path / f"cms.jsonl.{kind}"
+    path = tmp_path / f"conn.log.{kind}"
     path.write_bytes(packed[: int(len(packed) * 0.8)])
-    out = run_parse("cms_events", path, None)
+    out = run_parse("zeek_conn", path, None)
     stop = [r for r in out.reasons if "truncated" in r]
     assert len(stop) == 1 and out.counts.dead_lettered == 1
     assert out.counts.parsed > 0.5 * len(records)
     assert out.counts.read == out.counts.parsed + 1
     # every record before the cut is an event, in order; the cut line is the dead letter
-    assert sorted(out.cited) == list(range(1, out.counts.read + 1))
-    offset = sum(len(x) + 1 for x in records[: out.counts.parsed])
-    assert f"reading stopped at line {out.counts.read}, byte {offset}:" in stop[0]
+    head = len(s.head)
+    assert sorted(out.cited) == list(range(head + 1, head + out.counts.read + 1))
+    offset = sum(len(x) + 1 for x in [*s.head, *records[: out.counts.parsed]])
+    assert f"reading stopped at line {head + out.counts.read}, byte {offset}:" in stop[0]
 
 
 def _parse_with(path: Path, fmt: str, limits: Limits) -> tuple[Counts, list]:
@@ -149,12 +151,12 @@ def _parse_with(path: Path, fmt: str, limits: Limits) -> tuple[Counts, list]:
 
 @pytest.mark.parametrize("kind", ["gz", "zst"])
 def test_decompression_bomb_is_one_dead_letter(tmp_path: Path, kind: str) -> None:
-    line = SAMPLES["cms_events"].records[0].encode() + b"\n"
+    s = SAMPLES["zeek_conn"]
     path = tmp_path / f"bomb.{kind}"
-    path.write_bytes(COMPRESS[kind](line * 200_000))  # 44 MB from ~100 kB (gzip) or less
-    counts, dead = _parse_with(path, "cms_events", Limits(max_ratio=20))
+    path.write_bytes(COMPRESS[kind](("\n".join(s.head) + "\n" + (s.records[0] + "\n") * 100_000).encode()))
+    counts, dead = _parse_with(path, "zeek_conn", Limits(max_ratio=20))  # 11 MB from ~11 kB (gzip) or less
     assert counts.dead_lettered == 1 and counts.read == counts.parsed + 1
-    assert counts.parsed < 200_000 // 10
+    assert counts.parsed < 100_000 // 5
     assert "expands more than max_ratio (20:1)" in dead[0].reason
 
 
