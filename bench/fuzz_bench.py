@@ -7,7 +7,7 @@ record line cited once. Parquet gets row-level type swaps. Prints, per format, r
 files, failures, seconds and records/s, with a clean (unmutated) reference parse of the same
 record count timed in the same run, and the machine load.
 
-    .venv/bin/python bench/fuzz_bench.py [--records 100000] [--per-file 1000] [--seed 1]
+    .venv/bin/python bench/fuzz_bench.py [--records 100000] [--per-file 1000] [--seed 1] [--formats ...]
 """
 from __future__ import annotations
 
@@ -33,13 +33,14 @@ def main() -> int:
     ap.add_argument("--per-file", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rate", type=float, default=0.5, help="share of records mutated")
+    ap.add_argument("--formats", nargs="*", help="only these (default: every format)")
     args = ap.parse_args()
     print(header())
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     print(f"{'format':24} {'records':>9} {'files':>6} {'dead':>8} {'fail':>5} {'s':>7} {'rec/s':>8} {'clean rec/s':>11}")
     failures_total = 0
     tmp = Path(tempfile.mkdtemp(prefix="fuzz-bench-"))
-    for key in sorted(SAMPLES) + ["parquet"]:
+    for key in args.formats or sorted(SAMPLES) + ["parquet"]:
         r = random.Random(f"{args.seed}:{key}")
         files = records = dead = failures = 0
         first_failure = None

@@ -241,32 +241,37 @@ class BlockReader:
                 size += len(piece)
             at_end = size < self.block_bytes or reason is not None
             chunk = b"".join(buf)
-            data = carry + chunk if carry else chunk
             if first:
-                if data.startswith(_BOM):
-                    data, offset, first = data[len(_BOM):], len(_BOM), False
-                elif not at_end and _BOM.startswith(data):
-                    carry = data  # too short to tell yet (tiny blocks): judge with more
+                if carry:  # a few bytes held back to tell a BOM
+                    chunk, carry = carry + chunk, b""
+                if chunk.startswith(_BOM):
+                    chunk, offset, first = chunk[len(_BOM):], len(_BOM), False
+                elif not at_end and _BOM.startswith(chunk):
+                    carry = chunk  # too short to tell yet (tiny blocks): judge with more
                     continue
                 else:
                     first = False
-            if not data and reason is None:
+            if not chunk and not carry and reason is None:
                 break
-            parts = data.split(b"\n") if data else [b""]
+            size = len(carry) + len(chunk)
+            parts = chunk.split(b"\n")
+            if carry:
+                parts[0] = carry + parts[0]  # only the carried line is copied, not the block
             carry = parts.pop()
+            consumed = size - len(carry)
             if at_end and reason is None and carry:  # the last line has no newline: keep it
                 parts.append(carry)
                 carry = b""
             if len(carry) > lim.max_line_bytes:
                 reason = f"line {line_no + len(parts)} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
-            if parts and lim.max_line_bytes < len(data) and max(map(len, parts)) > lim.max_line_bytes:
+            if parts and lim.max_line_bytes < size and max(map(len, parts)) > lim.max_line_bytes:
                 cut = next(i for i, p in enumerate(parts) if len(p) > lim.max_line_bytes)
                 reason = f"line {line_no + cut} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
                 carry = b"\n".join(parts[cut:])[:STOP_RAW_BYTES]
                 parts = parts[:cut]
-            if parts:
                 consumed = sum(map(len, parts)) + len(parts)
-                if b"\r" in data:  # CRLF files
+            if parts:
+                if b"\r" in chunk or parts[0].endswith(b"\r"):  # CRLF files
                     parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
                 yield Block(self.source, self.path, line_no, parts)
                 line_no += len(parts)
