@@ -14,10 +14,14 @@ from the cut line and byte offset, becomes one dead letter naming the reason.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import io
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BLOCK_BYTES = 8 * 1024 * 1024
 _PIECE = 1 << 20  # decompressed bytes read at a time (limits are checked per piece)
@@ -35,7 +39,7 @@ class Limits:
 
     max_decompressed_bytes: int = 64 << 30  # bytes read from one file, after decompression
     max_ratio: float = 500.0  # decompressed / compressed bytes, for compressed files
-    max_line_bytes: int = 4 << 20  # longest line (record) accepted
+    max_line_bytes: int = 16 << 20  # longest line (record) accepted
 
 
 DEFAULT_LIMITS = Limits()
@@ -53,6 +57,14 @@ class Block:
     path: str
     first_line: int
     lines: list[bytes]
+
+    @functools.cached_property
+    def binary(self) -> "pa.Array":
+        """The lines as one Arrow binary array, made once: the record count and the Arrow
+        parsers share it."""
+        import pyarrow as pa
+
+        return pa.array(self.lines, pa.binary())
 
 
 @dataclass(frozen=True)
@@ -206,83 +218,85 @@ class BlockReader:
             yield from self._blocks(fh)
 
     def _blocks(self, fh: _Stream) -> Iterator[Block]:
+        """Pieces of at most 1 MiB are split as they arrive and their lines collected until
+        a block is full: the bounds are checked per piece, and nothing but the carried
+        partial line is ever copied."""
         lim = self.limits
         piece_size = min(self.block_bytes, _PIECE)
-        line_no, offset = 1, 0  # the carried line's number and decompressed byte offset
-        carry = b""
+        line_no, offset = 1, 0  # the next block's first line and its decompressed byte offset
+        carry = b""  # the partial last line
         total = 0
-        first = True
+        head: bytes | None = b""  # the first bytes, until a BOM can be told (None after)
         while True:
-            buf: list[bytes] = []
-            size = 0
+            parts: list[bytes] = []
+            got = len(carry)  # bytes of this block's lines and the carry
+            fresh = 0  # bytes read for this block
+            crlf = False
             reason = None
-            while size < self.block_bytes:
+            at_end = False
+            while fresh < self.block_bytes and not at_end:
                 try:
                     piece = fh.read1(piece_size)
                 except Exception as exc:  # noqa: BLE001 - any decompressor failure ends reading here
-                    what = f"{fh.kind} data" if fh.kind else "file"
-                    reason = f"unreadable {what} (truncated or corrupt?): {type(exc).__name__}: {exc}"
-                    break
+                    what = f": {fh.kind} data truncated or corrupt" if fh.kind else ""
+                    reason = f"unreadable file{what}: {type(exc).__name__}: {exc}"
+                    piece = b""
+                if piece:
+                    total += len(piece)
+                    if total > lim.max_decompressed_bytes:
+                        piece = piece[: len(piece) - (total - lim.max_decompressed_bytes)]
+                        reason = f"file larger than max_decompressed_bytes ({lim.max_decompressed_bytes} bytes)"
+                    elif fh.kind and total > RATIO_FLOOR and total > lim.max_ratio * max(fh.compressed_pos, 1):
+                        reason = (f"{fh.kind} data expands more than max_ratio ({lim.max_ratio:g}:1): "
+                                  f"{total} bytes from {fh.compressed_pos} (decompression bomb?)")
+                        piece = b""
+                at_end = not piece or reason is not None
+                if head is not None:
+                    head += piece
+                    if len(head) < len(_BOM) and not at_end and _BOM.startswith(head):
+                        continue  # too short to tell yet (tiny blocks)
+                    if head.startswith(_BOM):
+                        head, offset = head[len(_BOM):], len(_BOM)
+                    piece, head = head, None
                 if not piece:
-                    break
-                total += len(piece)
-                if total > lim.max_decompressed_bytes:
-                    keep = len(piece) - (total - lim.max_decompressed_bytes)
-                    buf.append(piece[:keep])
-                    size += keep
-                    reason = f"file larger than max_decompressed_bytes ({lim.max_decompressed_bytes} bytes)"
-                    break
-                if fh.kind and total > RATIO_FLOOR and total > lim.max_ratio * max(fh.compressed_pos, 1):
-                    reason = (f"{fh.kind} data expands more than max_ratio ({lim.max_ratio:g}:1): "
-                              f"{total} bytes from {fh.compressed_pos} (decompression bomb?)")
-                    total -= len(piece)
-                    break
-                buf.append(piece)
-                size += len(piece)
-            at_end = size < self.block_bytes or reason is not None
-            chunk = b"".join(buf)
-            if first:
-                if carry:  # a few bytes held back to tell a BOM
-                    chunk, carry = carry + chunk, b""
-                if chunk.startswith(_BOM):
-                    chunk, offset, first = chunk[len(_BOM):], len(_BOM), False
-                elif not at_end and _BOM.startswith(chunk):
-                    carry = chunk  # too short to tell yet (tiny blocks): judge with more
                     continue
-                else:
-                    first = False
-            if not chunk and not carry and reason is None:
-                break
-            size = len(carry) + len(chunk)
-            parts = chunk.split(b"\n")
-            if carry:
-                parts[0] = carry + parts[0]  # only the carried line is copied, not the block
-            carry = parts.pop()
-            consumed = size - len(carry)
+                got += len(piece)
+                fresh += len(piece)
+                lines = piece.split(b"\n")
+                if carry:
+                    lines[0] = carry + lines[0]  # only the carried line is copied
+                carry = lines.pop()
+                if lines:
+                    parts.extend(lines)
+                    if len(lines[0]) > lim.max_line_bytes or len(piece) > lim.max_line_bytes:
+                        cut = next((i for i, p in enumerate(parts) if len(p) > lim.max_line_bytes), None)
+                        if cut is not None:  # a line past the bound: the rest of the file is not read
+                            reason = f"line {line_no + cut} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
+                            carry = b"\n".join([*parts[cut:], carry])[:STOP_RAW_BYTES]
+                            del parts[cut:]
+                            got = sum(map(len, parts)) + len(parts) + len(carry)
+                            at_end = True
+                            break
+                crlf = crlf or b"\r" in piece
+                if len(carry) > lim.max_line_bytes:
+                    reason = f"line {line_no + len(parts)} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
+                    at_end = True
             if at_end and reason is None and carry:  # the last line has no newline: keep it
                 parts.append(carry)
                 carry = b""
-            if len(carry) > lim.max_line_bytes:
-                reason = f"line {line_no + len(parts)} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
-            if parts and lim.max_line_bytes < size and max(map(len, parts)) > lim.max_line_bytes:
-                cut = next(i for i, p in enumerate(parts) if len(p) > lim.max_line_bytes)
-                reason = f"line {line_no + cut} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
-                carry = b"\n".join(parts[cut:])[:STOP_RAW_BYTES]
-                parts = parts[:cut]
-                consumed = sum(map(len, parts)) + len(parts)
             if parts:
-                if b"\r" in chunk or parts[0].endswith(b"\r"):  # CRLF files
+                if crlf or parts[0].endswith(b"\r"):  # CRLF files
                     parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
                 yield Block(self.source, self.path, line_no, parts)
                 line_no += len(parts)
-                offset += consumed
+                offset += got - len(carry)
                 self.next_line = line_no
             if reason is not None:
                 self.stop = ReadStop(line_no, offset, f"{reason}; reading stopped at line {line_no}, "
                                      f"byte {offset}: the rest of the file is not read", carry[:STOP_RAW_BYTES])
                 return
             if at_end:
-                break
+                return
 
 
 def iter_blocks(source: str, path: str, block_bytes: int = BLOCK_BYTES,

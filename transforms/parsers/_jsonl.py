@@ -54,7 +54,7 @@ def read_jsonl_block(block: Block, source: str, schema: pa.Schema, infer: bool =
         except UnicodeDecodeError:
             utf8_ok = False
     if utf8_ok:
-        lines = pa.array(block.lines, pa.binary()).view(pa.string())
+        lines = block.binary.view(pa.string())
     else:
         for i, line in enumerate(block.lines):
             try:

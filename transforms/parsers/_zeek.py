@@ -120,7 +120,7 @@ def read_zeek_block(block: Block, state: ZeekState, source: str, wanted: dict[st
                 except UnicodeDecodeError:
                     bad[i], fixed[i] = True, decode(line).encode()
             joined = b"\n".join(fixed)
-    lines = pa.array(fixed if bad.any() else block.lines, pa.binary()).view(pa.string())
+    lines = (pa.array(fixed, pa.binary()) if bad.any() else block.binary).view(pa.string())
     r = _Reading(block, source, wanted, lines, joined)
     hashes = _np_mask(pc.starts_with(lines, "#"))
     skip = hashes | c.is_blank(lines)
