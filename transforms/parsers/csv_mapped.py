@@ -75,9 +75,16 @@ class CsvMappedParser:
 
         dl: list[DeadLetter] = []
         idx = c.without_cr(block, ctx.source, idx, dl)
+        data = b"\n".join(block.lines[int(i)].rstrip(b"\r") for i in idx)
+        if b'"' in data:  # an odd number of quotes leaves a field open: Arrow would run on
+            open_ = [int(i) for i in idx if block.lines[int(i)].count(b'"') % 2]
+            if open_:
+                dl += [c.dead(ctx.source, block.path, block.first_line + i, "unterminated quoted field",
+                              block.lines[i]) for i in open_]
+                idx = np.setdiff1d(idx, np.array(open_, dtype=idx.dtype))
+                data = b"\n".join(block.lines[int(i)].rstrip(b"\r") for i in idx)
         if not len(idx):
             return empty_events(), dl
-        data = b"\n".join(block.lines[int(i)].rstrip(b"\r") for i in idx)
         rejected: list[tuple[int, int]] = []
 
         def handler(row: pcsv.InvalidRow) -> str:
