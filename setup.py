@@ -33,7 +33,7 @@ setup(
         # apache-beam 2.77 with `pip check` clean (checked with misp-stix 2026.10.12).
         "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4",
                  # drives the system Chromium (never downloads a browser) for the report test
-                 "playwright>=1.49"],
+                 "playwright>=1.49", "hypothesis>=6.170"],
         "bench": ["duckdb>=1.1"],
     },
     entry_points={

@@ -52,7 +52,7 @@ def build(p: beam.Pipeline, cfg: Config, files: list[InputFile], out_dir: str) -
     parsed = (
         p
         | "List input files" >> beam.Create(files, reshuffle=False)
-        | "Read and parse" >> ParseSources()
+        | "Read and parse" >> ParseSources(cfg.limits.read_limits())
     )
     correlated = (
         parsed[EVENTS]

@@ -18,6 +18,9 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from transforms.read import DEFAULT_LIMITS
+from transforms.read import Limits as ReadLimits
+
 ASSET_KINDS = (
     "crane_plc",
     "cms",
@@ -309,6 +312,18 @@ class Intel(Strict):
     min_prefix_ipv6: int = Field(default=32, ge=0, le=128)
 
 
+class Limits(Strict):
+    """Bounds on reading one input file, against decompression bombs and endless lines
+    (docs/limits.md); past one, the rest of the file is one dead letter."""
+
+    max_decompressed_bytes: int = Field(default=DEFAULT_LIMITS.max_decompressed_bytes, gt=0, strict=True)
+    max_ratio: float = Field(default=DEFAULT_LIMITS.max_ratio, ge=1, strict=True)
+    max_line_bytes: int = Field(default=DEFAULT_LIMITS.max_line_bytes, gt=0, strict=True)
+
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(self.max_decompressed_bytes, self.max_ratio, self.max_line_bytes)
+
+
 class Config(Strict):
     site: Site
     sources: list[Source] = Field(min_length=1)
@@ -320,6 +335,7 @@ class Config(Strict):
     export: Export = Field(default_factory=Export)
     intel: Intel = Field(default_factory=Intel)
     geo: Geo = Field(default_factory=Geo)
+    limits: Limits = Field(default_factory=Limits)
 
     # Set by ``load_config``: where relative source paths are resolved from.
     base_dir: str = Field(default=".", exclude=True)

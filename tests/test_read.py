@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from transforms.read import Block, iter_blocks
+from transforms.read import RATIO_FLOOR, STOP_RAW_BYTES, Block, BlockReader, Limits, ReadStopped, iter_blocks
 
 CONTENT = b"".join(b"line %d with some text\n" % i for i in range(1, 201)) + b"last line, no newline"
 EXPECTED = CONTENT.split(b"\n")
@@ -128,16 +128,95 @@ def test_files_are_closed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("compress", [_gzip, _bz2, _zstd], ids=["gz", "bz2", "zst"])
-def test_truncated_archive_is_an_error_not_a_short_read(tmp_path: Path, compress) -> None:
-    """A cut-off archive must not look like a shorter log (the pipeline dead-letters it)."""
+def test_truncated_archive_keeps_the_lines_before_the_cut(tmp_path: Path, compress) -> None:
+    """A cut-off archive must not look like a shorter log, nor lose what it still holds:
+    the whole lines before the cut are yielded, then the reader says where it stopped."""
     import os
 
-    data = b"".join(b"%d %s\n" % (i, os.urandom(8).hex().encode()) for i in range(50_000))
+    data = b"".join(b"%d %s\n" % (i, os.urandom(8).hex().encode()) for i in range(150_000))
     packed = compress(data)
     p = tmp_path / "cut.cmp"
     p.write_bytes(packed[: len(packed) // 2])
-    seen: list[bytes] = []
-    with pytest.raises(EOFError):
-        for block in iter_blocks("src", str(p), 1 << 14):
-            seen.extend(block.lines)
-    assert seen == data.split(b"\n")[: len(seen)]  # what was yielded is whole and in order
+    reader = BlockReader("src", str(p), 1 << 14)
+    seen = [line for block in reader for line in block.lines]
+    lines = data.split(b"\n")
+    assert seen == lines[: len(seen)]  # whole and in order
+    # bzip2 loses its last unfinished 900 kB block, gzip and zstd only the cut line
+    assert len(seen) > (0.25 if compress is _bz2 else 0.45) * len(lines)
+    stop = reader.stop
+    assert stop is not None and "truncated" in stop.reason
+    assert stop.line == len(seen) + 1
+    assert stop.offset == sum(len(l) + 1 for l in seen)
+    assert lines[len(seen)].startswith(stop.raw)  # the cut line, as far as it was read
+    with pytest.raises(ReadStopped):
+        list(iter_blocks("src", str(p), 1 << 14))
+
+
+def test_missing_file_is_a_stop_not_an_exception(tmp_path: Path) -> None:
+    reader = BlockReader("src", str(tmp_path / "nope.log"))
+    assert list(reader) == []
+    assert reader.stop is not None and "FileNotFoundError" in reader.stop.reason
+
+
+LOW = Limits(max_decompressed_bytes=1 << 20, max_ratio=50, max_line_bytes=1000)
+
+
+def _bomb_lines(n: int) -> bytes:
+    return b"".join(b"%08d aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" % i for i in range(n))
+
+
+@pytest.mark.parametrize("compress", [_gzip, _zstd], ids=["gz", "zst"])
+def test_compression_bomb_stops_at_the_ratio_bound(tmp_path: Path, compress) -> None:
+    """16 MB of identical lines packed far beyond the ratio bound: reading stops once the
+    bytes read pass the bound (and RATIO_FLOOR), whole lines before the stop, memory small."""
+    import resource
+
+    data = b"x\n" * (8 << 20)
+    p = tmp_path / "bomb.cmp"
+    p.write_bytes(compress(data))
+    size = p.stat().st_size
+    assert len(data) / size > 500
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reader = BlockReader("src", str(p), 1 << 16, Limits(max_ratio=50))
+    n = sum(len(b.lines) for b in reader)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert reader.stop is not None and "max_ratio" in reader.stop.reason
+    assert 0 < n * 2 <= max(RATIO_FLOOR, 50 * size) + (1 << 20) < len(data) / 2
+    assert reader.stop.offset == 2 * n and reader.stop.line == n + 1
+    assert grown_kb < 100 << 10  # bounded: far from what it would expand to
+
+
+def test_size_bound_keeps_whole_lines_below_it(tmp_path: Path) -> None:
+    data = _bomb_lines(100_000)  # 5 MB
+    p = tmp_path / "big.log.gz"
+    p.write_bytes(_gzip(data))
+    reader = BlockReader("src", str(p), 1 << 16, Limits(max_decompressed_bytes=1 << 20))
+    seen = [line for b in reader for line in b.lines]
+    assert seen == data.split(b"\n")[: len(seen)]
+    assert (1 << 20) - 60 < sum(len(l) + 1 for l in seen) <= 1 << 20
+    assert reader.stop is not None and "max_decompressed_bytes" in reader.stop.reason
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_long_line_stops_reading_with_bounded_memory(tmp_path: Path, block_bytes: int) -> None:
+    """A line past ``max_line_bytes`` (here in the middle, never ending) ends reading there;
+    the reader never holds much more than the bound."""
+    p = tmp_path / "long.log"
+    with open(p, "wb") as fh:
+        fh.write(b"short 1\nshort 2\n")
+        fh.write(b"y" * (8 << 20))
+        fh.write(b"\nafter\n")
+    reader = BlockReader("src", str(p), block_bytes, LOW)
+    seen = [line for b in reader for line in b.lines]
+    assert seen == [b"short 1", b"short 2"]
+    stop = reader.stop
+    assert stop is not None and "line 3 longer than max_line_bytes (1000 bytes)" in stop.reason
+    assert stop.line == 3 and stop.offset == 16 and stop.raw.startswith(b"yyy") and len(stop.raw) <= STOP_RAW_BYTES
+
+
+def test_long_line_inside_one_block(tmp_path: Path) -> None:
+    p = tmp_path / "long.log"
+    p.write_bytes(b"a\n" + b"z" * 5000 + b"\nb\n")
+    reader = BlockReader("src", str(p), 1 << 20, LOW)
+    assert [line for b in reader for line in b.lines] == [b"a"]
+    assert reader.stop is not None and reader.stop.line == 2 and reader.stop.offset == 2

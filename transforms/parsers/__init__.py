@@ -1,10 +1,18 @@
 """The parser registry: config ``format:`` name → parser instance (one module per format)."""
 from __future__ import annotations
 
-from typing import Iterator
+import copy
+import logging
+from typing import Any, Iterator
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from transforms.model import DeadLetter, empty_events
 from transforms.parsers.base import ParseContext, Parser, ParseResult
-from transforms.read import BLOCK_BYTES, iter_blocks
+from transforms.read import BLOCK_BYTES, DEFAULT_LIMITS, Block, BlockReader, Limits
+
+log = logging.getLogger(__name__)
 
 
 def _registry() -> dict[str, Parser]:
@@ -33,34 +41,116 @@ def _registry() -> dict[str, Parser]:
 PARSERS: dict[str, Parser] = _registry()
 
 
-def iter_results(parser: Parser, path: str, ctx: ParseContext,
-                 block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[ParseResult, int]]:
+def iter_results(parser: Parser, path: str, ctx: ParseContext, block_bytes: int = BLOCK_BYTES,
+                 limits: Limits = DEFAULT_LIMITS) -> Iterator[tuple[ParseResult, int]]:
     """Each parse result of a file with the line reading has reached (for error messages).
 
     Line formats get the file in blocks (plus ``finish_file`` for records spanning blocks);
-    a binary format with ``read_file`` (Parquet) reads the file itself.
+    a binary format with ``read_file`` (Parquet) reads the file itself. Each result's
+    ``records`` is counted here, from the lines read, not taken from the parser; reading
+    that stops early (a bound, a truncated archive) ends in one dead letter for the rest.
+    Nothing a parser raises escapes: see ``parse_block_safely``.
     """
-    state = parser.new_file_state(path)
+    try:
+        state = parser.new_file_state(path)
+    except Exception as exc:  # noqa: BLE001 - a file-level failure is one dead letter
+        yield _failed(ctx, f"{path}:1", f"unreadable file: {_exc(exc)}"), 1
+        return
     read_file = getattr(parser, "read_file", None)
     if read_file is not None:
-        for result in read_file(state, ctx):
-            yield result, 1
+        try:
+            for result in read_file(state, ctx):
+                yield result, 1
+        except Exception as exc:  # noqa: BLE001
+            yield _failed(ctx, f"{path}:1", f"unreadable file, stopped: {_exc(exc)}"), 1
         return
+    prefix = getattr(parser, "comment_prefix", b"###")
+    reader = BlockReader(ctx.source, path, block_bytes, limits)
     next_line = 1
-    for block in iter_blocks(ctx.source, path, block_bytes):
+    for block in reader:
         next_line = block.first_line + len(block.lines)
-        yield parser.parse_block(block, state, ctx), next_line
+        result, state = parse_block_safely(parser, block, state, ctx, prefix)
+        yield result, next_line
     finish = getattr(parser, "finish_file", None)
     if finish is not None:
-        yield finish(state, ctx), next_line
+        try:
+            result = finish(state, ctx)
+            # What the state still held was read as structure: each is a record now.
+            result.records = len(result.dead_letters) + result.events.num_rows
+        except Exception as exc:  # noqa: BLE001
+            result = ParseResult(empty_events(), [DeadLetter(ctx.source, f"{path}:{next_line}",
+                                                             f"parser error at end of file: {_exc(exc)}", "")], 1)
+        yield result, next_line
+    if reader.stop is not None:
+        stop = reader.stop
+        yield _failed(ctx, f"{path}:{stop.line}", stop.reason, stop.raw.decode("utf-8", "backslashreplace")), stop.line
+
+
+def record_lines(block: Block, comment_prefix: bytes = b"###") -> int:
+    """Lines that are neither blank (ASCII whitespace only) nor comments, counted in Arrow
+    on the block's shared binary array (no per-line Python)."""
+    lines = block.binary
+    blank = pc.or_(pc.equal(pc.binary_length(lines), 0), pc.ascii_is_space(lines.view(pa.string())))
+    other = pc.or_(blank, pc.starts_with(lines, pattern=comment_prefix.decode("ascii")))
+    return len(lines) - pc.sum(other.cast(pa.int64())).as_py() if len(lines) else 0
+
+
+def parse_block_safely(parser: Parser, block: Block, state: Any, ctx: ParseContext,
+                       comment_prefix: bytes = b"###") -> tuple[ParseResult, Any]:
+    """``parser.parse_block`` with ``records`` counted from the block's lines; if the
+    parser raises, the block is parsed again line by line from the state it started with,
+    so each line that still raises is its own dead letter naming the exception."""
+    before = copy.deepcopy(state)
+    try:
+        result = parser.parse_block(block, state, ctx)
+    except Exception as exc:  # noqa: BLE001 - the safety net: no block is lost
+        return _line_by_line(parser, block, before, ctx, comment_prefix, exc)
+    result.records = record_lines(block, comment_prefix) - result.structure
+    return result, state
+
+
+def _line_by_line(parser: Parser, block: Block, state: Any, ctx: ParseContext, prefix: bytes,
+                  block_exc: Exception) -> tuple[ParseResult, Any]:
+    log.warning("%s: parser %s raised on the block at line %d (%s); parsing it line by line",
+                block.path, parser.name, block.first_line, _exc(block_exc))
+    tables, dead, records, structure = [], [], 0, 0
+    for i, line in enumerate(block.lines):
+        one = Block(block.source, block.path, block.first_line + i, [line])
+        before = copy.deepcopy(state)
+        try:
+            r = parser.parse_block(one, state, ctx)
+        except Exception as exc:  # noqa: BLE001
+            state = before
+            records += 1
+            dead.append(DeadLetter(ctx.source, f"{block.path}:{one.first_line}", f"parser error: {_exc(exc)}",
+                                   line.decode("utf-8", "backslashreplace")))
+            continue
+        records += record_lines(one, prefix) - r.structure
+        structure += r.structure
+        if r.events.num_rows:
+            tables.append(r.events)
+        dead.extend(r.dead_letters)
+    events = pa.concat_tables(tables) if tables else empty_events()
+    return ParseResult(events, dead, records, structure), state
+
+
+def _failed(ctx: ParseContext, location: str, reason: str, raw: str = "") -> ParseResult:
+    return ParseResult(empty_events(), [DeadLetter(ctx.source, location, reason, raw)], 1)
+
+
+def _exc(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def parse_file(parser_name: str, source: str, path: str, timezone: str = "UTC",
-               block_bytes: int = BLOCK_BYTES, mapping: str | None = None) -> Iterator[ParseResult]:
+               block_bytes: int = BLOCK_BYTES, mapping: str | None = None,
+               limits: Limits = DEFAULT_LIMITS) -> Iterator[ParseResult]:
     """Parse a whole file with the named parser (tests, tools)."""
     ctx = ParseContext(source=source, timezone=timezone, mapping=mapping)
-    for result, _ in iter_results(PARSERS[parser_name], path, ctx, block_bytes):
+    for result, _ in iter_results(PARSERS[parser_name], path, ctx, block_bytes, limits):
         yield result
 
 
-__all__ = ["PARSERS", "ParseContext", "ParseResult", "Parser", "iter_results", "parse_file"]
+__all__ = ["PARSERS", "ParseContext", "ParseResult", "Parser", "iter_results", "parse_block_safely", "parse_file",
+           "record_lines"]

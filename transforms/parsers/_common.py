@@ -54,25 +54,29 @@ def iter_records(block: Block, source: str, dead_letters: list[DeadLetter]) -> I
             dead_letters.append(dead(source, block.path, line_no, "not valid UTF-8", line))
 
 
+def without_cr(block: Block, source: str, idx: np.ndarray, dead_letters: list[DeadLetter]) -> np.ndarray:
+    """The selected lines minus those holding a carriage return before their end, which
+    would end a row early for Arrow's CSV reader (dead-lettered here instead)."""
+    bad = [int(i) for i in idx if b"\r" in block.lines[int(i)].rstrip(b"\r")]
+    if not bad:
+        return idx
+    for i in bad:
+        dead_letters.append(dead(source, block.path, block.first_line + i, "carriage return inside the record",
+                                 block.lines[i]))
+    return np.setdiff1d(idx, np.array(bad, dtype=idx.dtype))
+
+
 def count_records(block: Block) -> int:
     return sum(1 for l in block.lines if l.strip() and not l.startswith(b"###"))
 
 
-class Reject(ValueError):
-    """A record that does not follow its format; the message is the dead-letter reason."""
+# Shared with every parser module through this one (``c.Reject``, ``c.json_object``).
+from transforms.parsers._json import MAX_JSON_DEPTH, Reject, json_object, json_value  # noqa: E402,F401
 
 
-def json_object(text: str, decode: Callable[[str], object] = json.loads) -> dict:
-    """One JSON-lines record as an object, or ``Reject`` with the reason a dead letter names."""
-    try:
-        obj = decode(text)
-    except json.JSONDecodeError as e:
-        raise Reject(f"invalid JSON: {e.msg} at column {e.colno}") from None
-    except RecursionError:
-        raise Reject("invalid JSON: nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise Reject(f"not a JSON object ({type(obj).__name__})")
-    return obj
+def is_blank(lines: pa.Array) -> np.ndarray:
+    """Lines that are empty or only ASCII whitespace (the read layer's blank lines)."""
+    return _np_mask(pc.or_(pc.equal(pc.binary_length(lines), 0), pc.ascii_is_space(lines)))
 
 
 def parse_lines(block: Block, source: str, to_row: Callable[[str, str], dict]) -> tuple[pa.Table, list[DeadLetter], int]:
@@ -89,8 +93,9 @@ def parse_lines(block: Block, source: str, to_row: Callable[[str, str], dict]) -
             rows.append(to_row(line, ref))
         except Reject as e:
             dead_letters.append(DeadLetter(source, ref, str(e), line))
+    table = rows_to_table(rows, dead_letters)
     dead_letters.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-    return rows_to_table(rows), dead_letters, count_records(block)
+    return table, dead_letters, count_records(block)
 
 
 # --- time -------------------------------------------------------------------------------
@@ -179,7 +184,11 @@ def to_int(col: pa.Array | None, name: str, checks: Checks, what: str = "count",
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         vals, bad = _cast_checked(col, pa.int64(), r"^-?\d{1,18}$")
     elif pa.types.is_integer(col.type):
-        vals, bad = col.cast(pa.int64()), None
+        try:
+            vals, bad = col.cast(pa.int64()), None
+        except pa.ArrowInvalid:  # uint64 past int64
+            over = pc.greater(col, pa.scalar(2**63 - 1, col.type))
+            vals, bad = pc.if_else(over, None, col).cast(pa.int64()), _np_mask(over)
     else:  # JSON floats or other: accept integral numbers only
         f = pc.cast(col, pa.float64(), safe=False)
         ok = pc.and_(pc.equal(pc.floor(f), f), pc.less(pc.abs(f), 2.0**62))
@@ -211,13 +220,36 @@ def to_text(col: pa.Array | None, n: int, empty_field: str | None = "(empty)") -
         return pa.nulls(n, pa.string())
     if pa.types.is_boolean(col.type):  # JSON true/false as Zeek TSV writes them
         return pc.if_else(col, "T", "F")
-    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):  # Zeek vector/set
-        return pc.binary_join(pc.cast(col, pa.list_(pa.string())), ",")
+    if (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) and not pa.types.is_nested(col.type.value_type):
+        try:  # Zeek vector/set
+            return pc.binary_join(pc.cast(col, pa.list_(pa.string())), ",")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if pa.types.is_nested(col.type) or pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        return _as_text(col)
     if not pa.types.is_string(col.type):
-        return pc.cast(col, pa.string())
+        try:
+            return pc.cast(col, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _as_text(col)
     if empty_field:
         return pc.if_else(pc.equal(col, empty_field), "", col)
     return col
+
+
+def _as_text(col: pa.Array) -> pa.Array:
+    """Any column as text, value by value (the rare nested or binary column): bytes
+    decoded with escapes, structures as compact JSON."""
+    def one(v: object) -> str | None:
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, bytes):
+            return decode(v)
+        try:
+            return json.dumps(v, separators=(",", ":"), default=str)
+        except (RecursionError, ValueError):
+            return "(value nested too deeply or too large to show)"
+    return pa.array([one(v) for v in col.to_pylist()], pa.string())
 
 
 def to_time(col: pa.Array | None, name: str, checks: Checks, required: bool = True) -> pa.Array:
@@ -323,14 +355,34 @@ def finish(columns: dict[str, pa.Array], checks: Checks, lines_text: Callable[[i
 # --- line-at-a-time formats (small volumes: CMS, VPN) --------------------------------------
 
 
-def rows_to_table(rows: list[dict]) -> pa.Table:
+def rows_to_table(rows: list[dict], dead_letters: list[DeadLetter] | None = None) -> pa.Table:
     """Event table from per-row dicts (``time`` as epoch µs, ``attrs`` as a dict); keys a
     row lacks are null (an empty ``attrs`` too). Arrow converts the whole list in C++
-    against the event schema."""
+    against the event schema.
+
+    A value the schema cannot hold (an integer past int64, say) fails the whole list; with
+    ``dead_letters`` given, the rows are then converted one by one and each that still
+    fails becomes a dead letter (by its ``raw_ref`` and ``raw``) instead."""
     for r in rows:
         if "attrs" in r and not r["attrs"]:
             r["attrs"] = None
-    return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    try:
+        return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        if dead_letters is None:
+            raise
+    good = []
+    for r in rows:
+        try:
+            pa.Table.from_pylist([r], schema=EVENT_SCHEMA)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as e:
+            ref = str(r.get("raw_ref") or "")
+            path, _, line = ref.rpartition(":")
+            dead_letters.append(DeadLetter(str(r.get("source")), ref, f"value out of range for the event model: {e}",
+                                           str(r.get("raw") or "")))
+            continue
+        good.append(r)
+    return pa.Table.from_pylist(good, schema=EVENT_SCHEMA)
 
 
 def valid_ip(text: str) -> bool:
@@ -386,7 +438,7 @@ def epoch_digits_to_us(text: str) -> int | None:
     """Epoch text: an integer in seconds, ms, µs or ns told apart by digit count
     (9-10 / 12-13 / 15-16 / 18-19 digits, i.e. 2001 to 2286), or decimal seconds."""
     text = text.strip()
-    if text.isdigit():
+    if text.isdecimal():
         scale = _EPOCH_SCALE.get(len(text))
         if scale is None:
             return None
@@ -431,7 +483,7 @@ def text_time_to_us(text: str, tz: dt.tzinfo) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if text[0].isdigit() and (text.isdigit() or _EPOCH.match(text)):
+    if text[0].isdecimal() and (text.isdecimal() or _EPOCH.match(text)):
         return epoch_digits_to_us(text)
     if len(text) >= 10 and text[4] == "/" and text[7] == "/":
         text = text[:4] + "-" + text[5:7] + "-" + text[8:]
@@ -471,7 +523,7 @@ def split_host_port(text: str) -> tuple[str, int | None] | None:
         return None
     if port is None:
         return host, None
-    if not port.isdigit() or int(port) > 65535:
+    if not port.isdecimal() or len(port) > 5 or int(port) > 65535:
         return None
     return host, int(port)
 
@@ -480,7 +532,7 @@ def _v6_with_port(text: str) -> bool:
     """OpenVPN writes ``[AF_INET6]addr:port`` without brackets: with 8 groups, or a ``::``
     and a trailing group, the last group is the port when the rest is still an address."""
     host, _, port = text.rpartition(":")
-    return port.isdigit() and len(port) <= 5 and "::" in text and valid_ip(host) and not host.endswith(":")
+    return port.isdecimal() and len(port) <= 5 and "::" in text and valid_ip(host) and not host.endswith(":")
 
 
 def file_mtime(path: str) -> dt.datetime | None:

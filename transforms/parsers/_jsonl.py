@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.model import DeadLetter
-from transforms.parsers._common import Reject, _np_mask, dead, decode, json_object
+from transforms.parsers._common import Reject, _np_mask, dead, decode, is_blank, json_object
 from transforms.read import Block
 
 
@@ -54,7 +54,7 @@ def read_jsonl_block(block: Block, source: str, schema: pa.Schema, infer: bool =
         except UnicodeDecodeError:
             utf8_ok = False
     if utf8_ok:
-        lines = pa.array(block.lines, pa.binary()).view(pa.string())
+        lines = block.binary.view(pa.string())
     else:
         for i, line in enumerate(block.lines):
             try:
@@ -63,7 +63,7 @@ def read_jsonl_block(block: Block, source: str, schema: pa.Schema, infer: bool =
                 bad[i] = True
                 texts.append(decode(line))
         lines = pa.array(texts, pa.string())
-    skip = _np_mask(pc.match_substring_regex(lines, r"^\s*$")) | _np_mask(pc.starts_with(lines, "###"))
+    skip = is_blank(lines) | _np_mask(pc.starts_with(lines, "###"))
     dl = [dead(source, block.path, block.first_line + int(i), "not valid UTF-8", block.lines[i])
           for i in np.flatnonzero(bad & ~skip)]
     idx = np.flatnonzero(~skip & ~bad)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.model import DeadLetter
+from transforms.model import EVENT_SCHEMA, DeadLetter
 from transforms.parsers import _common as c
 from transforms.parsers._common import Reject
 
@@ -104,22 +104,35 @@ def map_table(t: pa.Table, get, m: Mapping, ctx, fmt: str, raw: pa.Array, refs: 
             continue
         if col is None:
             col = pa.nulls(n, pa.string())
-        if target == "time":
-            columns["time"] = _time(col, source_field, m, tz, chk)
-        elif target in INT_FIELDS:
-            what, hi = INT_FIELDS[target]
-            to = pa.int32() if what == "port" else pa.int64()
-            columns[target] = c.to_int(_blank_to_null(col), source_field, chk, what, hi, to)
-        elif target == "duration":
-            columns[target] = c.to_float(_blank_to_null(col), source_field, chk)
-        else:
-            text = c.to_text(col, n, None)
-            columns[target] = pc.if_else(pc.equal(text, ""), None, text)
+        try:
+            columns[target] = _field(col, source_field, target, m, tz, chk)
+        except (pa.ArrowException, ValueError, TypeError, OverflowError) as e:
+            # A column of a type this target cannot take (a struct where a port is
+            # expected): each row holding a value is a dead letter naming the column.
+            reason = f"unusable {source_field} ({col.type}) for {target}: {type(e).__name__}: {str(e)[:120]}"
+            chk.add(c._np_mask(pc.is_valid(col)), lambda i, reason=reason: reason)
+            if target == "time":
+                chk.add(np.ones(n, dtype=bool), lambda i, reason=reason: reason)
+            columns[target] = pa.nulls(n, EVENT_SCHEMA.field(target).type)
     for target, value in m.constants:
         columns[target] = c.const(value, n)
     columns.update({"source": c.const(ctx.source, n), "format": c.const(fmt, n), "kind": c.const(m.kind, n),
                     "raw": raw, "raw_ref": refs, "attrs": c.build_attrs(n, attrs)})
     return c.finish(columns, chk, lambda i: raw[i].as_py(), ctx.source, path, line_numbers)
+
+
+def _field(col: pa.Array, source_field: str, target: str, m: Mapping, tz: str, chk: c.Checks) -> pa.Array:
+    """One source column converted for its target event column (bad rows into ``chk``)."""
+    if target == "time":
+        return _time(col, source_field, m, tz, chk)
+    if target in INT_FIELDS:
+        what, hi = INT_FIELDS[target]
+        to = pa.int32() if what == "port" else pa.int64()
+        return c.to_int(_blank_to_null(col), source_field, chk, what, hi, to)
+    if target == "duration":
+        return c.to_float(_blank_to_null(col), source_field, chk)
+    text = c.to_text(col, chk.n, None)
+    return pc.if_else(pc.equal(text, ""), None, text)
 
 
 def _blank_to_null(col: pa.Array) -> pa.Array:

@@ -124,10 +124,10 @@ def read_zeek_block(block: Block, state: ZeekState, source: str, wanted: dict[st
                 except UnicodeDecodeError:
                     bad[i], fixed[i] = True, decode(line).encode()
             joined = b"\n".join(fixed)
-    lines = pa.array(fixed if bad.any() else block.lines, pa.binary()).view(pa.string())
+    lines = (pa.array(fixed, pa.binary()) if bad.any() else block.binary).view(pa.string())
     r = _Reading(block, source, wanted, lines, joined)
     hashes = _np_mask(pc.starts_with(lines, "#"))
-    skip = hashes | _np_mask(pc.equal(pc.binary_length(lines), 0))
+    skip = hashes | c.is_blank(lines)
     for i in np.flatnonzero(bad & ~skip):
         r.dl.append(dead(source, block.path, block.first_line + int(i), "not valid UTF-8", block.lines[i]))
     if b"\r" in joined:  # Zeek escapes CR; a raw one would end an Arrow row early
@@ -204,10 +204,7 @@ def _read_tsv(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | Non
             r.dead(int(i), f"unreadable Zeek TSV section: {error if table is None else 'row count'}")
         return None
     for (number, actual, text) in rejected:
-        if text.strip():
-            r.dead(int(idx[number - 1]), f"expected {len(fields)} {what}-separated fields, got {actual}")
-        else:
-            r.blank += 1
+        r.dead(int(idx[number - 1]), f"expected {len(fields)} {what}-separated fields, got {actual}")
     cols = {f: table.column(f).combine_chunks() for f in include if f in r.wanted}
     return ZeekBatch(cols, np.delete(idx, drop), tuple(fields), state.log_path, state.empty_field)
 
@@ -226,11 +223,6 @@ def _read_json(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | No
     """Whole section through ``pyarrow.json``; per-line ``json.loads`` only when that fails."""
     import pyarrow.json as pj
 
-    blank = _np_mask(pc.match_substring_regex(r.lines.take(pa.array(idx)), r"^\s*$"))
-    r.blank += int(blank.sum())
-    idx = idx[~blank]
-    if not len(idx):
-        return None
     data = r.data(idx)
     try:
         table = pj.read_json(pa.BufferReader(data),
@@ -246,9 +238,9 @@ def _read_json(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | No
     for i in idx:
         text = r.lines[int(i)].as_py()
         try:
-            obj = json.loads(text, parse_float=str, parse_int=str)
-        except json.JSONDecodeError as e:
-            r.dead(int(i), f"invalid JSON: {e.msg} at column {e.colno}")
+            obj = c.json_value(text, _DECODER.decode)
+        except c.Reject as e:
+            r.dead(int(i), str(e))
             continue
         if isinstance(obj, dict):
             good.append(int(i))
@@ -262,9 +254,15 @@ def _read_json(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | No
     return ZeekBatch(cols, np.array(good, dtype=np.int64), keys, state.log_path, None)
 
 
+#: Numbers kept as their text, as Zeek TSV has them.
+_DECODER = json.JSONDecoder(parse_float=str, parse_int=str)
+
+
 class ZeekLogParser:
     """A Zeek log parser: header handling and record accounting here; each log's module
     subclasses it and maps the typed columns of one header section to events in ``_events``."""
+
+    comment_prefix = b"#"  # Zeek's directives: not records
 
     name: str
     kind: str

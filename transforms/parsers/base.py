@@ -22,6 +22,11 @@ class ParseResult:
     events: pa.Table
     dead_letters: list[DeadLetter] = field(default_factory=list)
     records: int = 0
+    #: Non-blank, non-comment lines of the block that are not records: headers, section
+    #: titles, lines of a multi-line record but the one it is counted at (negative when a
+    #: record whose lines an earlier block read ends here). The read layer counts records
+    #: as the block's other lines, independently of what the parser made of them.
+    structure: int = 0
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class ParseContext:
 
 class Parser(Protocol):
     name: str  # registry key used in config ``format:``
+    # Optional ``comment_prefix: bytes`` (default ``b"###"``): lines starting with it are
+    # comments, not records (Zeek: ``b"#"``).
     kind: str  # flow | ot | remote_access | auth; "mapped" when the source's mapping: block sets it
     description: str
 

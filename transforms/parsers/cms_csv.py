@@ -39,11 +39,12 @@ class CmsCsvParser:
     def parse_block(self, block: Block, state: CmsCsvState, ctx: ParseContext) -> ParseResult:
         dead: list[DeadLetter] = []
         rows: list[dict] = []
-        records = 0
+        records = structure = 0
         for line_no, line in c.iter_records(block, ctx.source, dead):
             line = line.lstrip("\ufeff")
             if state.header is None:
                 state.header = [h.strip() for h in next(csv.reader([line]))]
+                structure += 1
                 continue
             records += 1
             ref = f"{block.path}:{line_no}"
@@ -64,8 +65,9 @@ class CmsCsvParser:
             except Reject as e:
                 dead.append(DeadLetter(ctx.source, ref, str(e), line))
         records += sum(1 for d in dead if d.reason == "not valid UTF-8")
+        table = c.rows_to_table(rows, dead)
         dead.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        return ParseResult(c.rows_to_table(rows), dead, records)
+        return ParseResult(table, dead, records, structure)
 
 
 PARSER = CmsCsvParser()

@@ -55,7 +55,7 @@ def _zone(name: str) -> dt.tzinfo:
 def event_time(f: dict[str, str], default_tz: str) -> int:
     """``eventtime`` (epoch s/ms/µs/ns by digit count) else ``date``+``time`` in ``tz``."""
     et = f.get("eventtime", "")
-    if et.isdigit() and len(et) in (10, 13, 16, 19):
+    if et.isdecimal() and len(et) in (10, 13, 16, 19):
         return int(et) * 1_000_000 // 10 ** (len(et) - 10)
     if "date" not in f or "time" not in f:
         raise Reject("no usable timestamp (no eventtime, date or time)")
@@ -74,8 +74,8 @@ def _count(f: dict[str, str], key: str) -> int | None:
     value = f.get(key)
     if value in (None, *_UNSET):
         return None
-    if not value.isdigit():
-        raise Reject(f"invalid count {value!r} in {key}")
+    if not value.isdecimal() or len(value) > 18:  # past int64: not a count
+        raise Reject(f"invalid count {value[:40]!r} in {key}")
     return int(value)
 
 

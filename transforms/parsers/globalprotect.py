@@ -76,7 +76,7 @@ def to_event(line: str, ctx: ParseContext, ref: str) -> dict:
         if v not in _UNSET and not c.valid_ip(v):
             raise Reject(f"invalid address {v!r} in {key}")
     duration = f.get("login_duration", "")
-    if duration and not duration.isdigit():
+    if duration and not duration.isdecimal():
         raise Reject(f"invalid count {duration!r} in login_duration")
     eid = f["eventid"]
     status = f.get("status") or None

@@ -57,18 +57,24 @@ class NfdumpCsvParser:
         dl: list[DeadLetter] = []
         sections: list[tuple[tuple[str, ...], list[int]]] = []
         current: list[int] = []
-        records = 0
+        records = structure = 0
         for i, line in enumerate(block.lines):
             stripped = line.strip()
+            if not stripped or line.startswith(b"###"):
+                continue
             if state.in_summary:
                 state.in_summary -= 1
+                structure += 1
                 continue
-            if not stripped or line.startswith(b"###") or stripped in (b"No matching flows", b"No flows matched"):
+            if stripped in (b"No matching flows", b"No flows matched"):
+                structure += 1
                 continue
             if stripped == b"Summary":  # nfdump 1.6: "Summary", its header, its values
                 state.in_summary = 2
+                structure += 1
                 continue
             if line.startswith((b"ts,", b"firstSeen,", b"tfs,")):
+                structure += 1
                 if current:
                     sections.append((state.header, current))
                     current = []
@@ -90,12 +96,16 @@ class NfdumpCsvParser:
             dl += more
         dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
         events = pa.concat_tables(tables) if tables else empty_events()
-        return ParseResult(events, dl, records)
+        return ParseResult(events, dl, records, structure)
 
     def _section(self, block: Block, header: tuple[str, ...], idx: np.ndarray, ctx: ParseContext
                  ) -> tuple[pa.Table, list[DeadLetter]]:
         import pyarrow.csv as pcsv
 
+        dl: list[DeadLetter] = []
+        idx = c.without_cr(block, ctx.source, idx, dl)
+        if not len(idx):
+            return empty_events(), dl
         lines = [block.lines[int(i)].rstrip(b"\r") for i in idx]
         data = b"\n".join(lines)
         rejected: list[tuple[int, int]] = []
@@ -106,7 +116,6 @@ class NfdumpCsvParser:
 
         wanted = {name: next((n for n in names if n in header), None) for name, names in COLUMNS.items()}
         include = sorted({n for n in wanted.values() if n}, key=header.index) or [header[0]]
-        dl: list[DeadLetter] = []
         try:
             table = pcsv.read_csv(
                 pa.BufferReader(data),
@@ -117,8 +126,11 @@ class NfdumpCsvParser:
                                                     include_columns=include, strings_can_be_null=False,
                                                     check_utf8=False))
         except (pa.ArrowInvalid, ValueError) as e:
-            return empty_events(), [c.dead(ctx.source, block.path, block.first_line + int(i),
-                                           f"unreadable nfdump CSV: {e}", block.lines[int(i)]) for i in idx]
+            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
+                                                f"unreadable nfdump CSV: {e}", block.lines[int(i)]) for i in idx]
+        if any(not 0 < number <= len(idx) for number, _ in rejected):  # not expected: stay accounted
+            return empty_events(), dl + [c.dead(ctx.source, block.path, block.first_line + int(i),
+                                                "unreadable nfdump CSV section", block.lines[int(i)]) for i in idx]
         drop = [number - 1 for number, _ in rejected]
         for number, actual in rejected:
             i = int(idx[number - 1])

@@ -21,6 +21,8 @@ from transforms.parsers.base import ParseContext, ParseResult
 from transforms.read import Block
 
 _TRAILING_COMMA = re.compile(r",\s*}\s*$")
+_WS = " \t\n\r\f\v"  # ASCII whitespace, as the read layer judges blank lines
+MAX_RECORD_LINES = 1000  # nfdump prints some 40 fields per record: more is not a record
 _ATTRS = {  # nfdump JSON key → attrs key
     "type": "type", "tcp_flags": "tcp_flags", "icmp_type": "icmp_type", "icmp_code": "icmp_code",
     "export_sysid": "exporter_id", "ip4_router": "router_ip", "ip6_router": "router_ip",
@@ -41,8 +43,8 @@ def _int(obj: dict, key: str, hi: int | None = None) -> int | None:
     v = obj.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (hi is not None and v > hi):
-        raise Reject(f"invalid {key} {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v > (hi if hi is not None else 2**63 - 1):
+        raise Reject(f"invalid {key} {str(v)[:40] if isinstance(v, int) else repr(v)[:80]}")
     return v
 
 
@@ -59,11 +61,18 @@ def _time(obj: dict, key: str, ctx: ParseContext) -> int:
     return us
 
 
+def _decode(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:  # records span lines: say which
+        raise Reject(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+
+
 def to_event(text: str, ctx: ParseContext, ref: str) -> dict:
     try:
-        obj = json.loads(_TRAILING_COMMA.sub("}", text))
-    except json.JSONDecodeError as e:
-        raise Reject(f"invalid nfdump JSON record: {e.msg} at line {e.lineno} column {e.colno}") from None
+        obj = c.json_value(_TRAILING_COMMA.sub("}", text), _decode)
+    except Reject as e:
+        raise Reject(f"invalid nfdump JSON record: {str(e).removeprefix('invalid JSON: ')}") from None
     if not isinstance(obj, dict):
         raise Reject("not an nfdump JSON record")
     start = _time(obj, "first", ctx)
@@ -108,14 +117,19 @@ class NfdumpJsonParser:
     def parse_block(self, block: Block, state: JsonState, ctx: ParseContext) -> ParseResult:
         rows: list[dict] = []
         dead: list[DeadLetter] = []
-        records = 0
+        records = structure = 0
 
-        def close() -> None:
-            nonlocal records
+        def close(reason: str | None = None) -> None:
+            # A record counts where it ends: its lines were structure until now (so a
+            # block may count a record whose lines an earlier block read).
+            nonlocal records, structure
             records += 1
+            structure -= 1
             text = "\n".join(state.lines)
             ref = f"{block.path}:{state.first_line}"
             try:
+                if reason is not None:
+                    raise Reject(reason)
                 rows.append(to_event(text, ctx, ref))
             except Reject as e:
                 dead.append(DeadLetter(ctx.source, ref, str(e), text))
@@ -123,6 +137,10 @@ class NfdumpJsonParser:
 
         for i, raw in enumerate(block.lines):
             line_no = block.first_line + i
+            if not raw or raw.isspace() or raw.startswith(b"###"):
+                if state.lines:  # blank or a comment inside an object: kept, not counted
+                    state.lines.append(c.decode(raw).rstrip("\r"))
+                continue  # not counted by the read layer either
             try:
                 line = raw.decode("utf-8").rstrip("\r")
             except UnicodeDecodeError:
@@ -131,24 +149,35 @@ class NfdumpJsonParser:
                     dead.append(c.dead(ctx.source, block.path, line_no, "not valid UTF-8", raw))
                     continue
                 line = c.decode(raw)
-            s = line.strip()
+            s = line.strip(_WS)
+            body = s.lstrip("[,").lstrip(_WS)
+            if state.lines and body.startswith("{"):  # the open object never closed
+                close("nfdump JSON record not closed before the next one")
             if not state.lines:
-                body = s.lstrip("[,").lstrip()
-                if not body or body in ("]",) or line.startswith("###"):
+                if not body or body == "]":
+                    structure += 1
                     continue  # the array's brackets and separators
                 if not body.startswith("{"):
                     records += 1
                     dead.append(DeadLetter(ctx.source, f"{block.path}:{line_no}", "not part of an nfdump JSON record", line))
                     continue
+                if body != "{":  # -o json-log: the whole object on its line, closed or not
+                    state.first_line, state.lines = line_no, [body.rstrip("],").rstrip(_WS)]
+                    structure += 1
+                    close()
+                    continue
                 state.first_line = line_no
-                line = body
-                s = body
+                line = s = body
+            structure += 1
             state.lines.append(line)
-            if s.rstrip("],").rstrip().endswith("}"):
-                state.lines[-1] = line.rstrip().rstrip("],").rstrip()
+            if s.rstrip("],").rstrip(_WS).endswith("}"):
+                state.lines[-1] = line.rstrip(_WS).rstrip("],").rstrip(_WS)
                 close()
+            elif len(state.lines) >= MAX_RECORD_LINES:
+                close(f"nfdump JSON record longer than {MAX_RECORD_LINES} lines")
+        table = c.rows_to_table(rows, dead)
         dead.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        return ParseResult(c.rows_to_table(rows), dead, records)
+        return ParseResult(table, dead, records, structure)
 
     def finish_file(self, state: JsonState, ctx: ParseContext) -> ParseResult:
         if not state.lines:
@@ -156,7 +185,7 @@ class NfdumpJsonParser:
         text = "\n".join(state.lines)
         state.lines = []
         return ParseResult(c.rows_to_table([]), [DeadLetter(
-            ctx.source, f"{state.path}:{state.first_line}", "nfdump JSON record cut off at the end of the file", text)], 1)
+            ctx.source, f"{state.path}:{state.first_line}", "nfdump JSON record cut off at the end of the file", text)])
 
 
 PARSER = NfdumpJsonParser()

@@ -76,7 +76,8 @@ def to_event(line: str, ctx: ParseContext, ref: str, reference) -> dict:
             attrs["tunnel_ip6"] = pm.group("v6")
     elif (fm := _AUTH_FAIL.match(msg)) is not None:
         action, result = "auth.failure", "failure"
-        attrs["reason"] = fm.group("auth") or fm.group("verify")
+        reason = fm.group("auth") if fm.group("auth") is not None else fm.group("verify")
+        attrs["reason"] = reason or ""  # "TLS Auth Error: " with nothing after it
         if user is None and (cn := _CN_IN.search(attrs["reason"])):
             user = cn.group(1)
     else:

@@ -82,8 +82,8 @@ def _tz(ctx: ParseContext) -> dt.tzinfo:
 def _count(value: str | None, name: str) -> int | None:
     if value in (None, ""):
         return None
-    if not value.isdigit():
-        raise Reject(f"invalid count {value!r} in {name}")
+    if not (value.isascii() and value.isdecimal()) or len(value) > 18:
+        raise Reject(f"invalid count {value[:40]!r} in {name}")
     return int(value)
 
 
@@ -160,7 +160,7 @@ class OpenvpnStatusParser:
     def parse_block(self, block: Block, state: StatusState, ctx: ParseContext) -> ParseResult:
         dead: list[DeadLetter] = []
         rows: list[dict] = []
-        records = 0
+        records = structure = 0
         for line_no, line in c.iter_records(block, ctx.source, dead):
             line = line.lstrip("\ufeff")
             ref = f"{block.path}:{line_no}"
@@ -173,9 +173,12 @@ class OpenvpnStatusParser:
             if row is not None:
                 rows.append(row)
                 records += 1
+            else:
+                structure += 1
         records += sum(1 for d in dead if d.reason == "not valid UTF-8")
+        table = c.rows_to_table(rows, dead)
         dead.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        return ParseResult(c.rows_to_table(rows), dead, records)
+        return ParseResult(table, dead, records, structure)
 
     def _line(self, line: str, state: StatusState, ctx: ParseContext, ref: str) -> dict | None:
         """An event row for a client line, None for structure; raises ``Reject``."""

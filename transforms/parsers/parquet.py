@@ -39,6 +39,16 @@ def _raw(table: pa.Table, fields: tuple[str, ...]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
+def _bad_column(pf, g: int, names: list[str]) -> str | None:  # type: ignore[no-untyped-def]
+    """Which column of a row group cannot be read, for the dead letters' reason."""
+    for name in names:
+        try:
+            pf.read_row_group(g, columns=[name])
+        except Exception:  # noqa: BLE001
+            return f"column {name}: "
+    return None
+
+
 class ParquetParser:
     name = "parquet"
     kind = "mapped"  # each source's mapping.kind decides its events
@@ -62,16 +72,23 @@ class ParquetParser:
         names = [n for n in pf.schema_arrow.names if n in top]
         offset = 0
         for g in range(pf.num_row_groups):
-            t = pf.read_row_group(g, columns=names)
-            n = t.num_rows
+            n = pf.metadata.row_group(g).num_rows
             line_numbers = np.arange(offset + 1, offset + n + 1, dtype=np.int64)
             offset += n
             if n == 0:
                 continue
-            events, dead_letters = _mapping.map_table(
-                t, lambda s, t=t: column(t, s), m, ctx, self.name, _raw(t, m.sources),
-                c.raw_refs(state.path, line_numbers), line_numbers, state.path,
-            )
+            try:
+                t = pf.read_row_group(g, columns=names)
+                if t.num_rows != n:
+                    raise ValueError(f"{t.num_rows} rows read, {n} in the file's metadata")
+                events, dead_letters = _mapping.map_table(
+                    t, lambda s, t=t: column(t, s), m, ctx, self.name, _raw(t, m.sources),
+                    c.raw_refs(state.path, line_numbers), line_numbers, state.path,
+                )
+            except Exception as e:  # noqa: BLE001 - a corrupt row group: each of its rows says so
+                reason = f"unreadable row group {g}: {_bad_column(pf, g, names) or ''}{type(e).__name__}: {str(e)[:200]}"
+                events = empty_events()
+                dead_letters = [DeadLetter(ctx.source, f"{state.path}:{i}", reason, "") for i in line_numbers]
             yield ParseResult(events, dead_letters, n)
 
     def parse_block(self, block: Block, state: ParquetState, ctx: ParseContext) -> ParseResult:

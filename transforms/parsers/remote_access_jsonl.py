@@ -56,13 +56,13 @@ def to_event(line: str, ctx: ParseContext, ref: str) -> dict:
     for k, hi in INT_FIELDS.items():
         v = obj.get(k)
         if v is not None:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (hi is not None and v > hi):
-                raise Reject(f"invalid {'port' if hi else 'count'} {v!r} in {k}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v > (hi or 2**63 - 1):
+                raise Reject(f"invalid {'port' if hi else 'count'} {str(v)[:40]} in {k}")
             row[k] = v
     d = obj.get("duration")
     if d is not None:
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or d < 0:
-            raise Reject(f"invalid number {d!r} in duration")
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1e12:
+            raise Reject(f"invalid number {str(d)[:40]} in duration")
         row["duration"] = float(d)
     attrs = obj.get("attrs") or {}
     if not isinstance(attrs, dict):

@@ -79,8 +79,8 @@ def to_event(line: str, ctx: ParseContext, ref: str) -> dict:
     flat = _flatten(obj)
     eid_text = _first(flat, "winlog.event_id", "Event.System.EventID", "EventID", "event_id", "event.code",
                       "Event.System.EventID.#text")
-    if eid_text is None or not eid_text.strip().isdigit():
-        raise Reject(f"not a Windows Security event (EventID={eid_text or 'missing'})")
+    if eid_text is None or not eid_text.strip().isdecimal() or len(eid_text.strip()) > 9:
+        raise Reject(f"not a Windows Security event (EventID={(eid_text or 'missing')[:40]})")
     eid = int(eid_text)
     if eid not in ACTIONS:
         raise Reject(f"not a Windows logon event (EventID={eid})")
@@ -108,8 +108,8 @@ def to_event(line: str, ctx: ParseContext, ref: str) -> dict:
     port_text = get("IpPort")
     port = None
     if port_text is not None and port_text != "0":
-        if not port_text.isdigit() or int(port_text) > 65535:
-            raise Reject(f"invalid port {port_text!r} in IpPort")
+        if not port_text.isdecimal() or len(port_text) > 5 or int(port_text) > 65535:
+            raise Reject(f"invalid port {port_text[:40]!r} in IpPort")
         port = int(port_text)
     logon_type = get("LogonType")
     attrs = {
