@@ -30,7 +30,7 @@ def build_summary(cfg: Config, result: RunResult, exclude: Iterable[str] = ()) -
     with open(os.path.join(out, COUNTS_FILE), encoding="utf-8") as fh:
         counts = json.load(fh)
     sources = {
-        s.name: counts.get(s.name, {"read": 0, "parsed": 0, "dead_lettered": 0, "files": 0})
+        s.name: counts.get(s.name, {"read": 0, "parsed": 0, "dead_lettered": 0, "files": 0, "skipped": 0})
         for s in cfg.sources
         if s.enabled
     }
@@ -62,6 +62,7 @@ def build_summary(cfg: Config, result: RunResult, exclude: Iterable[str] = ()) -
             "read": read,
             "parsed": sum(s["parsed"] for s in sources.values()),
             "dead_lettered": sum(s["dead_lettered"] for s in sources.values()),
+            "skipped": sum(s.get("skipped", 0) for s in sources.values()),
             "files": result.input_files,
         },
         "findings": {"total": len(findings), "per_detection": dict(sorted(per_detection.items()))},
@@ -111,12 +112,14 @@ def print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 120)
     t = Table(title="Records per source")
-    for col in ("source", "files", "read", "parsed", "dead-lettered"):
-        t.add_column(col, justify="right" if col != "source" else "left")
-    for name, s in summary["sources"].items():
-        t.add_row(name, str(s["files"]), f"{s['read']:,}", f"{s['parsed']:,}", f"{s['dead_lettered']:,}")
     tot = summary["totals"]
-    t.add_row("total", str(tot["files"]), f"{tot['read']:,}", f"{tot['parsed']:,}", f"{tot['dead_lettered']:,}", style="bold")
+    skipped = bool(tot.get("skipped"))  # a column only when a sibling log was skipped
+    for col in ("source", "files", "read", "parsed", "dead-lettered", *(("skipped",) if skipped else ())):
+        t.add_column(col, justify="right" if col != "source" else "left")
+    for name, s in [*summary["sources"].items(), ("total", tot)]:
+        extra = (f"{s.get('skipped', 0):,}",) if skipped else ()
+        t.add_row(name, str(s["files"]), f"{s['read']:,}", f"{s['parsed']:,}", f"{s['dead_lettered']:,}", *extra,
+                  style="bold" if name == "total" and s is tot else None)
     console.print(t)
     if summary.get("dead_letters"):
         dl = Table(title="Dead letters per source and reason (deadletter/deadletter.jsonl)")

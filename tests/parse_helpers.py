@@ -13,10 +13,10 @@ from transforms.read import iter_blocks
 def parse_all(parser: str, source: str, path: Path | str, block_bytes: int = 1 << 20,
               **kw) -> tuple[pa.Table, list, int]:
     """All events, dead letters and records of a file; every block must keep
-    ``records == events + dead letters`` and the event schema."""
+    ``records == events + dead letters + skipped`` and the event schema."""
     tables, dead, records = [], [], 0
     for r in parse_file(parser, source, str(path), block_bytes=block_bytes, **kw):
-        assert r.records == r.events.num_rows + len(r.dead_letters)
+        assert r.records == r.events.num_rows + len(r.dead_letters) + r.skipped
         assert r.events.schema == EVENT_SCHEMA
         tables.append(r.events)
         dead += r.dead_letters

@@ -110,6 +110,11 @@ SAMPLES: dict[str, Sample] = {s.key: s for s in [
               "destination_p rosctr_code rosctr_name pdu_reference function_code function_name subfunction_code "
               "subfunction_name error_class error_code", "time string addr port addr port bool addr port addr port "
               "count string count string string string string string string"), "\t", b"#"),
+    Sample("zeek_dnp3", (
+        "1763248801.000000\tCd1\t10.30.1.77\t50001\t10.30.1.10\t20000\tDIRECT_OPERATE\tRESPONSE\t0",
+        "1763248802.000000\tCd1\t10.30.1.77\t50001\t10.30.1.10\t20000\tCOLD_RESTART\tRESPONSE\t0"), "tsv",
+        _zeek("dnp3", "ts uid id.orig_h id.orig_p id.resp_h id.resp_p fc_request fc_reply iin",
+              "time string addr port addr port string string count"), "\t", b"#"),
     Sample("zeek_cip", (
         "1795162502.000100\tCHhAvVGS1DHFjwGM9\t10.40.0.20\t3033\t10.30.2.10\t44818\tT\t1929\trequest\t0x0a\t"
         "Multiple Service Packet\t-\t-\t-\t-\t0x02\tMessage Router\t0x01\t-",), "tsv",

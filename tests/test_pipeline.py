@@ -160,7 +160,7 @@ def test_summary_accounts_for_every_record(corpus_run) -> None:
     truth = json.loads((corpus / "truth.json").read_text())
     assert summary["totals"]["read"] == truth["events"]
     for name, s in summary["sources"].items():
-        assert s["read"] == s["parsed"] + s["dead_lettered"], name
+        assert s["read"] == s["parsed"] + s["dead_lettered"] + s["skipped"], name
         assert s["read"] > 0, name
     assert summary["totals"]["dead_lettered"] == 0  # the generator writes clean logs
     assert summary["dead_letters"] == {}
@@ -217,7 +217,7 @@ def test_malformed_lines_are_dead_lettered_not_dropped(tmp_path: Path) -> None:
     truth = json.loads((corpus / "truth.json").read_text())
     dead = _jsonl(out / "deadletter" / "deadletter.jsonl")
     for name, s in summary["sources"].items():
-        assert s["read"] == s["parsed"] + s["dead_lettered"], name
+        assert s["read"] == s["parsed"] + s["dead_lettered"] + s["skipped"], name
     assert summary["totals"]["dead_lettered"] == len(dead)
     assert len([d for d in dead if "unreadable file" in d["reason"]]) == 1
     assert sum(n for codes in summary["dead_letters"].values() for n in codes.values()) == len(dead)

@@ -37,6 +37,7 @@ class Counts:
     parsed: int = 0
     dead_lettered: int = 0
     files: int = 0
+    skipped: int = 0  # records of recognised sibling logs this format does not read
 
     def __add__(self, other: "Counts") -> "Counts":
         return Counts(
@@ -44,6 +45,7 @@ class Counts:
             self.parsed + other.parsed,
             self.dead_lettered + other.dead_lettered,
             self.files + other.files,
+            self.skipped + other.skipped,
         )
 
 
@@ -61,7 +63,8 @@ def parse_file(item: InputFile, limits: Limits = DEFAULT_LIMITS) -> Iterator[Any
     next_line = 1
     try:
         for result, next_line in iter_results(parser, item.path, ctx, limits=limits):
-            counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters))
+            counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters),
+                                     skipped=result.skipped)
             note_records(result.records, item.path)  # the run's progress display (pipelines/progress.py)
             if result.events.num_rows:
                 yield result.events

@@ -113,7 +113,7 @@ def _line_by_line(parser: Parser, block: Block, state: Any, ctx: ParseContext, p
                   block_exc: Exception) -> tuple[ParseResult, Any]:
     log.warning("%s: parser %s raised on the block at line %d (%s); parsing it line by line",
                 block.path, parser.name, block.first_line, _exc(block_exc))
-    tables, dead, records, structure = [], [], 0, 0
+    tables, dead, records, structure, skipped = [], [], 0, 0, 0
     for i, line in enumerate(block.lines):
         one = Block(block.source, block.path, block.first_line + i, [line])
         before = copy.deepcopy(state)
@@ -127,11 +127,12 @@ def _line_by_line(parser: Parser, block: Block, state: Any, ctx: ParseContext, p
             continue
         records += record_lines(one, prefix) - r.structure
         structure += r.structure
+        skipped += r.skipped
         if r.events.num_rows:
             tables.append(r.events)
         dead.extend(r.dead_letters)
     events = pa.concat_tables(tables) if tables else empty_events()
-    return ParseResult(events, dead, records, structure), state
+    return ParseResult(events, dead, records, structure, skipped), state
 
 
 def _failed(ctx: ParseContext, location: str, reason: str, raw: str = "") -> ParseResult:

@@ -302,11 +302,12 @@ class ZeekLogParser:
         self._sniff_layout(block, state)
         batches, dead_letters, records, lines = read_zeek_block(block, state, ctx.source, self.wanted)
         tables = []
+        skipped = 0
         for b in batches:
             b.memo = state.memo
             why = self.skip_reason(b)
             if why is not None:
-                records -= len(b.rows)  # not records of this format: announced, not dead-lettered
+                skipped += len(b.rows)  # not records this format reads: announced and counted, not dead-lettered
                 if b.log_path not in state.noticed:
                     state.noticed.add(b.log_path or "")
                     logging.getLogger("cranewatch.parse").warning(
@@ -325,7 +326,7 @@ class ZeekLogParser:
             dead_letters.extend(more)
         dead_letters.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
         events = pa.concat_tables(tables) if tables else empty_events()
-        return ParseResult(events, dead_letters, records)
+        return ParseResult(events, dead_letters, records, skipped=skipped)
 
     def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
                 require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:

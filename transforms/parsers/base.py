@@ -3,8 +3,9 @@
 A parser module turns ``Block``s of one file into events (an ``EVENT_SCHEMA`` Arrow table)
 and dead letters. It keeps per-file state (a Zeek header, for one) in an object it creates
 itself, so one parser instance can read many files. The invariant every parser keeps and
-every conformance test checks: ``records == events.num_rows + len(dead_letters)`` for
-each block, where ``records`` counts data lines (not headers, comments or blank lines).
+every conformance test checks: ``records == events.num_rows + len(dead_letters) + skipped``
+for each block, where ``records`` counts data lines (not headers, comments or blank lines)
+and ``skipped`` the lines of recognised sibling logs the format does not read.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class ParseResult:
     #: record whose lines an earlier block read ends here). The read layer counts records
     #: as the block's other lines, independently of what the parser made of them.
     structure: int = 0
+    #: Records of a sibling log that the format recognises but does not read (e.g. ICSNPP
+    #: ``cip_io.log`` swept in by a ``cip*.log`` glob): announced once per file, counted
+    #: here so that ``records == events + dead letters + skipped`` still accounts for them.
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
