@@ -26,6 +26,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     BagStateSpec,
     CombiningValueStateSpec,
+    ReadModifyWriteStateSpec,
     TimerSpec,
     on_timer,
 )
@@ -118,6 +119,13 @@ def _latest(values: Iterable[float]) -> float:
 
 LATE = "late"  # tagged output: findings too late to revise any incident
 INCIDENTS = "incidents"
+EARLY = "early"  # streaming: versions of incidents still open (early alerts)
+WITHDRAWN = "withdrawn"  # streaming: ids of early versions superseded by another id
+
+
+def _digest(incident: Incident) -> tuple[Any, ...]:
+    """What an early alert's content depends on, cheap to compare between versions."""
+    return tuple((f.finding_id, f.count, f.last_seen) for f in incident.findings)
 
 
 def _revise(emitted: Incident, finding: Finding) -> Incident:
@@ -135,7 +143,8 @@ def _rfc3339(seconds: float) -> str:
 
 
 class _CorrelateFn(beam.DoFn):
-    """Keyed state: buffered findings; a timer at (latest finding + gap) closes incidents.
+    """Keyed state: buffered findings; a timer at the earliest (last finding + gap) of the open
+    incidents closes those the watermark has passed.
 
     Emitted incidents stay in state until the watermark passes their last finding + gap +
     ``allowed_lateness`` (the GC timer): a late finding that links to one re-emits it with
@@ -143,15 +152,21 @@ class _CorrelateFn(beam.DoFn):
     """
 
     FINDINGS = BagStateSpec("findings", PickleCoder())
-    LATEST = CombiningValueStateSpec("latest", PickleCoder(), _latest)  # max last_seen, s
+    CLOSE_AT = ReadModifyWriteStateSpec("close_at", PickleCoder())  # the close timer's time
+    EARLY_SENT = ReadModifyWriteStateSpec("early_sent", PickleCoder())  # open id -> digest
     EMITTED = BagStateSpec("emitted", PickleCoder())  # emitted incidents, until GC
     WATERMARK = CombiningValueStateSpec("watermark", PickleCoder(), _latest)  # fired timers, s
     CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
     GC = TimerSpec("gc", TimeDomain.WATERMARK)
 
-    def __init__(self, gap: float, allowed_lateness: float = 0.0):
+    def __init__(self, gap: float, allowed_lateness: float = 0.0, early: bool = False, close_slack: float = 0.0):
         self.gap = gap
         self.allowed_lateness = allowed_lateness
+        self.early = early
+        self.close_slack = close_slack
+
+    def _closes_at(self, last_seen: str) -> Timestamp:
+        return _close_time(_seconds(last_seen) + self.close_slack, self.gap)
 
     def _expiry(self, last_seen: str) -> float:
         return _seconds(last_seen) + self.gap + self.allowed_lateness
@@ -168,7 +183,8 @@ class _CorrelateFn(beam.DoFn):
         self,
         element: tuple[str, Finding],
         findings: Any = beam.DoFn.StateParam(FINDINGS),
-        latest: Any = beam.DoFn.StateParam(LATEST),
+        close_at: Any = beam.DoFn.StateParam(CLOSE_AT),
+        early_sent: Any = beam.DoFn.StateParam(EARLY_SENT),
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
         close: Any = beam.DoFn.TimerParam(CLOSE),
@@ -188,15 +204,37 @@ class _CorrelateFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(LATE, finding)
             return
         findings.add(finding)
-        latest.add(_seconds(finding.last_seen))
-        close.set(_close_time(latest.read(), self.gap))
+        # The timer is at the earliest close among open incidents, so one quiet incident
+        # closes while others on the same key are still growing.
+        at = self._closes_at(finding.last_seen)
+        current = close_at.read()
+        if current is None or at < current:
+            close_at.write(at)
+            close.set(at)
+        if self.early:
+            yield from self._early(correlate(list(findings.read()), self.gap), {}, early_sent)
+
+    def _early(self, still_open: list[Incident], closed: dict[str, Incident], early_sent: Any) -> Iterator[Any]:
+        """Early alerts: a version of each open incident whose members changed, and the
+        withdrawal of an early id that no open or closed incident carries any more (an
+        earlier finding arrived and the incident's id, taken from its first finding, moved)."""
+        sent: dict[str, Any] = early_sent.read() or {}
+        now: dict[str, Any] = {}
+        for incident in still_open:
+            now[incident.incident_id] = digest = _digest(incident)
+            if sent.get(incident.incident_id) != digest:
+                yield beam.pvalue.TaggedOutput(EARLY, incident)
+        for incident_id in sorted(set(sent) - set(now) - set(closed)):
+            yield beam.pvalue.TaggedOutput(WITHDRAWN, incident_id)
+        early_sent.write(now)
 
     @on_timer(CLOSE)
     def on_close(
         self,
         fire_ts: Any = beam.DoFn.TimestampParam,
         findings: Any = beam.DoFn.StateParam(FINDINGS),
-        latest: Any = beam.DoFn.StateParam(LATEST),
+        close_at: Any = beam.DoFn.StateParam(CLOSE_AT),
+        early_sent: Any = beam.DoFn.StateParam(EARLY_SENT),
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
         close: Any = beam.DoFn.TimerParam(CLOSE),
@@ -205,22 +243,26 @@ class _CorrelateFn(beam.DoFn):
         watermark.add(float(fire_ts))
         buffered = list(findings.read())
         findings.clear()
-        latest.clear()
-        still_open: list[Finding] = []
+        close_at.clear()
+        still_open: list[Incident] = []
         closed: list[Incident] = []
         for incident in correlate(buffered, self.gap):
-            if _close_time(_seconds(incident.last_seen), self.gap) <= fire_ts:
+            if self._closes_at(incident.last_seen) <= fire_ts:
                 # Stamped with the closing time: that is when the incident became known,
                 # and it stays at or after the timer's watermark hold (never late).
                 closed.append(incident)
                 yield beam.window.TimestampedValue(incident, fire_ts)
             else:
-                still_open.extend(incident.findings)
-        for f in still_open:
-            findings.add(f)
-            latest.add(_seconds(f.last_seen))
+                still_open.append(incident)
+        for incident in still_open:
+            for f in incident.findings:
+                findings.add(f)
         if still_open:
-            close.set(_close_time(latest.read(), self.gap))
+            at = min(self._closes_at(i.last_seen) for i in still_open)
+            close_at.write(at)
+            close.set(at)
+        if self.early:
+            yield from self._early(still_open, {i.incident_id: i for i in closed}, early_sent)
         if closed:
             self._keep(emitted, gc, [*emitted.read(), *closed])
 
@@ -242,11 +284,15 @@ class CorrelateIncidents(beam.PTransform):
     """Findings (timestamped by event time) → ``INCIDENTS`` (closed or revised Incidents)
     and ``LATE`` (findings beyond allowed lateness), as a tagged output tuple."""
 
-    def __init__(self, site: str, gap: float, allowed_lateness: float = 0.0):
+    def __init__(self, site: str, gap: float, allowed_lateness: float = 0.0, early: bool = False,
+                 close_slack: float = 0.0):
         super().__init__()
         self.site = site
         self.gap = gap
         self.allowed_lateness = allowed_lateness
+        self.early = early  # also ``EARLY`` versions of open incidents and ``WITHDRAWN`` ids
+        # Streaming: how far behind event time findings may leave detection (close that much later).
+        self.close_slack = close_slack
 
     def expand(self, findings: beam.PCollection) -> Any:
         return (
@@ -254,5 +300,7 @@ class CorrelateIncidents(beam.PTransform):
             | "Key findings by site"
             >> beam.Map(lambda f, site=self.site: (site, f)).with_output_types(tuple[str, Any])
             | "Group into incidents"
-            >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness)).with_outputs(LATE, main=INCIDENTS)
+            >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness, self.early, self.close_slack)).with_outputs(
+                *((LATE, EARLY, WITHDRAWN) if self.early else (LATE,)), main=INCIDENTS
+            )
         )
