@@ -24,8 +24,6 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
-    BagStateSpec,
-    CombiningValueStateSpec,
     ReadModifyWriteStateSpec,
     TimerSpec,
     on_timer,
@@ -34,6 +32,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
 from transforms.model import Finding, Incident, severity_label
+from transforms.state_guard import Guarded, new_stage_id
 
 STAGE_ORDER = {"recon": 0, "access": 1, "command": 2, "impact": 3, "exfiltration": 4, "other": 5}
 CHAIN = ("access", "command", "impact")
@@ -113,10 +112,6 @@ def _close_time(latest_seconds: float, gap: float) -> Timestamp:
     return ms_ceil(latest_seconds + gap)
 
 
-def _latest(values: Iterable[float]) -> float:
-    return max(values, default=0.0)
-
-
 LATE = "late"  # tagged output: findings too late to revise any incident
 INCIDENTS = "incidents"
 EARLY = "early"  # streaming: versions of incidents still open (early alerts)
@@ -130,7 +125,7 @@ def _digest(incident: Incident) -> tuple[Any, ...]:
 
 def _revise(emitted: Incident, finding: Finding) -> Incident:
     """The emitted incident with ``finding`` added: same id, a strictly later ``modified``."""
-    members = [*emitted.findings, finding]
+    members = merge_all([*emitted.findings, finding])  # a later part of a member merges into it
     revised = build_incident(members)
     modified = max(_seconds(revised.modified), _seconds(finding.last_seen))
     if modified <= _seconds(emitted.modified):
@@ -151,11 +146,13 @@ class _CorrelateFn(beam.DoFn):
     the same id and a later ``modified``; a finding older than that goes to ``LATE``.
     """
 
-    FINDINGS = BagStateSpec("findings", PickleCoder())
+    # Single cells (whole lists), not bags: a bag cleared and appended to within one bundle
+    # lost appends on Prism (the open findings of one incident were split in two).
+    FINDINGS = ReadModifyWriteStateSpec("findings", PickleCoder())  # open findings
     CLOSE_AT = ReadModifyWriteStateSpec("close_at", PickleCoder())  # the close timer's time
     EARLY_SENT = ReadModifyWriteStateSpec("early_sent", PickleCoder())  # open id -> digest
-    EMITTED = BagStateSpec("emitted", PickleCoder())  # emitted incidents, until GC
-    WATERMARK = CombiningValueStateSpec("watermark", PickleCoder(), _latest)  # fired timers, s
+    EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())  # emitted incidents, until GC
+    WATERMARK = ReadModifyWriteStateSpec("watermark", PickleCoder())  # latest fired timer, s
     CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
     GC = TimerSpec("gc", TimeDomain.WATERMARK)
 
@@ -164,6 +161,7 @@ class _CorrelateFn(beam.DoFn):
         self.allowed_lateness = allowed_lateness
         self.early = early
         self.close_slack = close_slack
+        self.stage_id = new_stage_id()  # see transforms/state_guard.py
 
     def _closes_at(self, last_seen: str) -> Timestamp:
         return _close_time(_seconds(last_seen) + self.close_slack, self.gap)
@@ -173,9 +171,7 @@ class _CorrelateFn(beam.DoFn):
 
     def _keep(self, emitted: Any, gc: Any, incidents: list[Incident]) -> None:
         """Replace the kept emitted incidents and arm the GC timer for the first to expire."""
-        emitted.clear()
-        for i in incidents:
-            emitted.add(i)
+        emitted.write(list(incidents))
         if incidents:
             gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in incidents)))
 
@@ -190,8 +186,13 @@ class _CorrelateFn(beam.DoFn):
         close: Any = beam.DoFn.TimerParam(CLOSE),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
-        _, finding = element
-        kept = list(emitted.read())
+        key, finding = element
+        findings, close_at, early_sent, emitted, watermark = self._guard(
+            key, findings, close_at, early_sent, emitted, watermark)
+        kept = list(emitted.read() or [])
+        buffered: list[Finding] = list(findings.read() or [])
+        if kept and self._joins_open(buffered, finding):
+            kept = []  # it belongs with findings still open: those decide, as in batch
         for n, incident in enumerate(kept):
             if len(correlate([*incident.findings, finding], self.gap)) == 1:
                 kept[n] = revised = _revise(incident, finding)
@@ -203,7 +204,8 @@ class _CorrelateFn(beam.DoFn):
         if known and ms_ceil(self._expiry(finding.last_seen)) <= Timestamp.of(known):
             yield beam.pvalue.TaggedOutput(LATE, finding)
             return
-        findings.add(finding)
+        buffered.append(finding)
+        findings.write(buffered)
         # The timer is at the earliest close among open incidents, so one quiet incident
         # closes while others on the same key are still growing.
         at = self._closes_at(finding.last_seen)
@@ -212,7 +214,16 @@ class _CorrelateFn(beam.DoFn):
             close_at.write(at)
             close.set(at)
         if self.early:
-            yield from self._early(correlate(list(findings.read()), self.gap), {}, early_sent)
+            yield from self._early(correlate(buffered, self.gap), {}, early_sent)
+
+    def _guard(self, key: Any, *cells: Any) -> list[Guarded]:
+        names = ("findings", "close_at", "early_sent", "emitted", "watermark")
+        return [Guarded(c, self.stage_id, key, n) for c, n in zip(cells, names)]
+
+    def _joins_open(self, buffered: list[Finding], finding: Finding) -> bool:
+        """Whether ``finding`` merges into or links with the open (buffered) findings: then it
+        joins them rather than revising an emitted incident it may also touch."""
+        return bool(buffered) and len(correlate([*buffered, finding], self.gap)) <= len(correlate(buffered, self.gap))
 
     def _early(self, still_open: list[Incident], closed: dict[str, Incident], early_sent: Any) -> Iterator[Any]:
         """Early alerts: a version of each open incident whose members changed, and the
@@ -232,6 +243,7 @@ class _CorrelateFn(beam.DoFn):
     def on_close(
         self,
         fire_ts: Any = beam.DoFn.TimestampParam,
+        key: Any = beam.DoFn.KeyParam,
         findings: Any = beam.DoFn.StateParam(FINDINGS),
         close_at: Any = beam.DoFn.StateParam(CLOSE_AT),
         early_sent: Any = beam.DoFn.StateParam(EARLY_SENT),
@@ -240,9 +252,10 @@ class _CorrelateFn(beam.DoFn):
         close: Any = beam.DoFn.TimerParam(CLOSE),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
-        watermark.add(float(fire_ts))
-        buffered = list(findings.read())
-        findings.clear()
+        findings, close_at, early_sent, emitted, watermark = self._guard(
+            key, findings, close_at, early_sent, emitted, watermark)
+        watermark.write(max(float(fire_ts), watermark.read() or 0.0))
+        buffered = list(findings.read() or [])
         close_at.clear()
         still_open: list[Incident] = []
         closed: list[Incident] = []
@@ -254,9 +267,7 @@ class _CorrelateFn(beam.DoFn):
                 yield beam.window.TimestampedValue(incident, fire_ts)
             else:
                 still_open.append(incident)
-        for incident in still_open:
-            for f in incident.findings:
-                findings.add(f)
+        findings.write([f for incident in still_open for f in incident.findings])
         if still_open:
             at = min(self._closes_at(i.last_seen) for i in still_open)
             close_at.write(at)
@@ -264,19 +275,22 @@ class _CorrelateFn(beam.DoFn):
         if self.early:
             yield from self._early(still_open, {i.incident_id: i for i in closed}, early_sent)
         if closed:
-            self._keep(emitted, gc, [*emitted.read(), *closed])
+            self._keep(emitted, gc, [*(emitted.read() or []), *closed])
 
     @on_timer(GC)
     def on_gc(
         self,
         fire_ts: Any = beam.DoFn.TimestampParam,
+        key: Any = beam.DoFn.KeyParam,
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         """Forget incidents the watermark has passed by gap + allowed lateness."""
-        watermark.add(float(fire_ts))
-        self._keep(emitted, gc, [i for i in emitted.read() if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
+        emitted = Guarded(emitted, self.stage_id, key, "emitted")
+        watermark = Guarded(watermark, self.stage_id, key, "watermark")
+        watermark.write(max(float(fire_ts), watermark.read() or 0.0))
+        self._keep(emitted, gc, [i for i in emitted.read() or [] if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
         return iter(())
 
 

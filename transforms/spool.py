@@ -20,6 +20,7 @@ from them (``replay_start``), so the incidents open at the stop are rebuilt.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -281,17 +282,51 @@ def read_file(spec: SpoolSource, path: str, watermark: Optional[float], keep_fro
     return _FileRead(tables, dead, record)
 
 
-def replay_start(spec: SpoolSource, finished: FinishedFiles, incident_spans: list[tuple[float, float]]) -> Optional[float]:
-    """Where a restart's replay begins (epoch seconds), or None when nothing was read.
+_STOPPED: dict[str, Optional[float]] = {}
+_STOPPED_LOCK = threading.Lock()
 
-    The correlation horizon (gap + allowed lateness) behind the watermark at the stop, moved
-    back to the first finding of every incident overlapping it (``incident_spans``: the
-    (first, last) seen of the incidents the sinks wrote), so no incident is rebuilt from its
-    tail only and none is lost."""
-    highs = [r.max_time for r in finished.records.values() if r.max_time is not None]
-    if not highs:
+
+def stop_watermark(state_dir: str) -> Optional[float]:
+    """The job's watermark when it stopped, read once per process (before any source of
+    this run records a new one)."""
+    with _STOPPED_LOCK:
+        if state_dir not in _STOPPED:
+            _STOPPED[state_dir] = _recorded_watermark(state_dir)
+        return _STOPPED[state_dir]
+
+
+def _recorded_watermark(state_dir: str) -> Optional[float]:
+    """The minimum of the sources' last recorded watermarks (ended sources aside), None
+    when some source had none yet."""
+    values = []
+    directory = os.path.join(state_dir, "watermark")
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as fh:
+                value = json.load(fh).get("watermark")
+        except (OSError, ValueError):
+            return None
+        if value is None:
+            return None
+        if value != "+inf":
+            values.append(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    return min(values) if values else math.inf
+
+
+def replay_start(spec: SpoolSource, finished: FinishedFiles, incident_spans: list[tuple[float, float]]) -> Optional[float]:
+    """Where a restart's replay begins (epoch seconds; -inf: everything), or None when
+    nothing was read before.
+
+    The correlation horizon (gap + allowed lateness) behind the job's watermark at the stop
+    (the same for every source), moved back to the first finding of every incident
+    overlapping it (``incident_spans``: the (first, last) seen of the incidents the sinks
+    wrote), so no incident is rebuilt from its tail only."""
+    if not any(r.max_time is not None for r in finished.records.values()):
         return None
-    start = max(highs) - spec.out_of_orderness - spec.horizon
+    stopped = stop_watermark(spec.state_dir)
+    if stopped is None:
+        return -math.inf
+    start = stopped - spec.horizon
     moved = True
     while moved:
         moved = False
@@ -338,7 +373,8 @@ class _ReadSpoolFn(beam.DoFn):
                     path = os.path.join(spec.directory, rec.name)
                     if not os.path.exists(path):
                         continue  # moved away since: its records cannot be replayed
-                    yield from read_file(spec, path, rec.read_watermark, keep_from=start).tables
+                    keep = start if start > -math.inf else None
+                    yield from read_file(spec, path, rec.read_watermark, keep_from=keep).tables
                 newest = max([newest, *(x.max_time for x in finished.records.values() if x.max_time is not None)])
             ended = END_MARKER in finished.records
             if not tracker.try_claim(replace(r, replayed=True, newest=newest, ended=ended)):

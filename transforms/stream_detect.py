@@ -24,6 +24,7 @@ from detections.api import KeyState
 from pipelines.config import Config
 from transforms.detect import Detector, _Pending, ms_ceil
 from transforms.model import Finding
+from transforms.state_guard import Guarded, new_stage_id
 
 BUCKET = 5.0  # seconds of event time per flush timer
 
@@ -41,6 +42,7 @@ class StreamingStatefulFn(beam.DoFn):
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.stage_id = new_stage_id()  # see transforms/state_guard.py
 
     def setup(self) -> None:
         self.detector = Detector(self.cfg)
@@ -59,7 +61,9 @@ class StreamingStatefulFn(beam.DoFn):
         armed_state: Any = beam.DoFn.StateParam(ARMED),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
-        _, (state_key, event) = element
+        key, (state_key, event) = element
+        state = Guarded(state, self.stage_id, key, "state")
+        armed_state = Guarded(armed_state, self.stage_id, key, "armed")
         st: _Pending = state.read() or _Pending()
         armed: set[float] = armed_state.read() or set()
         st.events.append((state_key, event))
@@ -73,10 +77,13 @@ class StreamingStatefulFn(beam.DoFn):
         self,
         fire_ts: Any = beam.DoFn.TimestampParam,
         tag: Any = beam.DoFn.DynamicTimerTagParam,
+        key: Any = beam.DoFn.KeyParam,
         state: Any = beam.DoFn.StateParam(STATE),
         armed_state: Any = beam.DoFn.StateParam(ARMED),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
+        state = Guarded(state, self.stage_id, key, "state")
+        armed_state = Guarded(armed_state, self.stage_id, key, "armed")
         until = float(tag)
         armed: set[float] = armed_state.read() or set()
         armed.discard(until)

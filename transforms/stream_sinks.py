@@ -145,22 +145,29 @@ class _WriteVersionFn(beam.DoFn):
 
     def _withdraw(self, incident_id: str) -> Iterator[str]:
         prev = self.index.entries.get(incident_id)
-        if prev is None or prev["final"] or prev["kind"] == "withdrawn":
+        if prev is not None and (prev["final"] or prev["kind"] == "withdrawn"):
             return
         for path in self._paths(incident_id):
             if os.path.exists(path):
                 os.remove(path)
-        self.index.add({**prev, "kind": "withdrawn"})
+        # Kept even when no version was written yet: versions and withdrawals travel in
+        # different bundles, and an early version arriving after its withdrawal is dropped.
+        self.index.add({**(prev or {"id": incident_id, "final": False, "findings": [], "first_seen": None,
+                                     "last_seen": None, "modified": None}), "kind": "withdrawn"})
         self.incidents_log.append([json.dumps({"incident_id": incident_id, "version": "withdrawn"}, sort_keys=True)])
         yield incident_id
 
     def _write(self, kind: str, incident: Incident) -> Iterator[str]:
         prev = self.index.entries.get(incident.incident_id)
-        ids = [f.finding_id for f in incident.findings]
-        if kind == "early" and prev is not None and prev["kind"] != "withdrawn" and (
-            prev["final"] or set(ids) <= set(prev["findings"])
-        ):
-            return  # never over a final version; a stale early version (replay)
+        digest = _digest(incident)
+        if prev is not None and prev["kind"] == "withdrawn":
+            if kind == "early":
+                return  # an early version that arrived after its withdrawal
+            prev = None
+        if prev is not None and _dominated(digest, prev.get("digest") or {}):
+            if kind == "final" and not prev["final"] and digest == prev.get("digest"):
+                yield from self._log(kind, incident, {**prev, "kind": kind, "final": True})  # early was final
+            return  # already written, or an older version arriving late (or a restart's replay)
         texts = self._texts(incident)
         paths = self._paths(incident.incident_id)
         on_disk = _read(paths[0])
@@ -174,22 +181,37 @@ class _WriteVersionFn(beam.DoFn):
                     incident = dataclasses.replace(incident, modified=_rfc3339(_seconds(written) + 0.001))
                     texts = self._texts(incident)
         final = kind == "final" or bool(prev and prev.get("final"))
-        if on_disk == texts[0] and prev is not None and prev.get("final") == final:
-            return  # identical file, already indexed
         for path, text in zip(paths, texts):
-            _write_atomic(path, text)
-        self.index.add({"id": incident.incident_id, "kind": kind, "final": final, "findings": ids,
-                        "first_seen": incident.first_seen, "last_seen": incident.last_seen,
-                        "modified": _bundle_modified(texts[0])})
-        row = json.loads(incident_json(incident))
-        self.incidents_log.append([json.dumps({**row, "version": "final" if kind == "final" else "early"},
-                                              sort_keys=True)])
+            if _read(path) != text:
+                _write_atomic(path, text)
+        yield from self._log(kind, incident, {
+            "id": incident.incident_id, "kind": kind, "final": final, "digest": digest,
+            "findings": [f.finding_id for f in incident.findings], "first_seen": incident.first_seen,
+            "last_seen": incident.last_seen, "modified": _bundle_modified(texts[0]),
+        })
+
+    def _log(self, kind: str, incident: Incident, entry: dict[str, Any]) -> Iterator[str]:
+        self.index.add(entry)
+        row = json.loads(incident_json(dataclasses.replace(incident, modified=entry["modified"] or incident.modified)))
+        self.incidents_log.append([json.dumps({**row, "version": kind}, sort_keys=True)])
         if kind == "final":
             self.findings_log.append([
                 json.dumps({**f.to_dict(), "incident_id": incident.incident_id}, sort_keys=True)
                 for f in incident.findings
             ])
         yield incident.incident_id
+
+
+def _digest(incident: Incident) -> dict[str, list[Any]]:
+    """Per member finding: its hit count and last sighting. A later version of an incident
+    only adds findings or grows them, so it is never dominated by an earlier one."""
+    return {f.finding_id: [f.count, f.last_seen] for f in incident.findings}
+
+
+def _dominated(new: dict[str, list[Any]], old: dict[str, list[Any]]) -> bool:
+    """True when ``new`` adds nothing to ``old`` (no new finding, no more hits, no later time)."""
+    return all(fid in old and n[0] <= old[fid][0] and _seconds(n[1]) <= _seconds(old[fid][1])
+               for fid, n in new.items())
 
 
 def _read(path: str) -> Optional[str]:
