@@ -32,7 +32,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
 from transforms.model import Finding, Incident, severity_label
-from transforms.state_guard import Guarded, new_stage_id
+from transforms.state_guard import Cell, Guard, new_stage_id
 
 STAGE_ORDER = {"recon": 0, "access": 1, "command": 2, "impact": 3, "exfiltration": 4, "other": 5}
 CHAIN = ("access", "command", "impact")
@@ -153,6 +153,7 @@ class _CorrelateFn(beam.DoFn):
     EARLY_SENT = ReadModifyWriteStateSpec("early_sent", PickleCoder())  # open id -> digest
     EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())  # emitted incidents, until GC
     WATERMARK = ReadModifyWriteStateSpec("watermark", PickleCoder())  # latest fired timer, s
+    VERSION = ReadModifyWriteStateSpec("version", PickleCoder())  # transforms/state_guard.py
     CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
     GC = TimerSpec("gc", TimeDomain.WATERMARK)
 
@@ -183,12 +184,13 @@ class _CorrelateFn(beam.DoFn):
         early_sent: Any = beam.DoFn.StateParam(EARLY_SENT),
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
+        version: Any = beam.DoFn.StateParam(VERSION),
         close: Any = beam.DoFn.TimerParam(CLOSE),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         key, finding = element
         findings, close_at, early_sent, emitted, watermark = self._guard(
-            key, findings, close_at, early_sent, emitted, watermark)
+            key, version, findings, close_at, early_sent, emitted, watermark)
         kept = list(emitted.read() or [])
         buffered: list[Finding] = list(findings.read() or [])
         if kept and self._joins_open(buffered, finding):
@@ -216,9 +218,10 @@ class _CorrelateFn(beam.DoFn):
         if self.early:
             yield from self._early(correlate(buffered, self.gap), {}, early_sent)
 
-    def _guard(self, key: Any, *cells: Any) -> list[Guarded]:
+    def _guard(self, key: Any, version: Any, *cells: Any) -> list[Cell]:
+        guard = Guard(version, self.stage_id, key)
         names = ("findings", "close_at", "early_sent", "emitted", "watermark")
-        return [Guarded(c, self.stage_id, key, n) for c, n in zip(cells, names)]
+        return [guard.bind(n, c) for c, n in zip(cells, names)]
 
     def _joins_open(self, buffered: list[Finding], finding: Finding) -> bool:
         """Whether ``finding`` merges into or links with the open (buffered) findings: then it
@@ -249,11 +252,12 @@ class _CorrelateFn(beam.DoFn):
         early_sent: Any = beam.DoFn.StateParam(EARLY_SENT),
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
+        version: Any = beam.DoFn.StateParam(VERSION),
         close: Any = beam.DoFn.TimerParam(CLOSE),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         findings, close_at, early_sent, emitted, watermark = self._guard(
-            key, findings, close_at, early_sent, emitted, watermark)
+            key, version, findings, close_at, early_sent, emitted, watermark)
         watermark.write(max(float(fire_ts), watermark.read() or 0.0))
         buffered = list(findings.read() or [])
         close_at.clear()
@@ -284,11 +288,12 @@ class _CorrelateFn(beam.DoFn):
         key: Any = beam.DoFn.KeyParam,
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
+        version: Any = beam.DoFn.StateParam(VERSION),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         """Forget incidents the watermark has passed by gap + allowed lateness."""
-        emitted = Guarded(emitted, self.stage_id, key, "emitted")
-        watermark = Guarded(watermark, self.stage_id, key, "watermark")
+        guard = Guard(version, self.stage_id, key)
+        emitted, watermark = guard.bind("emitted", emitted), guard.bind("watermark", watermark)
         watermark.write(max(float(fire_ts), watermark.read() or 0.0))
         self._keep(emitted, gc, [i for i in emitted.read() or [] if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
         return iter(())

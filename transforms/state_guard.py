@@ -1,13 +1,14 @@
-"""Read-your-writes for keyed state cells on Prism.
+"""Read-your-writes for keyed state on Prism.
 
-On Prism (2.77, loopback worker) a bundle of a stateful stage can read a cell's value from
+On Prism (2.77, loopback worker) a bundle of a stateful stage could read a cell's value from
 before the previous bundle of the same key committed its write: measured on the correlation
 stage, a read returned the open findings minus the one just added, so an incident lost a
-member. Each guarded cell stores ``(version, value)``; the worker process also keeps the
-last value it wrote per (stage, key, cell), and a read that finds an older version in the
-runner's state takes the kept one. On a runner with correct state the kept value is never
-newer and the guard does nothing; a worker restarted elsewhere has nothing kept and reads
-the runner's state as usual.
+member. A guarded DoFn keeps one small version cell per key, bumped by every write; the
+worker process keeps the values it last wrote per (stage, key) with that version. A read
+takes the kept value when the kept version is at least the stored one (a stale runner read,
+or simply no need to decode the cell again), and the runner's cell otherwise (a fresh
+worker, or a key another worker wrote since). On a runner with correct state the guard
+changes nothing but saves decoding the cells the worker itself wrote.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import threading
 import uuid
 from typing import Any
 
-_KEPT: dict[tuple[str, Any, str], tuple[int, Any]] = {}
+_KEPT: dict[tuple[str, Any], tuple[int, dict[str, Any]]] = {}
 _LOCK = threading.Lock()
 
 
@@ -24,32 +25,45 @@ def new_stage_id() -> str:
     return uuid.uuid4().hex
 
 
-class Guarded:
-    """A ReadModifyWrite state cell with read-your-writes within this worker process."""
+class Guard:
+    """The state of one key in one call of a guarded DoFn (``process`` or a timer)."""
 
-    def __init__(self, cell: Any, stage: str, key: Any, name: str):
-        self.cell = cell
-        self.slot = (stage, key, name)
-
-    def _stored(self) -> tuple[int, Any]:
-        stored = self.cell.read()
-        return stored if isinstance(stored, tuple) and len(stored) == 2 else (0, None)
-
-    def read(self) -> Any:
-        version, value = self._stored()
+    def __init__(self, version_cell: Any, stage: str, key: Any):
+        self.vcell = version_cell
+        self.slot = (stage, key)
+        stored = version_cell.read() or 0
         with _LOCK:
             kept = _KEPT.get(self.slot)
-        if kept is not None and kept[0] > version:
-            return kept[1]
-        return value
+        if kept is not None and kept[0] >= stored:
+            self.version, self.values = kept[0], dict(kept[1])
+        else:
+            self.version, self.values = stored, {}
+
+    def bind(self, name: str, cell: Any) -> "Cell":
+        return Cell(self, name, cell)
+
+    def _write(self, name: str, cell: Any, value: Any) -> None:
+        cell.write(value)
+        self.values[name] = value
+        self.version += 1
+        self.vcell.write(self.version)
+        with _LOCK:
+            _KEPT[self.slot] = (self.version, dict(self.values))
+
+
+class Cell:
+    """A ReadModifyWrite state cell read and written through a ``Guard``."""
+
+    def __init__(self, guard: Guard, name: str, cell: Any):
+        self.guard, self.name, self.cell = guard, name, cell
+
+    def read(self) -> Any:
+        if self.name in self.guard.values:
+            return self.guard.values[self.name]
+        return self.cell.read()
 
     def write(self, value: Any) -> None:
-        version, _ = self._stored()
-        with _LOCK:
-            kept = _KEPT.get(self.slot, (0, None))
-            new = (max(version, kept[0]) + 1, value)
-            _KEPT[self.slot] = new
-        self.cell.write(new)
+        self.guard._write(self.name, self.cell, value)
 
     def clear(self) -> None:
         self.write(None)

@@ -24,7 +24,7 @@ from detections.api import KeyState
 from pipelines.config import Config
 from transforms.detect import Detector, _Pending, ms_ceil
 from transforms.model import Finding
-from transforms.state_guard import Guarded, new_stage_id
+from transforms.state_guard import Guard, new_stage_id
 
 BUCKET = 5.0  # seconds of event time per flush timer
 
@@ -38,6 +38,7 @@ class StreamingStatefulFn(beam.DoFn):
 
     STATE = ReadModifyWriteStateSpec("state", PickleCoder())  # _Pending
     ARMED = ReadModifyWriteStateSpec("armed", PickleCoder())  # bucket ends with a timer set
+    VERSION = ReadModifyWriteStateSpec("version", PickleCoder())  # transforms/state_guard.py
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
 
     def __init__(self, cfg: Config):
@@ -59,11 +60,12 @@ class StreamingStatefulFn(beam.DoFn):
         element: tuple[str, tuple[str, dict[str, Any]]],
         state: Any = beam.DoFn.StateParam(STATE),
         armed_state: Any = beam.DoFn.StateParam(ARMED),
+        version: Any = beam.DoFn.StateParam(VERSION),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
         key, (state_key, event) = element
-        state = Guarded(state, self.stage_id, key, "state")
-        armed_state = Guarded(armed_state, self.stage_id, key, "armed")
+        guard = Guard(version, self.stage_id, key)
+        state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
         st: _Pending = state.read() or _Pending()
         armed: set[float] = armed_state.read() or set()
         st.events.append((state_key, event))
@@ -80,10 +82,11 @@ class StreamingStatefulFn(beam.DoFn):
         key: Any = beam.DoFn.KeyParam,
         state: Any = beam.DoFn.StateParam(STATE),
         armed_state: Any = beam.DoFn.StateParam(ARMED),
+        version: Any = beam.DoFn.StateParam(VERSION),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
-        state = Guarded(state, self.stage_id, key, "state")
-        armed_state = Guarded(armed_state, self.stage_id, key, "armed")
+        guard = Guard(version, self.stage_id, key)
+        state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
         until = float(tag)
         armed: set[float] = armed_state.read() or set()
         armed.discard(until)
