@@ -119,8 +119,10 @@ WITHDRAWN = "withdrawn"  # streaming: ids of early versions superseded by anothe
 
 
 def _digest(incident: Incident) -> tuple[Any, ...]:
-    """What an early alert's content depends on, cheap to compare between versions."""
-    return tuple((f.finding_id, f.count, f.last_seen) for f in incident.findings)
+    """When an open incident is alerted again: a member finding joined (not every further hit
+    of a member, which would rewrite its bundles for each beacon; the final version counts
+    them all)."""
+    return tuple(f.finding_id for f in incident.findings)
 
 
 def _revise(emitted: Incident, finding: Finding) -> Incident:
