@@ -7,7 +7,18 @@ BIN    := $(VENV)/bin
 DEMO_EVENTS ?= 50000
 CHROMIUM ?= chromium
 
-.PHONY: demo test bench install clean chromium
+.PHONY: demo test bench install clean chromium prism
+
+# Prism, Beam's portable runner, for `cranewatch stream` and its tests: built once from the
+# Go module proxy into the git-ignored cache, at the installed apache-beam version.
+BEAM_VERSION := $(shell sed -n 's/.*"apache-beam>=\([0-9.]*\),.*/\1/p' setup.py)
+CACHE  := $(CURDIR)/.cache
+PRISM  := $(CACHE)/prism/v$(BEAM_VERSION)/prism
+
+$(PRISM):
+	GOPATH=$(CACHE)/gopath GOBIN=$(dir $(PRISM)) GOFLAGS=-modcacherw go install github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
+
+prism: $(PRISM)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +38,7 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/cranewatch demo --out demo-out --events $(DEMO_EVENTS)
 
-test: $(VENV)/.installed-test chromium
+test: $(VENV)/.installed-test chromium $(PRISM)
 	$(BIN)/python -m pytest -q tests
 
 # The report's browser test (tests/test_report_browser.py) loads report.html in Debian's

@@ -14,15 +14,9 @@ from typing import Any, Callable, Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.assembly import assemble
 from pipelines.config import Config, resolve_sources
-from transforms.correlate import INCIDENTS, LATE, CorrelateIncidents
-from transforms.detect import DetectFindings
-from transforms.export import (
-    ExportIncidents,
-    WriteDeadLetters,
-    late_dead_letter,
-    write_counts,
-)
+from transforms.export import ExportIncidents, WriteDeadLetters, write_counts
 from transforms.parse import COUNTS, DEAD, EVENTS, InputFile, ParseSources
 
 COUNTS_FILE = "_counts.json"
@@ -49,19 +43,16 @@ def input_files(cfg: Config) -> list[InputFile]:
 
 
 def build(p: beam.Pipeline, cfg: Config, files: list[InputFile], out_dir: str) -> None:
+    """The batch ends around the shared stages (``pipelines/assembly.py``): a file list in,
+    sorted files out once the input is exhausted."""
     parsed = (
         p
         | "List input files" >> beam.Create(files, reshuffle=False)
         | "Read and parse" >> ParseSources(cfg.limits.read_limits())
     )
-    correlated = (
-        parsed[EVENTS]
-        | "Detect" >> DetectFindings(cfg)
-        | "Correlate" >> CorrelateIncidents(cfg.site.name, cfg.correlation.gap, cfg.correlation.allowed_lateness)
-    )
-    correlated[INCIDENTS] | "Export" >> ExportIncidents(cfg, out_dir)
-    late = correlated[LATE] | "Late findings as dead letters" >> beam.Map(late_dead_letter)
-    (parsed[DEAD], late) | "All dead letters" >> beam.Flatten() | "Dead letters" >> WriteDeadLetters(out_dir)
+    stages = assemble(cfg, parsed[EVENTS], parsed[DEAD])
+    stages.incidents | "Export" >> ExportIncidents(cfg, out_dir)
+    stages.dead_letters | "Dead letters" >> WriteDeadLetters(out_dir)
     (
         parsed[COUNTS]
         | "Collect record counts" >> beam.combiners.ToList()

@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", required=True, help="the config file (YAML) naming sources, site and export")
     _run_options(r, "cranewatch-out")
 
+    st = sub.add_parser("stream", help="streaming run over spool directories, until stopped (Prism; any Beam job server)")
+    st.add_argument("--config", required=True)
+    st.add_argument("--output", default="cranewatch-out")
+    st.add_argument("--allow-open-ports", action="store_true",
+                    help="run without a private network namespace: the runner's ports then listen on every "
+                    "interface (only behind a firewall that blocks them)")
+
     v = sub.add_parser("validate", help="check a config file and the detections; report every error")
     v.add_argument("--config", required=True, help="the config file to check")
 
@@ -149,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args.out, args.events, args.seed, args.formats, benign_only=args.benign_only)
         if args.command == "run":
             return _run(args.config, args.output, beam_args, quiet=args.quiet)
+        if args.command == "stream":
+            return _stream(args, own, beam_args)
         if args.command == "validate":
             cfg = load_config(args.config)
             from stix_export.intel import check_config as check_intel
@@ -246,6 +255,48 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, ke
         print(f"cranewatch run: nothing to analyse: {summary['status_message']}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _stream(args: argparse.Namespace, own: list[str], beam_args: list[str]) -> int:
+    """``cranewatch stream``: isolate the network, run until stopped, exit without Beam's
+    slow exit hook (README "Streaming")."""
+    cfg = load_config(args.config)
+    from stix_export.redact import load_secret
+
+    load_secret(cfg)
+    from pipelines.streaming import isolate, run_stream, spool_sources
+
+    if not spool_sources(cfg, args.output):
+        print(f"{args.config}: sources: expected at least one source with a spool: directory for cranewatch stream",
+              file=sys.stderr)
+        return EXIT_USAGE
+    endpoint = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--job_endpoint=")), None)
+    if endpoint and endpoint.rsplit(":", 1)[0] not in ("localhost", "127.0.0.1", "[::1]") and not args.allow_open_ports:
+        print(f"cranewatch stream: --job_endpoint={endpoint} is not on this host: a private network namespace "
+              "cannot reach it; pass --allow-open-ports to submit over the network", file=sys.stderr)
+        return EXIT_USAGE
+    refusal = isolate([*own, *(["--", *beam_args] if beam_args else [])], args.allow_open_ports)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return EXIT_USAGE
+    if args.allow_open_ports:
+        print("cranewatch stream: warning: no private network namespace; the runner's ports listen on every interface",
+              file=sys.stderr)
+    try:
+        result = run_stream(cfg, args.output, beam_args)
+    except Exception as exc:
+        logging.getLogger("cranewatch").exception("stream run failed")
+        print(f"cranewatch stream failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return _exit_now(EXIT_FAILED)
+    print(f"stream {result.state.lower()} after {result.wall_seconds:.1f} s; outputs in {args.output}/")
+    return _exit_now(EXIT_FAILED if result.state == "FAILED" else EXIT_OK)
+
+
+def _exit_now(code: int) -> int:
+    """Exit at once: Beam's exit hook would spend ~6 s signalling a Prism already stopped."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _detections(args: argparse.Namespace) -> int:

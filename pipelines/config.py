@@ -150,10 +150,17 @@ class SourceMapping(Strict):
 class Source(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     format: str
-    paths: list[str] = Field(min_length=1)
+    paths: list[str] = Field(default_factory=list)  # files, globs, directories (batch)
+    # A directory log shippers drop files into (``cranewatch stream``); relative to the config.
+    spool: Optional[str] = None
+    out_of_orderness: Optional[Duration] = None  # overrides stream.out_of_orderness
     timezone: str = "UTC"
     enabled: bool = True
     mapping: Optional[SourceMapping] = None  # required by csv_mapped, jsonl_mapped, parquet
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.paths and self.spool is None:
+            raise ValueError("expected paths (a list of files or globs) or spool (a directory), or both")
 
 
 class Asset(Strict):
@@ -254,6 +261,23 @@ class Correlation(Strict):
     allowed_lateness: Duration = 3600.0
 
 
+class Stream(Strict):
+    """``cranewatch stream``: event time, idleness and the spool file rule (README "Streaming")."""
+
+    # A source's watermark trails the newest record time it has read by this much: records
+    # up to this far out of order are on time.
+    out_of_orderness: Duration = 300.0
+    # A source with no new file for this long (wall clock) stops holding the job's watermark
+    # back: its watermark moves to wall clock - out_of_orderness. Keep it above the longest
+    # rotation interval of a live source; 0 turns it off.
+    idle_timeout: Duration = 7200.0
+    # A spool file is read once its size and mtime have not changed for this long (files a
+    # shipper writes in place, without an atomic rename); names starting with "." are skipped.
+    settle: Duration = 2.0
+    poll_interval: Duration = 0.5  # how often each spool directory is listed
+    summary_interval: Duration = 3.0  # summary.json is rewritten this often
+
+
 class Redaction(Strict):
     """What a sharing profile rewrites before a bundle leaves the port (docs/stix.md)."""
 
@@ -336,6 +360,7 @@ class Config(Strict):
     intel: Intel = Field(default_factory=Intel)
     geo: Geo = Field(default_factory=Geo)
     limits: Limits = Field(default_factory=Limits)
+    stream: Stream = Field(default_factory=Stream)
 
     # Set by ``load_config``: where relative source paths are resolved from.
     base_dir: str = Field(default=".", exclude=True)

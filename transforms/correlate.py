@@ -24,8 +24,7 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
-    BagStateSpec,
-    CombiningValueStateSpec,
+    ReadModifyWriteStateSpec,
     TimerSpec,
     on_timer,
 )
@@ -34,6 +33,7 @@ from apache_beam.utils.timestamp import Timestamp
 from transforms.chains import chain_severity
 from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
 from transforms.model import Finding, Incident, severity_label
+from transforms.state_guard import Cell, Guard, new_stage_id
 
 STAGE_ORDER = {"recon": 0, "access": 1, "command": 2, "impact": 3, "exfiltration": 4, "other": 5}
 CHAIN = ("access", "command", "impact")
@@ -108,17 +108,22 @@ def _close_time(latest_seconds: float, gap: float) -> Timestamp:
     return ms_ceil(latest_seconds + gap)
 
 
-def _latest(values: Iterable[float]) -> float:
-    return max(values, default=0.0)
-
-
 LATE = "late"  # tagged output: findings too late to revise any incident
 INCIDENTS = "incidents"
+EARLY = "early"  # streaming: versions of incidents still open (early alerts)
+WITHDRAWN = "withdrawn"  # streaming: ids of early versions superseded by another id
+
+
+def _digest(incident: Incident) -> tuple[Any, ...]:
+    """When an open incident is alerted again: a member finding joined (not every further hit
+    of a member, which would rewrite its bundles for each beacon; the final version counts
+    them all)."""
+    return tuple(f.finding_id for f in incident.findings)
 
 
 def _revise(emitted: Incident, finding: Finding) -> Incident:
     """The emitted incident with ``finding`` added: same id, a strictly later ``modified``."""
-    members = [*emitted.findings, finding]
+    members = merge_all([*emitted.findings, finding])  # a later part of a member merges into it
     revised = build_incident(members)
     modified = max(_seconds(revised.modified), _seconds(finding.last_seen))
     if modified <= _seconds(emitted.modified):
@@ -131,32 +136,41 @@ def _rfc3339(seconds: float) -> str:
 
 
 class _CorrelateFn(beam.DoFn):
-    """Keyed state: buffered findings; a timer at (latest finding + gap) closes incidents.
+    """Keyed state: buffered findings; a timer at the earliest (last finding + gap) of the open
+    incidents closes those the watermark has passed.
 
     Emitted incidents stay in state until the watermark passes their last finding + gap +
     ``allowed_lateness`` (the GC timer): a late finding that links to one re-emits it with
     the same id and a later ``modified``; a finding older than that goes to ``LATE``.
     """
 
-    FINDINGS = BagStateSpec("findings", PickleCoder())
-    LATEST = CombiningValueStateSpec("latest", PickleCoder(), _latest)  # max last_seen, s
-    EMITTED = BagStateSpec("emitted", PickleCoder())  # emitted incidents, until GC
-    WATERMARK = CombiningValueStateSpec("watermark", PickleCoder(), _latest)  # fired timers, s
+    # Single cells (whole lists), not bags: a bag cleared and appended to within one bundle
+    # lost appends on Prism (the open findings of one incident were split in two).
+    FINDINGS = ReadModifyWriteStateSpec("findings", PickleCoder())  # open findings
+    CLOSE_AT = ReadModifyWriteStateSpec("close_at", PickleCoder())  # the close timer's time
+    EARLY_SENT = ReadModifyWriteStateSpec("early_sent", PickleCoder())  # open id -> digest
+    EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())  # emitted incidents, until GC
+    WATERMARK = ReadModifyWriteStateSpec("watermark", PickleCoder())  # latest fired timer, s
+    VERSION = ReadModifyWriteStateSpec("version", PickleCoder())  # transforms/state_guard.py
     CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
     GC = TimerSpec("gc", TimeDomain.WATERMARK)
 
-    def __init__(self, gap: float, allowed_lateness: float = 0.0):
+    def __init__(self, gap: float, allowed_lateness: float = 0.0, early: bool = False, close_slack: float = 0.0):
         self.gap = gap
         self.allowed_lateness = allowed_lateness
+        self.early = early
+        self.close_slack = close_slack
+        self.stage_id = new_stage_id()  # see transforms/state_guard.py
+
+    def _closes_at(self, last_seen: str) -> Timestamp:
+        return _close_time(_seconds(last_seen) + self.close_slack, self.gap)
 
     def _expiry(self, last_seen: str) -> float:
         return _seconds(last_seen) + self.gap + self.allowed_lateness
 
     def _keep(self, emitted: Any, gc: Any, incidents: list[Incident]) -> None:
         """Replace the kept emitted incidents and arm the GC timer for the first to expire."""
-        emitted.clear()
-        for i in incidents:
-            emitted.add(i)
+        emitted.write(list(incidents))
         if incidents:
             gc.set(ms_ceil(min(self._expiry(i.last_seen) for i in incidents)))
 
@@ -164,14 +178,21 @@ class _CorrelateFn(beam.DoFn):
         self,
         element: tuple[str, Finding],
         findings: Any = beam.DoFn.StateParam(FINDINGS),
-        latest: Any = beam.DoFn.StateParam(LATEST),
+        close_at: Any = beam.DoFn.StateParam(CLOSE_AT),
+        early_sent: Any = beam.DoFn.StateParam(EARLY_SENT),
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
+        version: Any = beam.DoFn.StateParam(VERSION),
         close: Any = beam.DoFn.TimerParam(CLOSE),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
-        _, finding = element
-        kept = list(emitted.read())
+        key, finding = element
+        findings, close_at, early_sent, emitted, watermark = self._guard(
+            key, version, findings, close_at, early_sent, emitted, watermark)
+        kept = list(emitted.read() or [])
+        buffered: list[Finding] = list(findings.read() or [])
+        if kept and self._joins_open(buffered, finding):
+            kept = []  # it belongs with findings still open: those decide, as in batch
         for n, incident in enumerate(kept):
             if len(correlate([*incident.findings, finding], self.gap)) == 1:
                 kept[n] = revised = _revise(incident, finding)
@@ -183,54 +204,96 @@ class _CorrelateFn(beam.DoFn):
         if known and ms_ceil(self._expiry(finding.last_seen)) <= Timestamp.of(known):
             yield beam.pvalue.TaggedOutput(LATE, finding)
             return
-        findings.add(finding)
-        latest.add(_seconds(finding.last_seen))
-        close.set(_close_time(latest.read(), self.gap))
+        buffered.append(finding)
+        findings.write(buffered)
+        # The timer is at the earliest close among open incidents, so one quiet incident
+        # closes while others on the same key are still growing.
+        at = self._closes_at(finding.last_seen)
+        current = close_at.read()
+        if current is None or at < current:
+            close_at.write(at)
+            close.set(at)
+        if self.early:
+            yield from self._early(correlate(buffered, self.gap), {}, early_sent)
+
+    def _guard(self, key: Any, version: Any, *cells: Any) -> list[Cell]:
+        guard = Guard(version, self.stage_id, key)
+        names = ("findings", "close_at", "early_sent", "emitted", "watermark")
+        return [guard.bind(n, c) for c, n in zip(cells, names)]
+
+    def _joins_open(self, buffered: list[Finding], finding: Finding) -> bool:
+        """Whether ``finding`` merges into or links with the open (buffered) findings: then it
+        joins them rather than revising an emitted incident it may also touch."""
+        return bool(buffered) and len(correlate([*buffered, finding], self.gap)) <= len(correlate(buffered, self.gap))
+
+    def _early(self, still_open: list[Incident], closed: dict[str, Incident], early_sent: Any) -> Iterator[Any]:
+        """Early alerts: a version of each open incident whose members changed, and the
+        withdrawal of an early id that no open or closed incident carries any more (an
+        earlier finding arrived and the incident's id, taken from its first finding, moved)."""
+        sent: dict[str, Any] = early_sent.read() or {}
+        now: dict[str, Any] = {}
+        for incident in still_open:
+            now[incident.incident_id] = digest = _digest(incident)
+            if sent.get(incident.incident_id) != digest:
+                yield beam.pvalue.TaggedOutput(EARLY, incident)
+        for incident_id in sorted(set(sent) - set(now) - set(closed)):
+            yield beam.pvalue.TaggedOutput(WITHDRAWN, incident_id)
+        early_sent.write(now)
 
     @on_timer(CLOSE)
     def on_close(
         self,
         fire_ts: Any = beam.DoFn.TimestampParam,
+        key: Any = beam.DoFn.KeyParam,
         findings: Any = beam.DoFn.StateParam(FINDINGS),
-        latest: Any = beam.DoFn.StateParam(LATEST),
+        close_at: Any = beam.DoFn.StateParam(CLOSE_AT),
+        early_sent: Any = beam.DoFn.StateParam(EARLY_SENT),
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
+        version: Any = beam.DoFn.StateParam(VERSION),
         close: Any = beam.DoFn.TimerParam(CLOSE),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
-        watermark.add(float(fire_ts))
-        buffered = list(findings.read())
-        findings.clear()
-        latest.clear()
-        still_open: list[Finding] = []
+        findings, close_at, early_sent, emitted, watermark = self._guard(
+            key, version, findings, close_at, early_sent, emitted, watermark)
+        watermark.write(max(float(fire_ts), watermark.read() or 0.0))
+        buffered = list(findings.read() or [])
+        close_at.clear()
+        still_open: list[Incident] = []
         closed: list[Incident] = []
         for incident in correlate(buffered, self.gap):
-            if _close_time(_seconds(incident.last_seen), self.gap) <= fire_ts:
+            if self._closes_at(incident.last_seen) <= fire_ts:
                 # Stamped with the closing time: that is when the incident became known,
                 # and it stays at or after the timer's watermark hold (never late).
                 closed.append(incident)
                 yield beam.window.TimestampedValue(incident, fire_ts)
             else:
-                still_open.extend(incident.findings)
-        for f in still_open:
-            findings.add(f)
-            latest.add(_seconds(f.last_seen))
+                still_open.append(incident)
+        findings.write([f for incident in still_open for f in incident.findings])
         if still_open:
-            close.set(_close_time(latest.read(), self.gap))
+            at = min(self._closes_at(i.last_seen) for i in still_open)
+            close_at.write(at)
+            close.set(at)
+        if self.early:
+            yield from self._early(still_open, {i.incident_id: i for i in closed}, early_sent)
         if closed:
-            self._keep(emitted, gc, [*emitted.read(), *closed])
+            self._keep(emitted, gc, [*(emitted.read() or []), *closed])
 
     @on_timer(GC)
     def on_gc(
         self,
         fire_ts: Any = beam.DoFn.TimestampParam,
+        key: Any = beam.DoFn.KeyParam,
         emitted: Any = beam.DoFn.StateParam(EMITTED),
         watermark: Any = beam.DoFn.StateParam(WATERMARK),
+        version: Any = beam.DoFn.StateParam(VERSION),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         """Forget incidents the watermark has passed by gap + allowed lateness."""
-        watermark.add(float(fire_ts))
-        self._keep(emitted, gc, [i for i in emitted.read() if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
+        guard = Guard(version, self.stage_id, key)
+        emitted, watermark = guard.bind("emitted", emitted), guard.bind("watermark", watermark)
+        watermark.write(max(float(fire_ts), watermark.read() or 0.0))
+        self._keep(emitted, gc, [i for i in emitted.read() or [] if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
         return iter(())
 
 
@@ -238,11 +301,15 @@ class CorrelateIncidents(beam.PTransform):
     """Findings (timestamped by event time) → ``INCIDENTS`` (closed or revised Incidents)
     and ``LATE`` (findings beyond allowed lateness), as a tagged output tuple."""
 
-    def __init__(self, site: str, gap: float, allowed_lateness: float = 0.0):
+    def __init__(self, site: str, gap: float, allowed_lateness: float = 0.0, early: bool = False,
+                 close_slack: float = 0.0):
         super().__init__()
         self.site = site
         self.gap = gap
         self.allowed_lateness = allowed_lateness
+        self.early = early  # also ``EARLY`` versions of open incidents and ``WITHDRAWN`` ids
+        # Streaming: how far behind event time findings may leave detection (close that much later).
+        self.close_slack = close_slack
 
     def expand(self, findings: beam.PCollection) -> Any:
         return (
@@ -250,5 +317,7 @@ class CorrelateIncidents(beam.PTransform):
             | "Key findings by site"
             >> beam.Map(lambda f, site=self.site: (site, f)).with_output_types(tuple[str, Any])
             | "Group into incidents"
-            >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness)).with_outputs(LATE, main=INCIDENTS)
+            >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness, self.early, self.close_slack)).with_outputs(
+                *((LATE, EARLY, WITHDRAWN) if self.early else (LATE,)), main=INCIDENTS
+            )
         )

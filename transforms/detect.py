@@ -500,9 +500,11 @@ class DetectFindings(beam.PTransform):
     """Event batches → findings (only hits leave this stage; stateful detections' candidate
     rows go through a keyed stateful stage first)."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, stateful_fn: beam.DoFn | None = None):
         super().__init__()
         self.cfg = cfg
+        # Streaming passes its own stateful stage (transforms/stream_detect.py).
+        self.stateful_fn = stateful_fn
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
         out = batches | "Enrich and detect" >> beam.ParDo(_DetectFn(self.cfg)).with_outputs(
@@ -512,6 +514,6 @@ class DetectFindings(beam.PTransform):
             out[CANDIDATES]
             | "Key stateful candidates"
             >> beam.Map(lambda kv: (_beam_key(kv[0]), kv)).with_output_types(tuple[str, Any])
-            | "Stateful detections" >> beam.ParDo(_StatefulFn(self.cfg))
+            | "Stateful detections" >> beam.ParDo(self.stateful_fn or _StatefulFn(self.cfg))
         )
         return (out.findings, stateful) | "All findings" >> beam.Flatten()

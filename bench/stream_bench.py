@@ -1,0 +1,223 @@
+"""Streaming benchmark: a corpus replayed through spool directories on Prism, beside batch.
+
+One run, three measurements on the same seeded corpus (generated once, cached in bench-out/):
+
+1. batch: ``cranewatch run`` in-process, events/s (the reference);
+2. sustained: every file of the corpus dropped into the spools at once, then END; events/s
+   from the stream's start to the last file read (Prism start-up included, and without it);
+3. latency: the corpus cut into files of ``--chunk`` records dropped at ``--rate`` records/s
+   (each source's files in time order); for every incident, the delay from the arrival of the
+   file holding its first finding to its first bundle on disk: median and p99.
+
+Bars (streaming issue): >= 50,000 events/s sustained; p99 arrival -> first bundle <= 5 s at
+10,000 events/s offered. The stream runs in a private network namespace (cranewatch's default).
+
+    .venv/bin/python bench/stream_bench.py --events 1000000
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench._corpus import cached_corpus, header  # noqa: E402
+
+
+def _lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        return fh.read().splitlines()
+
+
+def _config(corpus: Path, spool: Path, name: str) -> Path:
+    import yaml
+
+    cfg = yaml.safe_load((corpus / "config.yaml").read_text())
+    for s in cfg["sources"]:
+        s.pop("paths")
+        s["spool"] = str(spool / s["name"])
+    cfg["stream"] = {"settle": 0.2, "poll_interval": 0.2, "idle_timeout": 0, "summary_interval": 1}
+    path = corpus / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _chunks(corpus: Path, chunk: int) -> dict[str, list[tuple[str, list[str]]]]:
+    """Per source, its records cut into files of ``chunk`` lines (Zeek headers repeated)."""
+    import yaml
+
+    cfg = yaml.safe_load((corpus / "config.yaml").read_text())
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for s in cfg["sources"]:
+        files = []
+        for pattern in s["paths"]:
+            for f in sorted(corpus.glob(pattern)):
+                lines = _lines(f)
+                head = [ln for ln in lines if ln.startswith("#") and not ln.startswith(("#close", "#open"))]
+                data = [ln for ln in lines if ln and not ln.startswith("#")]
+                stem = f.name.split(".", 1)[0]
+                for i in range(0, len(data), chunk):
+                    files.append((f"{stem}-{len(files):05d}.log", head + data[i:i + chunk]))
+        out[s["name"]] = files
+    return out
+
+
+def _drop(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(ln + "\n" for ln in lines))
+    os.replace(tmp, path)
+
+
+def _stream(config: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "stream", "--config", str(config),
+                             "--output", str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(out: Path) -> list[dict]:
+    rows = []
+    for f in (out / "_stream" / "spool").glob("*.jsonl"):
+        rows += [json.loads(ln) for ln in f.read_text().splitlines() if ln.strip()]
+    return rows
+
+
+def batch_run(corpus: Path, out: Path) -> tuple[float, int]:
+    from pipelines.batch import run_batch
+    from pipelines.config import load_config
+    from pipelines.summary import build_summary
+
+    cfg = load_config(corpus / "config.yaml")
+    summary = build_summary(cfg, run_batch(cfg, str(out)))
+    return summary["wall_seconds"], summary["totals"]["read"]
+
+
+def sustained(corpus: Path, work: Path) -> dict[str, float]:
+    spool, out = work / "spool-sustained", work / "out-sustained"
+    shutil.rmtree(spool, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    config = _config(corpus, spool, "stream-bench-sustained.yaml")
+    import yaml
+
+    for s in yaml.safe_load((corpus / "config.yaml").read_text())["sources"]:
+        (spool / s["name"]).mkdir(parents=True)
+        for pattern in s["paths"]:
+            for f in sorted(corpus.glob(pattern)):
+                shutil.copy(f, spool / s["name"] / f.name)
+        (spool / s["name"] / "END").write_text("")
+    started = time.time()
+    proc = _stream(config, out)
+    stdout, stderr = proc.communicate(timeout=1800)
+    ended = time.time()
+    assert proc.returncode == 0, stderr[-2000:]
+    rows = [r for r in _finished(out) if r["name"] != "END"]
+    read = sum(r["read"] for r in rows)
+    first = min(r["finished_at"] for r in rows)
+    last = max(r["finished_at"] for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    return {"read": read, "wall": ended - started, "eps_with_startup": read / (ended - started),
+            "eps_reading": read / max(last - first, 1e-9), "incidents": summary["incidents"]["total"]}
+
+
+def latency(corpus: Path, work: Path, rate: float, chunk: int, limit: int) -> dict[str, float]:
+    spool, out = work / "spool-latency", work / "out-latency"
+    shutil.rmtree(spool, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    config = _config(corpus, spool, "stream-bench-latency.yaml")
+    chunks = _chunks(corpus, chunk)
+    # Interleave the sources' files by their first record's position: each source in order.
+    order = []
+    for source, files in chunks.items():
+        (spool / source).mkdir(parents=True)
+        total = sum(len(x[1]) for x in files) or 1
+        pos = 0
+        for name, lines in files:
+            order.append((pos / total, source, name, lines))
+            pos += len(lines)
+    order.sort(key=lambda x: x[0])
+    arrivals: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for p in (out / "stix").glob("*.json") if (out / "stix").is_dir() else []:
+                seen.setdefault(p.stem, time.time())
+            time.sleep(0.05)
+
+    proc = _stream(config, out)
+    time.sleep(6)  # start-up (namespace, Prism), not part of the delay
+    threading.Thread(target=watch, daemon=True).start()
+    offered = 0
+    started = time.time()
+    for _, source, name, lines in order:
+        if offered >= limit:
+            break
+        due = started + offered / rate
+        time.sleep(max(0.0, due - time.time()))
+        path = spool / source / name
+        _drop(path, lines)
+        arrivals[str(path)] = time.time()
+        offered += len(lines) - sum(1 for ln in lines if ln.startswith("#"))
+    for source in chunks:
+        (spool / source / "END").write_text("")
+    proc.communicate(timeout=1800)
+    stop.set()
+    delays = []
+    index = {}
+    for ln in (out / "_stream" / "incidents.jsonl").read_text().splitlines():
+        e = json.loads(ln)
+        index.setdefault(e["id"], e)
+    for row in (json.loads(ln) for ln in (out / "incidents.jsonl").read_text().splitlines()):
+        iid = row.get("incident_id")
+        if iid not in seen or not row.get("findings"):
+            continue
+        refs = [ev["raw_ref"].rsplit(":", 1)[0] for f in row["findings"] for ev in f["evidence"]]
+        times = [arrivals[r] for r in refs if r in arrivals]
+        if times:
+            delays.append(seen[iid] - min(times))
+            seen.pop(iid)
+    delays.sort()
+    p99 = delays[min(len(delays) - 1, int(round(0.99 * (len(delays) - 1))))] if delays else float("nan")
+    return {"offered": offered, "rate": rate, "incidents": len(delays),
+            "median": statistics.median(delays) if delays else float("nan"), "p99": p99,
+            "max": max(delays) if delays else float("nan")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench-out"))
+    ap.add_argument("--rate", type=float, default=10_000.0, help="offered records/s in the latency run")
+    ap.add_argument("--chunk", type=int, default=2_000, help="records per dropped file in the latency run")
+    ap.add_argument("--latency-events", type=int, default=300_000, help="records offered in the latency run")
+    args = ap.parse_args()
+    print(header())
+    corpus = Path(cached_corpus(args.out, "corpus", args.events, args.seed))
+    work = Path(args.out) / "stream"
+    work.mkdir(parents=True, exist_ok=True)
+    wall, read = batch_run(corpus, work / "batch")
+    print(f"batch  : {read:,} records in {wall:.2f} s = {read / wall:,.0f} events/s (reference, same corpus)")
+    s = sustained(corpus, work)
+    print(f"stream : {s['read']:,} records, all dropped at once: {s['wall']:.2f} s wall = "
+          f"{s['eps_with_startup']:,.0f} events/s with start-up, {s['eps_reading']:,.0f} events/s "
+          f"first to last file read; {s['incidents']} incidents (bar >= 50,000 events/s)")
+    lat = latency(corpus, work, args.rate, args.chunk, args.latency_events)
+    print(f"latency: {lat['offered']:,} records offered at {lat['rate']:,.0f}/s in files of {args.chunk:,}; "
+          f"{lat['incidents']} incidents: arrival -> first bundle median {lat['median']:.2f} s, "
+          f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s (bar p99 <= 5 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""Spool directories as an unbounded source whose watermark follows record event time.
+
+Log shippers and Zeek's rotation drop finished files into a directory. Beam's
+``MatchContinuously`` would do the watching, but its watermark follows the poll time (the
+wall clock), so an hourly Zeek rotation or a replayed archive would arrive entirely late.
+This source is a splittable DoFn that lists the directory itself (one restriction per
+source, never split in two: two readers of one directory would double-read) and sets its
+watermark by hand to the newest record time read minus the source's bounded
+out-of-orderness. Beam takes the job's watermark as the minimum over sources.
+
+The file rule: a file is read once, when its mtime and ctime are both at least ``settle``
+seconds old (a file still being written, or just renamed in, waits); names starting with
+``.`` or ``_`` are skipped (shippers' temporary names). A file named ``END`` ends the
+source: its watermark goes to +infinity and, once every source has ended, the job finishes.
+
+Every finished file is recorded (``<out>/_stream/spool/<source>.jsonl``: name, record
+counts, time span, the watermark it was read under), before its records are emitted. A
+restarted job skips recorded files and first replays the records of the correlation horizon
+from them (``replay_start``), so the incidents open at the stop are rebuilt.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterator, Optional
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam import pvalue
+from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
+
+from transforms.model import DeadLetter
+from transforms.parse import DEAD, InputFile, parse_file
+
+END_MARKER = "END"
+STATE_DIR = "_stream"
+
+
+@dataclass(frozen=True)
+class SpoolSource:
+    """One configured source's spool directory and its event-time settings (seconds)."""
+
+    source: str
+    format: str
+    directory: str
+    state_dir: str  # <output>/_stream
+    timezone: str = "UTC"
+    mapping: Optional[str] = None
+    out_of_orderness: float = 300.0
+    allowed_lateness: float = 3600.0
+    horizon: float = 5400.0  # correlation gap + allowed lateness: what a restart replays
+    idle_timeout: float = 7200.0
+    settle: float = 2.0
+    poll_interval: float = 0.5
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A finished spool file, as recorded for restarts and the running summary."""
+
+    name: str
+    size: int
+    read: int
+    parsed: int
+    dead_lettered: int
+    late: int
+    min_time: Optional[float]  # epoch seconds of its records (None: no record parsed)
+    max_time: Optional[float]
+    read_watermark: Optional[float]  # the source watermark when it was read
+    finished_at: float  # wall clock
+
+
+class FinishedFiles:
+    """The finished-file record of one source, on disk and in memory (one per process)."""
+
+    _by_path: dict[str, "FinishedFiles"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, path: str):
+        self.path = path
+        self.records: dict[str, FileRecord] = {}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        try:
+                            rec = FileRecord(**json.loads(line))
+                        except (ValueError, TypeError):
+                            continue  # a line cut by a kill: its file is read again
+                        self.records[rec.name] = rec
+
+    @classmethod
+    def of(cls, spec: SpoolSource) -> "FinishedFiles":
+        path = finished_path(spec.state_dir, spec.source)
+        with cls._lock:
+            if path not in cls._by_path:
+                cls._by_path[path] = cls(path)
+            return cls._by_path[path]
+
+    def add(self, rec: FileRecord) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(asdict(rec), sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records[rec.name] = rec
+
+
+def finished_path(state_dir: str, source: str) -> str:
+    return os.path.join(state_dir, "spool", f"{source}.jsonl")
+
+
+def watermark_path(state_dir: str, source: str) -> str:
+    return os.path.join(state_dir, "watermark", f"{source}.json")
+
+
+@dataclass(frozen=True)
+class SpoolRestriction:
+    """Where one source's reading stands. File names live in ``FinishedFiles`` (on disk),
+    not here, so the restriction stays small however many files have gone by."""
+
+    newest: float = -math.inf  # newest record time read (epoch seconds)
+    last_new: float = field(default_factory=time.time)  # wall clock of the last new file
+    replayed: bool = False  # the restart replay is done
+    ended: bool = False  # END seen: nothing more will come
+    done: bool = False  # this restriction's share of work is over (checkpointed or ended)
+
+
+class _SpoolTracker(RestrictionTracker):
+    """Claims are whole successor restrictions (one per file read); only checkpoint splits."""
+
+    def __init__(self, restriction: SpoolRestriction):
+        self._r = restriction
+
+    def current_restriction(self) -> SpoolRestriction:
+        return self._r
+
+    def current_progress(self) -> RestrictionProgress:
+        return RestrictionProgress(fraction=1.0 if self._r.done else 0.0)
+
+    def try_claim(self, position: SpoolRestriction) -> bool:
+        if self._r.done:
+            return False
+        self._r = position
+        return True
+
+    def try_split(self, fraction_of_remainder: float) -> Any:
+        if fraction_of_remainder != 0 or self._r.done or self._r.ended:
+            return None  # a second reader of the directory would read files twice
+        primary, residual = replace(self._r, done=True), replace(self._r, done=False)
+        self._r = primary
+        return primary, residual
+
+    def check_done(self) -> None:
+        if not self._r.done:
+            raise ValueError(f"spool restriction not done: {self._r}")
+
+    def is_bounded(self) -> bool:
+        return False
+
+
+class _SpoolRestrictions(RestrictionProvider):
+    def initial_restriction(self, element: SpoolSource) -> SpoolRestriction:
+        return SpoolRestriction()
+
+    def create_tracker(self, restriction: SpoolRestriction) -> _SpoolTracker:
+        return _SpoolTracker(restriction)
+
+    def restriction_size(self, element: SpoolSource, restriction: SpoolRestriction) -> int:
+        return 1
+
+    def split(self, element: SpoolSource, restriction: SpoolRestriction) -> Iterator[SpoolRestriction]:
+        yield restriction  # never split up front
+
+    def truncate(self, element: SpoolSource, restriction: SpoolRestriction) -> None:
+        return None  # drain: stop reading
+
+
+class _Watermarks(WatermarkEstimatorProvider):
+    def initial_estimator_state(self, element: SpoolSource, restriction: SpoolRestriction) -> None:
+        return None
+
+    def create_watermark_estimator(self, estimator_state: Any) -> ManualWatermarkEstimator:
+        return ManualWatermarkEstimator(estimator_state)
+
+
+def ready_files(spec: SpoolSource, finished: FinishedFiles, now: float) -> list[str]:
+    """Names to read now, oldest first: settled, not temporary, not read before."""
+    out: list[tuple[float, str]] = []
+    try:
+        entries = list(os.scandir(spec.directory))
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        name = entry.name
+        if name.startswith((".", "_")) or name in finished.records:
+            continue
+        try:
+            st = entry.stat()
+        except FileNotFoundError:
+            continue  # renamed away between listing and stat
+        if not entry.is_file() or now - max(st.st_mtime, st.st_ctime) < spec.settle:
+            continue
+        out.append((st.st_mtime, name))
+    out.sort()
+    # END is read last: every file that had settled beside it comes first.
+    names = [n for _, n in out]
+    if END_MARKER in names:
+        names.remove(END_MARKER)
+        names.append(END_MARKER)
+    return names
+
+
+@dataclass
+class _FileRead:
+    tables: list[pa.Table]
+    dead: list[DeadLetter]
+    record: FileRecord
+
+
+def _time_bounds(tables: list[pa.Table]) -> tuple[Optional[float], Optional[float]]:
+    lo = hi = None
+    for t in tables:
+        mm = pc.min_max(t.column("time").cast(pa.int64()))  # microseconds
+        if mm["min"].is_valid:
+            a, b = mm["min"].as_py() / 1e6, mm["max"].as_py() / 1e6
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+    return lo, hi
+
+
+def _split_late(table: pa.Table, threshold: Optional[float]) -> tuple[pa.Table, pa.Table]:
+    """(on time, late): late rows are more than allowed lateness behind the watermark."""
+    if threshold is None or table.num_rows == 0:
+        return table, table.slice(0, 0)
+    cut = pa.scalar(int(threshold * 1_000_000), pa.timestamp("us", tz="UTC"))
+    late = pc.fill_null(pc.less(table.column("time"), cut), False)
+    if not pc.any(late).as_py():
+        return table, table.slice(0, 0)
+    return table.filter(pc.invert(late)), table.filter(late)
+
+
+def read_file(spec: SpoolSource, path: str, watermark: Optional[float], keep_from: Optional[float] = None) -> _FileRead:
+    """Parse one spool file with the batch parse code; records more than allowed lateness
+    behind ``watermark`` become ``late`` dead letters. ``keep_from`` (replays) drops rows
+    older than it from the output."""
+    tables: list[pa.Table] = []
+    dead: list[DeadLetter] = []
+    read = parsed = dead_lettered = late_n = 0
+    threshold = watermark - spec.allowed_lateness if watermark is not None else None
+    item = InputFile(spec.source, spec.format, path, spec.timezone, spec.mapping)
+    for out in parse_file(item):
+        if isinstance(out, tuple) and out[0] == "dead":
+            dead.append(out[1])
+        elif isinstance(out, tuple) and out[0] == "counts":
+            c = out[1][1]
+            read, parsed, dead_lettered = c.read, c.parsed, c.dead_lettered
+        else:
+            on_time, late = _split_late(out, threshold)
+            for row in late.select(["time", "raw_ref", "raw"]).to_pylist():
+                dead.append(DeadLetter(
+                    spec.source, row["raw_ref"] or path,
+                    f"late: record time {row['time'].isoformat()} is more than allowed_lateness "
+                    f"({spec.allowed_lateness:g} s) behind the source watermark", row["raw"] or "", late=True))
+            late_n += late.num_rows
+            if keep_from is not None:
+                on_time, _ = _split_late(on_time, keep_from)
+            if on_time.num_rows:
+                tables.append(on_time)
+    lo, hi = _time_bounds(tables)
+    record = FileRecord(os.path.basename(path), os.path.getsize(path), read, parsed - late_n,
+                        dead_lettered + late_n, late_n, lo, hi, watermark, time.time())
+    return _FileRead(tables, dead, record)
+
+
+_STOPPED: dict[str, Optional[float]] = {}
+_STOPPED_LOCK = threading.Lock()
+
+
+def stop_watermark(state_dir: str) -> Optional[float]:
+    """The job's watermark when it stopped, read once per process (before any source of
+    this run records a new one)."""
+    with _STOPPED_LOCK:
+        if state_dir not in _STOPPED:
+            _STOPPED[state_dir] = _recorded_watermark(state_dir)
+        return _STOPPED[state_dir]
+
+
+def _recorded_watermark(state_dir: str) -> Optional[float]:
+    """The minimum of the sources' last recorded watermarks (ended sources aside), None
+    when some source had none yet."""
+    values = []
+    directory = os.path.join(state_dir, "watermark")
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as fh:
+                value = json.load(fh).get("watermark")
+        except (OSError, ValueError):
+            return None
+        if value is None:
+            return None
+        if value != "+inf":
+            values.append(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    return min(values) if values else math.inf
+
+
+def replay_start(spec: SpoolSource, finished: FinishedFiles, incident_spans: list[tuple[float, float]]) -> Optional[float]:
+    """Where a restart's replay begins (epoch seconds; -inf: everything), or None when
+    nothing was read before.
+
+    The correlation horizon (gap + allowed lateness) behind the job's watermark at the stop
+    (the same for every source), moved back to the first finding of every incident
+    overlapping it (``incident_spans``: the (first, last) seen of the incidents the sinks
+    wrote), so no incident is rebuilt from its tail only."""
+    if not any(r.max_time is not None for r in finished.records.values()):
+        return None
+    stopped = stop_watermark(spec.state_dir)
+    if stopped is None:
+        return -math.inf
+    start = stopped - spec.horizon
+    moved = True
+    while moved:
+        moved = False
+        for first, last in incident_spans:
+            if first < start <= last:
+                start, moved = first, True
+    return start
+
+
+def _write_watermark(spec: SpoolSource, wm: Optional[Timestamp], newest: float, idle: bool, ended: bool) -> None:
+    path = watermark_path(spec.state_dir, spec.source)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    value = None
+    if wm is not None:
+        value = "+inf" if wm >= MAX_TIMESTAMP else wm.to_utc_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"watermark": value, "newest_record": newest if newest > -math.inf else None,
+                   "idle": idle, "ended": ended}, fh, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class _ReadSpoolFn(beam.DoFn):
+    """Poll one spool directory, read new files, hold the watermark at newest − bound."""
+
+    @beam.DoFn.unbounded_per_element()
+    def process(
+        self,
+        spec: SpoolSource,
+        tracker: Any = beam.DoFn.RestrictionParam(_SpoolRestrictions()),
+        estimator: Any = beam.DoFn.WatermarkEstimatorParam(_Watermarks()),
+    ) -> Iterator[Any]:
+        from transforms.stream_sinks import incident_spans
+
+        finished = FinishedFiles.of(spec)
+        r: SpoolRestriction = tracker.current_restriction()
+        if not r.replayed:
+            start = replay_start(spec, finished, incident_spans(spec.state_dir))
+            newest = r.newest
+            if start is not None:
+                for rec in sorted(finished.records.values(), key=lambda x: (x.min_time or 0, x.name)):
+                    if rec.max_time is None or rec.max_time < start or rec.name == END_MARKER:
+                        continue
+                    path = os.path.join(spec.directory, rec.name)
+                    if not os.path.exists(path):
+                        continue  # moved away since: its records cannot be replayed
+                    keep = start if start > -math.inf else None
+                    yield from read_file(spec, path, rec.read_watermark, keep_from=keep).tables
+                newest = max([newest, *(x.max_time for x in finished.records.values() if x.max_time is not None)])
+            ended = END_MARKER in finished.records
+            if not tracker.try_claim(replace(r, replayed=True, newest=newest, ended=ended)):
+                return
+            r = tracker.current_restriction()
+        now = time.time()
+        names = [] if r.ended else ready_files(spec, finished, now)
+        for name in names:
+            current = estimator.current_watermark()
+            wm = float(current) if current is not None and current < MAX_TIMESTAMP else None
+            if name == END_MARKER:
+                finished.add(FileRecord(name, 0, 0, 0, 0, 0, None, None, wm, time.time()))
+                r = replace(r, ended=True)
+                break
+            got = read_file(spec, os.path.join(spec.directory, name), wm)
+            nxt = replace(r, newest=max(r.newest, got.record.max_time or -math.inf), last_new=now)
+            if not tracker.try_claim(nxt):
+                return
+            finished.add(got.record)  # before emitting: a restart never reads it twice
+            r = nxt
+            yield from got.tables
+            for dl in got.dead:
+                yield pvalue.TaggedOutput(DEAD, dl)
+        current = estimator.current_watermark()
+        idle = spec.idle_timeout > 0 and now - r.last_new >= spec.idle_timeout
+        if r.ended:
+            estimator.set_watermark(MAX_TIMESTAMP)
+            _write_watermark(spec, MAX_TIMESTAMP, r.newest, False, True)
+            tracker.try_claim(replace(r, done=True))
+            return
+        target = r.newest - spec.out_of_orderness if r.newest > -math.inf else None
+        if idle:  # an idle source stops holding the job back (later old files are then late)
+            target = max(target if target is not None else -math.inf, now - spec.out_of_orderness)
+        if target is not None and (current is None or Timestamp.of(target) > current):
+            estimator.set_watermark(Timestamp.of(target))
+            current = estimator.current_watermark()
+        if names or idle or not os.path.exists(watermark_path(spec.state_dir, spec.source)):
+            _write_watermark(spec, current, r.newest, idle, False)
+        tracker.defer_remainder(Duration.of(spec.poll_interval))
+
+
+class ReadSpools(beam.PTransform):
+    """Spool sources → tagged outputs ``events`` (Arrow tables) and ``dead_letters``."""
+
+    def __init__(self, sources: list[SpoolSource]):
+        super().__init__()
+        self.sources = sources
+
+    def expand(self, p: beam.pvalue.PBegin) -> pvalue.DoOutputsTuple:
+        return (
+            p
+            | "Spool directories" >> beam.Create(self.sources, reshuffle=False)
+            | "Poll and parse new files" >> beam.ParDo(_ReadSpoolFn()).with_outputs(DEAD, main="events")
+        )

@@ -1,0 +1,270 @@
+"""Streaming sinks: incident bundles rewritten as incidents open, grow and close; rolling logs.
+
+An incident's bundle is written within seconds of the finding that opens it (an early
+version), rewritten as findings join, and written final when correlation closes it. Each
+write goes to a temporary name and is renamed over ``stix/<incident-id>.json`` (and
+``stix-<profile>/`` for further profiles), so a reader never sees half a file.
+
+STIX versioning rules the rewrites: two different contents never share one ``modified``. A
+new version normally carries a later ``modified`` already (the latest evidence time); when a
+finding that joins has an earlier time than the evidence already written (out of order), the
+new version's ``modified`` is the written one's + 1 ms. A version identical to the file on
+disk is not written again, an early version never replaces a final one, and an early
+version whose findings are all in the written version is stale (a restart's replay), so a
+restarted job rewrites nothing it had already got right.
+
+``incidents.jsonl`` (every version written, with ``"version"``: early | final | withdrawn),
+``findings.jsonl`` (members of final versions) and ``deadletter/deadletter.jsonl`` are
+appended to and rolled to a dated name past ``ROLL_BYTES``. ``_stream/incidents.jsonl``
+indexes what was written, for the sinks and for a restart's replay horizon.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import threading
+from typing import Any, Iterator, Optional
+
+import apache_beam as beam
+
+from pipelines.config import Config
+from transforms.export import incident_json
+from transforms.model import DeadLetter, Incident
+
+ROLL_BYTES = 64 * 1024 * 1024
+INDEX = os.path.join("_stream", "incidents.jsonl")
+_LOCK = threading.RLock()  # one SDK worker process: bundles run on threads of it
+
+
+def _seconds(ts: str) -> float:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def _rfc3339(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class RollingFile:
+    """Append whole lines; past ``max_bytes`` the file is renamed ``<stem>-<UTC time>.jsonl``."""
+
+    def __init__(self, path: str, max_bytes: int = ROLL_BYTES):
+        self.path = path
+        self.max_bytes = max_bytes
+
+    def append(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if os.path.exists(self.path) and os.path.getsize(self.path) >= self.max_bytes:
+            stem = self.path.removesuffix(".jsonl")
+            os.replace(self.path, f"{stem}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}.jsonl")
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for line in lines))
+
+
+def _read_index(out_dir: str) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    path = os.path.join(out_dir, INDEX)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a kill
+                latest[entry["id"]] = entry
+    return latest
+
+
+def incident_spans(state_dir: str) -> list[tuple[float, float]]:
+    """(first seen, last seen) in epoch seconds of every incident the sinks have written."""
+    entries = _read_index(os.path.dirname(state_dir.rstrip(os.sep)))
+    return [(_seconds(e["first_seen"]), _seconds(e["last_seen"])) for e in entries.values()
+            if e["kind"] != "withdrawn"]
+
+
+class _Index:
+    _by_dir: dict[str, "_Index"] = {}
+
+    def __init__(self, out_dir: str):
+        self.path = os.path.join(out_dir, INDEX)
+        self.entries = _read_index(out_dir)
+
+    @classmethod
+    def of(cls, out_dir: str) -> "_Index":
+        with _LOCK:
+            if out_dir not in cls._by_dir:
+                cls._by_dir[out_dir] = cls(out_dir)
+            return cls._by_dir[out_dir]
+
+    def add(self, entry: dict[str, Any]) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        self.entries[entry["id"]] = entry
+
+
+class _WriteVersionFn(beam.DoFn):
+    """(kind, incident or id) → bundle files, log lines and index entries (see module doc)."""
+
+    def __init__(self, cfg: Config, out_dir: str):
+        self.cfg = cfg
+        self.out_dir = out_dir
+
+    def setup(self) -> None:
+        from stix_export.redact import load_secret
+
+        self.secret = load_secret(self.cfg)
+        self.index = _Index.of(self.out_dir)
+        self.incidents_log = RollingFile(os.path.join(self.out_dir, "incidents.jsonl"))
+        self.findings_log = RollingFile(os.path.join(self.out_dir, "findings.jsonl"))
+
+    def _paths(self, incident_id: str) -> list[str]:
+        from stix_export.writer import profile_dir_name
+
+        profiles = self.cfg.export.effective_profiles()
+        return [os.path.join(self.out_dir, profile_dir_name(p.name, profiles[0].name), f"{incident_id}.json")
+                for p in profiles]
+
+    def _texts(self, incident: Incident) -> list[str]:
+        from stix_export.bundle import incident_bundle
+        from stix_export.writer import serialize_bundle
+
+        return [serialize_bundle(incident_bundle(incident, self.cfg, p, self.secret))
+                for p in self.cfg.export.effective_profiles()]
+
+    def process(self, element: tuple[str, Any]) -> Iterator[str]:
+        kind, payload = element
+        with _LOCK:
+            if kind == "withdrawn":
+                yield from self._withdraw(payload)
+            elif payload.severity >= self.cfg.export.min_severity:
+                yield from self._write(kind, payload)
+
+    def _withdraw(self, incident_id: str) -> Iterator[str]:
+        prev = self.index.entries.get(incident_id)
+        if prev is not None and (prev["final"] or prev["kind"] == "withdrawn"):
+            return
+        for path in self._paths(incident_id):
+            if os.path.exists(path):
+                os.remove(path)
+        # Kept even when no version was written yet: versions and withdrawals travel in
+        # different bundles, and an early version arriving after its withdrawal is dropped.
+        self.index.add({**(prev or {"id": incident_id, "final": False, "findings": [], "first_seen": None,
+                                     "last_seen": None, "modified": None}), "kind": "withdrawn"})
+        self.incidents_log.append([json.dumps({"incident_id": incident_id, "version": "withdrawn"}, sort_keys=True)])
+        yield incident_id
+
+    def _write(self, kind: str, incident: Incident) -> Iterator[str]:
+        prev = self.index.entries.get(incident.incident_id)
+        digest = _digest(incident)
+        if prev is not None and prev["kind"] == "withdrawn":
+            if kind == "early":
+                return  # an early version that arrived after its withdrawal
+            prev = None
+        if prev is not None and _dominated(digest, prev.get("digest") or {}):
+            if kind == "final" and not prev["final"] and digest == prev.get("digest"):
+                yield from self._log(kind, incident, {**prev, "kind": kind, "final": True})  # early was final
+            return  # already written, or an older version arriving late (or a restart's replay)
+        texts = self._texts(incident)
+        paths = self._paths(incident.incident_id)
+        on_disk = _read(paths[0])
+        if on_disk is not None and on_disk != texts[0]:
+            written = _bundle_modified(on_disk)
+            if written is not None and _seconds(incident.modified or incident.last_seen) <= _seconds(written):
+                same = self._texts(dataclasses.replace(incident, modified=written))
+                if same[0] == on_disk:
+                    texts = same  # this content is already written, under a later version
+                else:
+                    incident = dataclasses.replace(incident, modified=_rfc3339(_seconds(written) + 0.001))
+                    texts = self._texts(incident)
+        final = kind == "final" or bool(prev and prev.get("final"))
+        for path, text in zip(paths, texts):
+            if _read(path) != text:
+                _write_atomic(path, text)
+        yield from self._log(kind, incident, {
+            "id": incident.incident_id, "kind": kind, "final": final, "digest": digest,
+            "findings": [f.finding_id for f in incident.findings], "first_seen": incident.first_seen,
+            "last_seen": incident.last_seen, "modified": _bundle_modified(texts[0]),
+        })
+
+    def _log(self, kind: str, incident: Incident, entry: dict[str, Any]) -> Iterator[str]:
+        self.index.add(entry)
+        row = json.loads(incident_json(dataclasses.replace(incident, modified=entry["modified"] or incident.modified)))
+        self.incidents_log.append([json.dumps({**row, "version": kind}, sort_keys=True)])
+        if kind == "final":
+            self.findings_log.append([
+                json.dumps({**f.to_dict(), "incident_id": incident.incident_id}, sort_keys=True)
+                for f in incident.findings
+            ])
+        yield incident.incident_id
+
+
+def _digest(incident: Incident) -> dict[str, list[Any]]:
+    """Per member finding: its hit count and last sighting. A later version of an incident
+    only adds findings or grows them, so it is never dominated by an earlier one."""
+    return {f.finding_id: [f.count, f.last_seen] for f in incident.findings}
+
+
+def _dominated(new: dict[str, list[Any]], old: dict[str, list[Any]]) -> bool:
+    """True when ``new`` adds nothing to ``old`` (no new finding, no more hits, no later time)."""
+    return all(fid in old and n[0] <= old[fid][0] and _seconds(n[1]) <= _seconds(old[fid][1])
+               for fid, n in new.items())
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_atomic(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _bundle_modified(text: str) -> Optional[str]:
+    """The ``modified`` of the incident object in a bundle's text."""
+    try:
+        bundle = json.loads(text)
+    except ValueError:
+        return None
+    return next((o.get("modified") for o in bundle.get("objects", []) if o.get("type") == "incident"), None)
+
+
+class _AppendDeadLettersFn(beam.DoFn):
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def setup(self) -> None:
+        self.log = RollingFile(os.path.join(self.out_dir, "deadletter", "deadletter.jsonl"))
+
+    def process(self, dead: DeadLetter) -> Iterator[None]:
+        with _LOCK:
+            self.log.append([dead.to_json()])
+        return iter(())
+
+
+class WriteStreamOutputs(beam.PTransform):
+    """The streaming sink end: early and final incident versions, withdrawals, dead letters."""
+
+    def __init__(self, cfg: Config, out_dir: str):
+        super().__init__()
+        self.cfg = cfg
+        self.out_dir = out_dir
+
+    def expand(self, stages: dict[str, beam.PCollection]) -> beam.PCollection:
+        versions = (
+            stages["incidents"] | "Final versions" >> beam.Map(lambda i: ("final", i)),
+            stages["early"] | "Early versions" >> beam.Map(lambda i: ("early", i)),
+            stages["withdrawn"] | "Withdrawn ids" >> beam.Map(lambda i: ("withdrawn", i)),
+        ) | "All incident versions" >> beam.Flatten()
+        stages["dead_letters"] | "Append dead letters" >> beam.ParDo(_AppendDeadLettersFn(self.out_dir))
+        return versions | "Write incident versions" >> beam.ParDo(_WriteVersionFn(self.cfg, self.out_dir))
