@@ -79,6 +79,7 @@ def spool_sources(cfg: Config, out_dir: str) -> list[SpoolSource]:
             out_of_orderness=bound, allowed_lateness=cfg.correlation.allowed_lateness,
             horizon=cfg.correlation.gap + cfg.correlation.allowed_lateness,
             idle_timeout=cfg.stream.idle_timeout, settle=cfg.stream.settle, poll_interval=cfg.stream.poll_interval,
+            limits=cfg.limits.read_limits(),
         ))
     return out
 
@@ -117,6 +118,7 @@ def stream_summary(cfg: Config, sources: list[SpoolSource], out_dir: str, starte
         per_source[spec.source] = {
             "files": len(recs), "read": sum(r.read for r in recs), "parsed": sum(r.parsed for r in recs),
             "dead_lettered": sum(r.dead_lettered for r in recs), "late": sum(r.late for r in recs),
+            "skipped": sum(r.skipped for r in recs),
             "watermark": wm.get("watermark"), "idle": wm.get("idle", False), "ended": wm.get("ended", False),
             "spool": spec.directory,
         }
@@ -127,7 +129,7 @@ def stream_summary(cfg: Config, sources: list[SpoolSource], out_dir: str, starte
     return {
         "mode": "stream",
         "sources": per_source,
-        "totals": {k: sum(s[k] for s in per_source.values()) for k in ("read", "parsed", "dead_lettered", "late", "files")},
+        "totals": {k: sum(s[k] for s in per_source.values()) for k in ("read", "parsed", "dead_lettered", "late", "skipped", "files")},
         "incidents": {"total": len(live), "final": sum(1 for e in live if e["final"]),
                       "open": sum(1 for e in live if not e["final"])},
         "dead_letter_lines": _count_lines(os.path.join(out_dir, "deadletter", "deadletter.jsonl")),

@@ -40,6 +40,7 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from transforms.model import DeadLetter
 from transforms.parse import DEAD, InputFile, parse_file
+from transforms.read import DEFAULT_LIMITS, Limits
 
 END_MARKER = "END"
 STATE_DIR = "_stream"
@@ -61,6 +62,7 @@ class SpoolSource:
     idle_timeout: float = 7200.0
     settle: float = 2.0
     poll_interval: float = 0.5
+    limits: Limits = DEFAULT_LIMITS  # the config's read bounds, as in batch (docs/limits.md)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class FileRecord:
     max_time: Optional[float]
     read_watermark: Optional[float]  # the source watermark when it was read
     finished_at: float  # wall clock
+    skipped: int = 0  # rows of recognised sibling logs the format does not read
 
 
 class FinishedFiles:
@@ -255,15 +258,15 @@ def read_file(spec: SpoolSource, path: str, watermark: Optional[float], keep_fro
     older than it from the output."""
     tables: list[pa.Table] = []
     dead: list[DeadLetter] = []
-    read = parsed = dead_lettered = late_n = 0
+    read = parsed = dead_lettered = late_n = skipped = 0
     threshold = watermark - spec.allowed_lateness if watermark is not None else None
     item = InputFile(spec.source, spec.format, path, spec.timezone, spec.mapping)
-    for out in parse_file(item):
+    for out in parse_file(item, spec.limits):
         if isinstance(out, tuple) and out[0] == "dead":
             dead.append(out[1])
         elif isinstance(out, tuple) and out[0] == "counts":
             c = out[1][1]
-            read, parsed, dead_lettered = c.read, c.parsed, c.dead_lettered
+            read, parsed, dead_lettered, skipped = c.read, c.parsed, c.dead_lettered, c.skipped
         else:
             on_time, late = _split_late(out, threshold)
             for row in late.select(["time", "raw_ref", "raw"]).to_pylist():
@@ -278,7 +281,7 @@ def read_file(spec: SpoolSource, path: str, watermark: Optional[float], keep_fro
                 tables.append(on_time)
     lo, hi = _time_bounds(tables)
     record = FileRecord(os.path.basename(path), os.path.getsize(path), read, parsed - late_n,
-                        dead_lettered + late_n, late_n, lo, hi, watermark, time.time())
+                        dead_lettered + late_n, late_n, lo, hi, watermark, time.time(), skipped)
     return _FileRead(tables, dead, record)
 
 
