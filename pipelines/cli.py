@@ -25,6 +25,12 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def _allow_root_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-root", action="append", default=[], metavar="DIR",
+                   help="a folder outside the config's own that source paths may read, like the config's "
+                        "allowed_roots: (repeatable; default: none)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cranewatch",
@@ -46,9 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", required=True)
     r.add_argument("--output", default="cranewatch-out")
     r.add_argument("--quiet", action="store_true", help="no summary table")
+    _allow_root_option(r)
 
-    v = sub.add_parser("validate", help="check a config file and the detections; report every error")
+    v = sub.add_parser("validate", help="check a config file, the files it names and the detections; "
+                       "report every error")
     v.add_argument("--config", required=True)
+    _allow_root_option(v)
 
     d = sub.add_parser("detections", help="list detections or run their test cases")
     dsub = d.add_subparsers(dest="action", required=True)
@@ -84,11 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             return _generate(args.out, args.events, args.seed, args.formats, benign_only=args.benign_only)
         if args.command == "run":
-            return _run(args.config, args.output, beam_args, quiet=args.quiet)
+            return _run(args.config, args.output, beam_args, quiet=args.quiet, allow_roots=args.allow_root)
         if args.command == "validate":
-            cfg = load_config(args.config)
-            print(f"{args.config}: OK ({len(cfg.sources)} sources, {len(cfg.inventory.assets)} assets)")
-            return EXIT_OK
+            return _validate(args.config, args.allow_root)
         if args.command == "detections":
             return _detections(args)
         if args.command in ("share", "intel"):
@@ -132,20 +139,31 @@ def _generate(out: str, events: int, seed: int, formats: str = "", benign_only: 
     return EXIT_OK
 
 
-def _run(config: str, output: str, beam_args: list[str], quiet: bool = False) -> int:
+def _validate(config: str, allow_roots: list[str]) -> int:
+    """The run's own pre-flight checks (pipelines/preflight.py); a source matching no file
+    is an error here, where a run only warns."""
+    from pipelines.preflight import check
+
+    checked = check(config, allow_roots)
+    cfg = checked.cfg
+    if checked.empty_sources:
+        raise ConfigError([f"{config}: sources.{name}.paths: expected paths that match files "
+                           f"(relative to {cfg.base_dir}), got none" for name in checked.empty_sources])
+    print(f"{config}: OK ({len(cfg.sources)} sources, {len(cfg.inventory.assets)} assets)")
+    return EXIT_OK
+
+
+def _run(config: str, output: str, beam_args: list[str], quiet: bool = False,
+         allow_roots: Sequence[str] = ()) -> int:
     from pipelines.batch import run_batch
+    from pipelines.preflight import check
     from pipelines.summary import build_summary, print_summary, write_summary
 
-    cfg = load_config(config)
-    from stix_export.redact import load_secret
-
-    load_secret(cfg)  # a missing export secret is a config error (exit 2); its value is never printed
-    from pipelines.config import resolve_sources
-
-    for source in resolve_sources(cfg):  # a typo'd glob would otherwise read nothing quietly
-        if not source.files:
-            print(f"{config}: sources.{source.name}: warning: paths matched no files "
-                  f"(relative to {cfg.base_dir})", file=sys.stderr)
+    checked = check(config, allow_roots)  # the same checks as validate: any failing one exits 2
+    cfg = checked.cfg
+    for name in checked.empty_sources:  # a typo'd glob would otherwise read nothing quietly
+        print(f"{config}: sources.{name}: warning: paths matched no files "
+              f"(relative to {cfg.base_dir})", file=sys.stderr)
     try:
         result = run_batch(cfg, output, beam_args)
     except Exception as exc:  # a failed run: report it and exit 1, never a traceback dump

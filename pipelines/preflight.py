@@ -1,0 +1,67 @@
+"""What a config must pass before a run: one implementation for ``validate`` and ``run``.
+
+``validate`` promises that ``run`` will not stop on the config, so both call ``check``:
+the config file itself (pipelines/config.py), then what it points at: source files that
+may be read (pipelines/source_paths.py), the export secret, the intel bundle files a
+detection names. Every problem is collected, one line each, starting with the file name.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from pipelines.config import Config, ConfigError, ResolvedSource, load_config, resolve_sources
+
+
+@dataclass(frozen=True)
+class Checked:
+    cfg: Config
+    sources: list[ResolvedSource]
+    # Enabled sources whose paths matched no file: ``validate`` fails on them, a run warns.
+    empty_sources: list[str] = field(default_factory=list)
+
+
+def _prefixed(path: str, lines: list[str]) -> list[str]:
+    return [line if line.startswith(f"{path}: ") else f"{path}: {line}" for line in lines]
+
+
+def _bundle_errors(cfg: Config, path: str) -> list[str]:
+    """STIX bundle files named in detection parameters (``threat_intel_match.bundles``)."""
+    from detections.registry import load_registry
+
+    errors = []
+    for det_id, det in load_registry().items():
+        if "bundles" not in det.meta.params:
+            continue
+        settings = cfg.detections.get(det_id)
+        if settings is not None and not settings.enabled:
+            continue
+        bundles = settings.params.get("bundles", det.meta.params["bundles"]) if settings else det.meta.params["bundles"]
+        for i, b in enumerate(bundles or []):
+            full = b if os.path.isabs(b) else os.path.join(cfg.base_dir, b)
+            if not os.path.isfile(full) or not os.access(full, os.R_OK):
+                errors.append(f"{path}: detections.{det_id}.params.bundles[{i}]: expected a readable STIX "
+                              f"bundle file, got {b!r} (no such file)")
+    return errors
+
+
+def check(config_path: str, allow_roots: tuple[str, ...] | list[str] = ()) -> Checked:
+    """Load and check a config and what it names; raise ``ConfigError`` with every problem."""
+    from stix_export.redact import load_secret
+
+    path = str(config_path)
+    cfg = load_config(path, allow_roots)
+    errors: list[str] = []
+    sources: list[ResolvedSource] = []
+    try:
+        sources = resolve_sources(cfg)
+    except ConfigError as exc:
+        errors += exc.errors
+    try:
+        load_secret(cfg)  # its value is never printed, only where it was looked for
+    except ConfigError as exc:
+        errors += _prefixed(path, exc.errors)
+    errors += _bundle_errors(cfg, path)
+    if errors:
+        raise ConfigError(errors)
+    return Checked(cfg, sources, [s.name for s in sources if not s.files])
