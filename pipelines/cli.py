@@ -144,11 +144,7 @@ def _validate(config: str, allow_roots: list[str]) -> int:
     is an error here, where a run only warns."""
     from pipelines.preflight import check
 
-    checked = check(config, allow_roots)
-    cfg = checked.cfg
-    if checked.empty_sources:
-        raise ConfigError([f"{config}: sources.{name}.paths: expected paths that match files "
-                           f"(relative to {cfg.base_dir}), got none" for name in checked.empty_sources])
+    cfg = check(config, allow_roots, empty_is_error=True).cfg
     print(f"{config}: OK ({len(cfg.sources)} sources, {len(cfg.inventory.assets)} assets)")
     return EXIT_OK
 

@@ -447,45 +447,99 @@ def _format_error(path: str, err: dict[str, Any]) -> str:
 _INTERNAL_KEYS = ("base_dir", "config_path", "cli_roots")
 
 
-def parse_config(data: Any, path: str, base_dir: str | None = None,
-                 allow_roots: tuple[str, ...] | list[str] = ()) -> Config:
+#: Sections each section's cross-key checks read: with one of them invalid, those checks
+#: are left out of the report (they would judge a default in its place).
+_CHECK_READS = {
+    "sources": {"sources", "allowed_roots"}, "geo": {"geo", "allowed_roots"},
+    "maintenance_windows": {"maintenance_windows", "vendors", "inventory"},
+    "detections": {"detections", "inventory"}, "vendors": {"vendors", "vendor_network_min_prefix"},
+}
+#: Stand-ins for required sections that failed, so the rest can still be checked.
+_STAND_INS: dict[str, Any] = {"site": {"name": "-"}, "sources": [{"name": "-", "format": "-", "paths": ["-"]}]}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A config checked in one pass: ``cfg`` is None only when nothing could be read;
+    with ``invalid`` sections it holds defaults in their place (for further checks that
+    do not read them), and ``errors`` lists every problem found."""
+
+    cfg: Optional[Config]
+    errors: list[str]
+    invalid: frozenset[str] = frozenset()
+
+
+def _section(line: str, path: str) -> str:
+    return re.split(r"[.\[:]", line.removeprefix(f"{path}: "), maxsplit=1)[0]
+
+
+def check_config(data: Any, path: str, base_dir: str | None = None,
+                 allow_roots: tuple[str, ...] | list[str] = ()) -> Checked:
+    """Schema and cross-key checks in one pass: a section that fails its schema is set
+    aside and the checks of every other section still run."""
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}: (top level): expected a mapping of config keys, got {type(data).__name__}"])
+        return Checked(None, [f"{path}: (top level): expected a mapping of config keys, got {type(data).__name__}"])
     internal = [k for k in _INTERNAL_KEYS if k in data]
     if internal:
-        raise ConfigError([f"{path}: {k}: unknown key" for k in internal])
+        return Checked(None, [f"{path}: {k}: unknown key" for k in internal])
+    extra = {"base_dir": base_dir or os.path.dirname(os.path.abspath(path)), "config_path": path,
+             "cli_roots": tuple(allow_roots)}
     try:
-        cfg = Config.model_validate({**data, "base_dir": base_dir or os.path.dirname(os.path.abspath(path)),
-                                     "config_path": path, "cli_roots": tuple(allow_roots)})
+        cfg = Config.model_validate({**data, **extra})
+        return Checked(cfg, _cross_check(cfg, path))
     except ValidationError as exc:
-        raise ConfigError([_format_error(path, e) for e in exc.errors()]) from None
-    errors = _cross_check(cfg, path)
-    if errors:
-        raise ConfigError(errors)
-    return cfg
+        errors = [_format_error(path, e) for e in exc.errors()]
+        invalid = frozenset(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+    rest = {k: v for k, v in data.items() if k not in invalid}
+    rest.update({k: v for k, v in _STAND_INS.items() if k in invalid})
+    try:
+        cfg = Config.model_validate({**rest, **extra})
+    except ValidationError:
+        return Checked(None, errors, invalid)
+    if "sources" in invalid:
+        cfg = cfg.model_copy(update={"sources": []})
+    more = [e for e in _cross_check(cfg, path)
+            if not _CHECK_READS.get(_section(e, path), {_section(e, path)}) & invalid]
+    return Checked(cfg, errors + more, invalid)
+
+
+def parse_config(data: Any, path: str, base_dir: str | None = None,
+                 allow_roots: tuple[str, ...] | list[str] = ()) -> Config:
+    checked = check_config(data, path, base_dir, allow_roots)
+    if checked.errors or checked.cfg is None:
+        raise ConfigError(checked.errors)
+    return checked.cfg
 
 
 def load_config(path: str | os.PathLike[str], allow_roots: tuple[str, ...] | list[str] = ()) -> Config:
     """Read, parse and validate a config file; raise ``ConfigError`` listing every problem.
     ``allow_roots``: folders source paths may read besides the config's own (``--allow-root``)."""
+    checked = check_file(path, allow_roots)
+    if checked.errors or checked.cfg is None:
+        raise ConfigError(checked.errors)
+    return checked.cfg
+
+
+def check_file(path: str | os.PathLike[str], allow_roots: tuple[str, ...] | list[str] = ()) -> Checked:
+    """``check_config`` on a file: YAML problems are errors of the same shape."""
     path = str(path)
     try:
         with open(path, encoding="utf-8") as fh:
             data = strict_yaml.load(fh.read())
     except OSError as exc:
-        raise ConfigError([f"{path}: (file): expected a readable config file, got {exc.strerror or exc}"]) from None
+        return Checked(None, [f"{path}: (file): expected a readable config file, got {exc.strerror or exc}"])
     except UnicodeDecodeError:
-        raise ConfigError([f"{path}: (file): expected UTF-8 text, got undecodable bytes"]) from None
+        return Checked(None, [f"{path}: (file): expected UTF-8 text, got undecodable bytes"])
     except strict_yaml.YamlError as exc:
-        raise ConfigError([f"{path}: {key}: {msg}" for key, msg in exc.errors]) from None
+        return Checked(None, [f"{path}: {key}: {msg}" for key, msg in exc.errors])
     except RecursionError:
-        raise ConfigError([f"{path}: (yaml): expected a config nested a few levels deep, got nesting too deep to read"]) from None
+        return Checked(None, [f"{path}: (yaml): expected a config nested a few levels deep, got nesting too deep to read"])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{path}: {where}: expected valid YAML, got {problem}"]) from None
-    return parse_config(data, path, allow_roots=allow_roots)
+        return Checked(None, [f"{path}: {where}: expected valid YAML, got {problem}"])
+    return check_config(data, path, allow_roots=allow_roots)
 
 
 def _cross_check(cfg: Config, path: str) -> list[str]:

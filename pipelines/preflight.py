@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from pipelines.config import Config, ConfigError, ResolvedSource, load_config, resolve_sources
+from pipelines.config import Config, ConfigError, ResolvedSource, check_file, resolve_sources
 
 
 @dataclass(frozen=True)
 class Checked:
     cfg: Config
     sources: list[ResolvedSource]
-    # Enabled sources whose paths matched no file: ``validate`` fails on them, a run warns.
+    # Enabled sources whose paths matched no file (a run warns about them).
     empty_sources: list[str] = field(default_factory=list)
 
 
@@ -45,23 +45,32 @@ def _bundle_errors(cfg: Config, path: str) -> list[str]:
     return errors
 
 
-def check(config_path: str, allow_roots: tuple[str, ...] | list[str] = ()) -> Checked:
-    """Load and check a config and what it names; raise ``ConfigError`` with every problem."""
+def check(config_path: str, allow_roots: tuple[str, ...] | list[str] = (), empty_is_error: bool = False) -> Checked:
+    """Load and check a config and what it names; raise ``ConfigError`` with every problem
+    (``empty_is_error``: a source whose paths match no file is one, as ``validate`` says)."""
     from stix_export.redact import load_secret
 
     path = str(config_path)
-    cfg = load_config(path, allow_roots)
-    errors: list[str] = []
-    sources: list[ResolvedSource] = []
-    try:
-        sources = resolve_sources(cfg)
-    except ConfigError as exc:
-        errors += exc.errors
-    try:
-        load_secret(cfg)  # its value is never printed, only where it was looked for
-    except ConfigError as exc:
-        errors += _prefixed(path, exc.errors)
-    errors += _bundle_errors(cfg, path)
-    if errors:
+    checked = check_file(path, allow_roots)
+    cfg, errors, invalid = checked.cfg, list(checked.errors), checked.invalid
+    if cfg is None:
         raise ConfigError(errors)
+    sources: list[ResolvedSource] = []
+    if not invalid & {"sources", "allowed_roots"}:
+        try:
+            sources = resolve_sources(cfg)
+        except ConfigError as exc:
+            errors += exc.errors
+        if empty_is_error:
+            errors += [f"{path}: sources.{s.name}.paths: expected paths that match files (relative to "
+                       f"{cfg.base_dir}), got none" for s in sources if not s.files]
+    if "export" not in invalid:
+        try:
+            load_secret(cfg)  # its value is never printed, only where it was looked for
+        except ConfigError as exc:
+            errors += _prefixed(path, exc.errors)
+    if "detections" not in invalid:
+        errors += _bundle_errors(cfg, path)
+    if errors:
+        raise ConfigError(list(dict.fromkeys(errors)))  # a path refused twice is one line
     return Checked(cfg, sources, [s.name for s in sources if not s.files])

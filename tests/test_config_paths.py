@@ -147,3 +147,50 @@ def test_no_output_of_a_run_holds_the_export_secret(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (out / "stix-isac").is_dir() and (out / "deadletter").is_dir() and (out / "summary.json").is_file()
     assert _secret_leaks(out, [file_secret, ENV_SECRET], proc.stdout, proc.stderr) == []
+
+
+def test_validate_reports_every_problem_in_one_pass_as_run_does(tmp_path: Path) -> None:
+    (tmp_path / "cms").mkdir()
+    (tmp_path / "cms" / "a.jsonl").write_text("{}\n")
+    path = _config(tmp_path, ["cms/*.jsonl"],
+                   correlation={"gap": "soon"},  # a schema error does not hide the rest
+                   export={"profiles": [{"name": "isac", "tlp": "amber",
+                                         "redaction": {"internal_addresses": "pseudonym"}}],
+                           "secret_file": "missing.secret"},
+                   detections={"threat_intel_match": {"params": {"bundles": ["isac/missing.json"]}}})
+    data = yaml.safe_load(path.read_text())
+    data["sources"] += [{"name": "nothing", "format": "zeek_conn", "paths": ["zeek/conn*.log"]},
+                        {"name": "typo", "format": "zeek_connn", "paths": ["cms/*.jsonl"]}]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    expected = [
+        f"{path}: correlation.gap: expected a duration such as 30m, 2h or a number of seconds, got 'soon'",
+        f"{path}: sources[2].format: expected one of: ",
+        f"{path}: sources.nothing.paths: expected paths that match files (relative to {tmp_path}), got none",
+        f"{path}: export.secret_file: expected a readable secret file, got {str(tmp_path / 'missing.secret')!r} "
+        "(No such file or directory)",
+        f"{path}: detections.threat_intel_match.params.bundles[0]: expected a readable STIX bundle file, got "
+        "'isac/missing.json' (no such file)",
+    ]
+    validate = _cli("validate", "--config", str(path))
+    run = _cli("run", "--config", str(path), "--output", str(tmp_path / "out"))
+    for proc in (validate, run):
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in validate.stderr.splitlines() if line.startswith(str(tmp_path))]
+    assert len(lines) == len(expected) and all(line.startswith(e) for line, e in zip(lines, expected)), lines
+    # the run's own checks are the same, but a source that matches nothing is only a warning there
+    assert [line for line in run.stderr.splitlines() if line.startswith(str(tmp_path))] == [
+        line for line in lines if "sources.nothing" not in line]
+    # Fixed, validate still refuses a source that reads nothing; a run warns and goes on.
+    data["correlation"] = {"gap": "30m"}
+    data["sources"].pop()
+    data["export"].pop("secret_file")
+    data["detections"] = {}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    validate = _cli("validate", "--config", str(path))
+    assert validate.returncode == 2
+    assert validate.stderr.strip().splitlines()[-1] == (
+        f"{path}: sources.nothing.paths: expected paths that match files (relative to {tmp_path}), got none")
+    (tmp_path / "zeek").mkdir()
+    (tmp_path / "zeek" / "conn.log").write_text("")
+    validate = _cli("validate", "--config", str(path))
+    assert validate.returncode == 0 and validate.stdout.startswith(f"{path}: OK"), validate.stderr
