@@ -260,27 +260,21 @@ class MaintenanceWindow(Strict):
 
     def is_open(self, when: dt.datetime) -> bool:
         """Is ``when`` inside this window? A weekly window belongs to the day it starts on
-        and may run past midnight (``from: "22:00"``, ``to: "02:00"``); its times are wall
-        clock times in ``timezone``, so it keeps its local hours across DST changes."""
+        and may run past midnight (``from: "22:00"``, ``to: "02:00"``); ``from``/``to`` are
+        what the clock shows in ``timezone``, so the window keeps its local hours across DST
+        changes (a time the clock skips is simply never shown)."""
         if self.start is not None and self.end is not None:
             return self.start <= when < self.end
         from transforms.parsers._common import tzinfo
 
-        zone = tzinfo(self.timezone)
-        local = when.astimezone(zone)
-        start_min, end_min = config_values.minutes(self.from_ or ""), config_values.minutes(self.to or "")
-        for back in (0, 1):  # a window open now started today or (past midnight) yesterday
-            day = local.date() - dt.timedelta(days=back)
-            if WEEKDAYS[day.weekday()] not in self.days:
-                continue
-            start = dt.datetime.combine(day, dt.time(), zone) + dt.timedelta(minutes=start_min)
-            end_day = day + dt.timedelta(days=1) if end_min <= start_min else day
-            end = dt.datetime.combine(end_day, dt.time(), zone) + dt.timedelta(minutes=end_min)
-            # wall-clock arithmetic in the zone, compared as instants: aware datetimes that
-            # share a zone compare by wall time, ignoring a DST change between them
-            if start.astimezone(dt.timezone.utc) <= when < end.astimezone(dt.timezone.utc):
-                return True
-        return False
+        local = when.astimezone(tzinfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        start, end = config_values.minutes(self.from_ or ""), config_values.minutes(self.to or "")
+        today = WEEKDAYS[local.weekday()]
+        if end > start:
+            return today in self.days and start <= minute < end
+        yesterday = WEEKDAYS[(local.weekday() - 1) % 7]  # past midnight: the window it started
+        return (today in self.days and minute >= start) or (yesterday in self.days and minute < end)
 
 
 class DetectionSettings(Strict):
