@@ -218,3 +218,58 @@ def test_cli_exits_2_without_traceback_on_each_hostile_config(tmp_path: Path) ->
     assert [line for line in proc.stderr.splitlines() if line.startswith(str(path))] == [
         f"{path}: site: expected each key once, got 'site' again at line "
         f"{text.count(chr(10))} (first at line 1)"]
+
+
+_SWAPS: list[Any] = [None, True, 0, -1, 10**30, 1.5, float("nan"), "", "x", [], [1], {}, {"a": 1}, "10.0.0.256",
+                     "25:99", "Mars/Olympus", "0.0.0.0/0", [[[]]], {"x": {"y": []}}]
+
+
+def _leaves(node: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix] if prefix else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        out += _leaves(v, prefix + (k,))
+    return out
+
+
+def test_mutated_configs_give_one_line_errors_or_a_config_that_works(tmp_path: Path) -> None:
+    """Seeded type and value swaps anywhere in a full config: every outcome is either
+    one-line errors naming the file or a config whose windows and inventory evaluate."""
+    import datetime as dt
+    import random
+
+    from detections.api import Inventory
+    from pipelines.config import check_config
+
+    base = _with(detections={"ot_beaconing": {"params": {"idle": "1h", "asset_kinds": ["cms"]},
+                                              "allowlist": {"addresses": ["10.0.0.1"]}}},
+                 sources=[*TEST_TERMINAL["sources"], {**MAPPED, "mapping": {**MAPPED["mapping"], "time_format": "%Y"}}])
+    base["maintenance_windows"].append({"vendor": "zpmc", "days": ["sat"], "from": "22:00", "to": "02:00",
+                                        "timezone": "Europe/Amsterdam"})
+    leaves = _leaves(base)
+    rng = random.Random(10)
+    when = dt.datetime(2026, 11, 21, 23, 0, tzinfo=dt.timezone.utc)
+    outcomes = {"errors": 0, "loaded": 0}
+    for _ in range(300):
+        data = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 3)):
+            *parents, last = rng.choice(leaves)
+            node = data
+            try:
+                for k in parents:
+                    node = node[k]
+                node[last] = copy.deepcopy(rng.choice(_SWAPS))
+            except (KeyError, IndexError, TypeError):
+                pass  # an earlier swap replaced a parent
+        checked = check_config(data, "mutated.yaml", str(tmp_path))
+        assert all(e.startswith("mutated.yaml: ") and "\n" not in e for e in checked.errors), checked.errors
+        if checked.errors:
+            outcomes["errors"] += 1
+            continue
+        assert checked.cfg is not None
+        inv = Inventory(checked.cfg)
+        for v in checked.cfg.vendors:
+            inv.in_maintenance(v.name, None, when)
+            inv.vendor_networks(v.name)
+        outcomes["loaded"] += 1
+    assert outcomes["errors"] > 200 and outcomes["loaded"] > 3, outcomes  # both kinds were tried
