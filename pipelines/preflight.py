@@ -3,7 +3,8 @@
 ``validate`` promises that ``run`` will not stop on the config, so both call ``check``:
 the config file itself (pipelines/config.py), then what it points at: source files that
 may be read (pipelines/source_paths.py), the export secret, the intel bundle files a
-detection names. Every problem is collected, one line each, starting with the file name.
+detection names, and each detection's own ``prepare`` (register maps, the intel store and
+its indicators). Every problem is collected, one line each, starting with the file name.
 """
 from __future__ import annotations
 
@@ -45,6 +46,31 @@ def _bundle_errors(cfg: Config, path: str) -> list[str]:
     return errors
 
 
+def _prepare_errors(cfg: Config, path: str, skip: set[str]) -> list[str]:
+    """Each enabled detection's ``prepare`` (what the run does first: indexing a register
+    map, loading the intel store and bundles) so its complaint is a config error here, not
+    a failed run later. One line per detection."""
+    from detections.api import DetectionContext, Inventory
+    from detections.registry import load_registry
+    from pipelines.config import DetectionSettings
+
+    inventory = Inventory(cfg)
+    errors = []
+    for det_id, det in sorted(load_registry().items()):
+        settings = cfg.detections.get(det_id, DetectionSettings())
+        prepare = det.fn("prepare")
+        if not settings.enabled or prepare is None or det_id in skip:
+            continue
+        ctx = DetectionContext(cfg, inventory, {**det.meta.params, **settings.params}, settings)
+        try:
+            prepare(ctx)
+        except Exception as exc:  # whatever a plugin raises is reported, not a traceback
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            where = "" if msg.startswith(f"detections.{det_id}") else f"detections.{det_id}: "
+            errors.append(f"{path}: {where}{msg}")
+    return errors
+
+
 def check(config_path: str, allow_roots: tuple[str, ...] | list[str] = (), empty_is_error: bool = False) -> Checked:
     """Load and check a config and what it names; raise ``ConfigError`` with every problem
     (``empty_is_error``: a source whose paths match no file is one, as ``validate`` says)."""
@@ -70,7 +96,12 @@ def check(config_path: str, allow_roots: tuple[str, ...] | list[str] = (), empty
         except ConfigError as exc:
             errors += _prefixed(path, exc.errors)
     if "detections" not in invalid:
-        errors += _bundle_errors(cfg, path)
+        bundle_errors = _bundle_errors(cfg, path)
+        failed = {e.removeprefix(f"{path}: detections.").split(".", 1)[0] for e in errors + bundle_errors
+                  if e.startswith(f"{path}: detections.")}
+        errors += bundle_errors
+        if not invalid & {"inventory", "vendors", "maintenance_windows", "intel", "geo"}:
+            errors += _prepare_errors(cfg, path, failed)
     if errors:
         raise ConfigError(list(dict.fromkeys(errors)))  # a path refused twice is one line
     return Checked(cfg, sources, [s.name for s in sources if not s.files])
