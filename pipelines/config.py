@@ -584,7 +584,7 @@ def _cross_check(cfg: Config, path: str) -> list[str]:
         full = f if os.path.isabs(f) else os.path.join(cfg.base_dir, f)
         if source_paths.pattern_problem(f, cfg.base_dir, cfg.read_roots()) or (
                 os.path.exists(full) and source_paths.file_problem(full, cfg.base_dir, cfg.read_roots())):
-            continue  # refused unread (_path_errors says why): its lines could be anything
+            continue  # refused unread (config_checks.path_errors says why): its lines could be anything
         try:
             read_csv(full)
         except OSError as exc:

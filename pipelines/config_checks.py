@@ -28,18 +28,15 @@ def vendor_network_errors(cfg: Config, path: str) -> list[str]:
 
 
 def path_errors(cfg: Config, path: str) -> list[str]:
-    """Source and geo paths inside the config's folder or ``allowed_roots`` (before listing)."""
+    """Geo files inside the config's folder or ``allowed_roots`` (the loader reads them);
+    source paths are judged where they are listed (``resolve_sources``), so commands that
+    read no source (``share``) need no ``--allow-root``."""
     errors = []
     for i, r in enumerate(cfg.allowed_roots):
         full = r if os.path.isabs(r) else os.path.join(cfg.base_dir, r)
         if not os.path.isdir(full):
             errors.append(f"{path}: allowed_roots[{i}]: expected an existing folder, got {r!r}")
     roots = cfg.read_roots()
-    for i, s in enumerate(cfg.sources):
-        for j, pattern in enumerate(s.paths):
-            problem = source_paths.pattern_problem(pattern, cfg.base_dir, roots)
-            if problem:
-                errors.append(f"{path}: sources[{i}].paths[{j}]: {problem}, got {pattern!r}")
     for i, f in enumerate(cfg.geo.files):
         full = f if os.path.isabs(f) else os.path.join(cfg.base_dir, f)
         problem = source_paths.pattern_problem(f, cfg.base_dir, roots) or (

@@ -63,9 +63,9 @@ def test_dotdot_after_a_glob_and_missing_roots_are_refused(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert [e.removeprefix(f"{path}: ") for e in err.value.errors] == [
-        "allowed_roots[0]: expected an existing folder, got 'no-such-folder'",
-        "sources[0].paths[0]: expected a path without '..' after a glob character, got 'cms/*/../../../etc/passwd'",
-    ]
+        "allowed_roots[0]: expected an existing folder, got 'no-such-folder'"]
+    assert _errors(_config(tmp_path, ["cms/*/../../../etc/passwd"])) == [
+        "sources[0].paths[0]: expected a path without '..' after a glob character, got 'cms/*/../../../etc/passwd'"]
 
 
 @pytest.mark.parametrize("pattern", ["/proc/self/environ", "/proc/self/env*", "/sys/kernel/*", "/dev/null",
