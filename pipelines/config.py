@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
@@ -438,6 +439,7 @@ def _format_error(path: str, err: dict[str, Any]) -> str:
     return f"{path}: {key}: {msg}, got {got!r}"
 
 
+MAX_CONFIG_BYTES = 16 * 2**20
 _INTERNAL_KEYS = ("base_dir", "config_path", "cli_roots")
 
 
@@ -518,8 +520,12 @@ def check_file(path: str | os.PathLike[str], allow_roots: tuple[str, ...] | list
     """``check_config`` on a file: YAML problems are errors of the same shape."""
     path = str(path)
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CONFIG_BYTES:  # a FIFO would block, /dev/zero never end
+            return Checked(None, [f"{path}: (file): expected a regular config file of at most "
+                                  f"{MAX_CONFIG_BYTES // 2**20} MiB, got {'a larger file' if stat.S_ISREG(st.st_mode) else 'a special file'}"])
         with open(path, encoding="utf-8") as fh:
-            data = strict_yaml.load(fh.read())
+            data = strict_yaml.load(fh.read(MAX_CONFIG_BYTES + 1))
     except OSError as exc:
         return Checked(None, [f"{path}: (file): expected a readable config file, got {exc.strerror or exc}"])
     except UnicodeDecodeError:

@@ -273,3 +273,12 @@ def test_mutated_configs_give_one_line_errors_or_a_config_that_works(tmp_path: P
             inv.vendor_networks(v.name)
         outcomes["loaded"] += 1
     assert outcomes["errors"] > 200 and outcomes["loaded"] > 3, outcomes  # both kinds were tried
+
+
+def test_config_that_is_a_fifo_or_a_device_is_refused_without_reading(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "config.yaml")  # opening it to read would block until a writer came
+    for path in (tmp_path / "config.yaml", Path("/dev/zero")):
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        assert err.value.errors == [f"{path}: (file): expected a regular config file of at most 16 MiB, "
+                                    "got a special file"]
