@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from detections.api import Inventory
-from detections.testing import TEST_TERMINAL, run_case, terminal_config
-from detections.api import TestCase
+from detections.api import Inventory, TestCase
 from detections.registry import load_registry
+from detections.testing import TEST_TERMINAL, run_case, terminal_config
 from pipelines.config import ConfigError, load_config
 
 UTC = dt.timezone.utc
@@ -86,8 +86,6 @@ def test_night_vendor_work_inside_a_cross_midnight_window_raises_no_finding() ->
 
 
 def _window_errors(tmp_path: Path, text: str) -> list[str]:
-    import yaml
-
     data = copy.deepcopy(TEST_TERMINAL)
     data.pop("maintenance_windows")
     path = tmp_path / "config.yaml"
