@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import zoneinfo
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from types import ModuleType
@@ -218,14 +217,7 @@ class Inventory:
                 continue
             if w.assets and asset_id is not None and asset_id not in w.assets:
                 continue
-            if w.start is not None and w.end is not None:
-                if w.start <= when < w.end:
-                    return True
-                continue
-            local = when.astimezone(zoneinfo.ZoneInfo(w.timezone))
-            day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
-            hhmm = local.strftime("%H:%M")
-            if day in w.days and w.from_ is not None and w.to is not None and w.from_ <= hhmm < w.to:
+            if w.is_open(when):  # weekly windows may cross midnight (pipelines/config.py)
                 return True
         return False
 

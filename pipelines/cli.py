@@ -69,6 +69,12 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def _allow_root_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-root", action="append", default=[], metavar="DIR",
+                   help="a folder outside the config's own that source paths may read, like the config's "
+                        "allowed_roots: (repeatable; default: none)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="cranewatch",
@@ -90,16 +96,20 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="batch run over archived logs (Beam local runner)")
     r.add_argument("--config", required=True, help="the config file (YAML) naming sources, site and export")
     _run_options(r, "cranewatch-out")
+    _allow_root_option(r)
 
     st = sub.add_parser("stream", help="streaming run over spool directories, until stopped (Prism; any Beam job server)")
-    st.add_argument("--config", required=True)
-    st.add_argument("--output", default="cranewatch-out")
+    st.add_argument("--config", required=True, help="the config file (YAML); sources need a spool: directory")
+    st.add_argument("--output", default="cranewatch-out",
+                    help="where bundles, rolling JSONL files and summary.json go (default: cranewatch-out)")
     st.add_argument("--allow-open-ports", action="store_true",
                     help="run without a private network namespace: the runner's ports then listen on every "
-                    "interface (only behind a firewall that blocks them)")
+                    "interface (only behind a firewall that blocks them; default: off)")
 
-    v = sub.add_parser("validate", help="check a config file and the detections; report every error")
+    v = sub.add_parser("validate", help="check a config file, the files it names and the detections; "
+                       "report every error")
     v.add_argument("--config", required=True, help="the config file to check")
+    _allow_root_option(v)
 
     d = sub.add_parser("detections", help="list detections or run their test cases")
     dsub = d.add_subparsers(dest="action", required=True)
@@ -155,17 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             return _generate(args.out, args.events, args.seed, args.formats, benign_only=args.benign_only)
         if args.command == "run":
-            return _run(args.config, args.output, beam_args, quiet=args.quiet)
+            return _run(args.config, args.output, beam_args, quiet=args.quiet, allow_roots=args.allow_root)
         if args.command == "stream":
             return _stream(args, own, beam_args)
         if args.command == "validate":
-            cfg = load_config(args.config)
-            from stix_export.intel import check_config as check_intel
-
-            for line in check_intel(cfg, args.config):  # skipped indicators: id and reason
-                print(line, file=sys.stderr)
-            print(f"{args.config}: OK ({len(cfg.sources)} sources, {len(cfg.inventory.assets)} assets)")
-            return EXIT_OK
+            return _validate(args.config, args.allow_root)
         if args.command == "detections":
             return _detections(args)
         if args.command in ("share", "intel"):
@@ -209,26 +213,35 @@ def _generate(out: str, events: int, seed: int, formats: str = "", benign_only: 
     return EXIT_OK
 
 
-def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, keep: tuple[str, ...] = ()) -> int:
-    from pipelines.batch import run_batch
-    from pipelines.outputs import OutputError, OutputLocked
-    from pipelines.progress import RunProgress
-    from pipelines.summary import print_summary
-
-    cfg = load_config(config)
-    from stix_export.redact import load_secret
-
-    load_secret(cfg)  # a missing export secret is a config error (exit 2); its value is never printed
+def _validate(config: str, allow_roots: list[str]) -> int:
+    """The run's own pre-flight checks (pipelines/preflight.py); a source matching no file
+    is an error here, where a run only warns."""
+    from pipelines.preflight import check
     from stix_export.intel import check_config as check_intel
 
+    cfg = check(config, allow_roots, empty_is_error=True).cfg
+    for line in check_intel(cfg, config):  # skipped indicators: id and reason
+        print(line, file=sys.stderr)
+    print(f"{config}: OK ({len(cfg.sources)} sources, {len(cfg.inventory.assets)} assets)")
+    return EXIT_OK
+
+
+def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, keep: tuple[str, ...] = (),
+         allow_roots: Sequence[str] = ()) -> int:
+    from pipelines.batch import run_batch
+    from pipelines.outputs import OutputError, OutputLocked
+    from pipelines.preflight import check
+    from pipelines.progress import RunProgress
+    from pipelines.summary import print_summary
+    from stix_export.intel import check_config as check_intel
+
+    checked = check(config, allow_roots)  # the same checks as validate: any failing one exits 2
+    cfg = checked.cfg
     for line in check_intel(cfg, config):  # unusable intel is skipped, one line each (also in summary.json)
         print(line, file=sys.stderr)
-    from pipelines.config import resolve_sources
-
-    for source in resolve_sources(cfg):  # a typo'd glob would otherwise read nothing quietly
-        if not source.files:
-            print(f"{config}: sources.{source.name}: warning: paths matched no files "
-                  f"(relative to {cfg.base_dir})", file=sys.stderr)
+    for name in checked.empty_sources:  # a typo'd glob would otherwise read nothing quietly
+        print(f"{config}: sources.{name}: warning: paths matched no files "
+              f"(relative to {cfg.base_dir})", file=sys.stderr)
     try:
         result = run_batch(cfg, output, beam_args, progress=None if quiet else RunProgress(), keep=keep,
                            before_commit=lambda staging, summary: write_reports(cfg, summary, staging))

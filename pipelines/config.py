@@ -11,12 +11,15 @@ import datetime as dt
 import ipaddress
 import os
 import re
+import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError,
+                      field_validator)
+
+from pipelines import config_values, source_paths, strict_yaml
 
 from transforms.read import DEFAULT_LIMITS
 from transforms.read import Limits as ReadLimits
@@ -51,16 +54,28 @@ def _parse_duration(value: Any) -> float:
     raise ValueError("expected a duration such as 30m, 2h or a number of seconds")
 
 
+def _positive_duration(value: Any) -> float:
+    seconds = _parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("expected a positive duration such as 30m, 2h or a number of seconds")
+    return seconds
+
+
 Duration = Annotated[float, BeforeValidator(_parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
 
 
 def _check_network(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected an IPv4/IPv6 address or CIDR network such as 10.20.0.0/16")
     try:
-        return str(ipaddress.ip_network(value, strict=False))
+        net = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise ValueError("expected an IPv4/IPv6 address or CIDR network such as 10.20.0.0/16") from None
+    if net.network_address != ipaddress.ip_interface(value).ip:
+        # 10.1.2.3/8 is either a typo'd address or a typo'd network: which one is meant?
+        raise ValueError(f"expected a network without host bits such as {net} (or an address without /prefix)")
+    return str(net)
 
 
 def _check_address(value: Any) -> str:
@@ -81,6 +96,7 @@ def _check_country(value: Any) -> str:
 Network = Annotated[str, BeforeValidator(_check_network)]
 Country = Annotated[str, BeforeValidator(_check_country)]
 Address = Annotated[str, BeforeValidator(_check_address)]
+TimeOfDay = Annotated[str, BeforeValidator(config_values.check_time_of_day)]
 
 
 class Strict(BaseModel):
@@ -111,9 +127,9 @@ class SourceMapping(Strict):
     kind: Literal["flow", "ot", "remote_access", "auth"]
     fields: dict[str, str] = Field(min_length=1)  # source field (a.b for nested JSON) → event field
     constants: dict[str, str] = Field(default_factory=dict)  # event field → fixed value
-    time_format: Optional[str] = None  # strptime format; default: epoch s/ms/µs/ns, RFC 3339, ctime
+    time_format: Annotated[Optional[str], BeforeValidator(config_values.check_time_format)] = None  # strptime format; default: epoch s/ms/µs/ns, RFC 3339, ctime
     timezone: Optional[str] = None  # for times without an offset; default: the source's timezone
-    delimiter: str = Field(default=",", min_length=1, max_length=1)  # csv_mapped
+    delimiter: Annotated[str, BeforeValidator(config_values.check_delimiter)] = ","  # csv_mapped
     columns: Optional[list[str]] = None  # csv_mapped without a header line
 
     @field_validator("fields")
@@ -155,7 +171,7 @@ class Source(Strict):
     spool: Optional[str] = None
     out_of_orderness: Optional[Duration] = None  # overrides stream.out_of_orderness
     timezone: str = "UTC"
-    enabled: bool = True
+    enabled: StrictBool = True
     mapping: Optional[SourceMapping] = None  # required by csv_mapped, jsonl_mapped, parquet
 
     def model_post_init(self, __context: Any) -> None:
@@ -217,9 +233,20 @@ class MaintenanceWindow(Strict):
     start: Optional[dt.datetime] = None
     end: Optional[dt.datetime] = None
     days: list[Literal[WEEKDAYS]] = Field(default_factory=list)  # type: ignore[valid-type]
-    from_: Optional[str] = Field(default=None, alias="from", pattern=r"^\d\d:\d\d$")
-    to: Optional[str] = Field(default=None, pattern=r"^\d\d:\d\d$")
+    from_: Optional[TimeOfDay] = Field(default=None, alias="from")
+    to: Optional[TimeOfDay] = None  # at or before ``from``: the window ends the next day
     timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from transforms.parsers._common import tzinfo
+
+        try:
+            tzinfo(v)
+        except ValueError:
+            raise ValueError("expected an IANA timezone such as UTC or Europe/Amsterdam") from None
+        return v
 
     @field_validator("start", "end")
     @classmethod
@@ -239,11 +266,32 @@ class MaintenanceWindow(Strict):
             raise ValueError("expected start and end with end after start")
         if weekly and (not self.days or self.from_ is None or self.to is None):
             raise ValueError("expected days, from and to for a weekly window")
+        if weekly and (self.from_ == self.to or self.from_ == "24:00"):
+            raise ValueError("expected from before 24:00 and to different from from (a window "
+                             "that ends at or before it starts ends the next day)")
+
+    def is_open(self, when: dt.datetime) -> bool:
+        """Is ``when`` inside this window? A weekly window belongs to the day it starts on
+        and may run past midnight (``from: "22:00"``, ``to: "02:00"``); ``from``/``to`` are
+        what the clock shows in ``timezone``, so the window keeps its local hours across DST
+        changes (a time the clock skips is simply never shown)."""
+        if self.start is not None and self.end is not None:
+            return self.start <= when < self.end
+        from transforms.parsers._common import tzinfo
+
+        local = when.astimezone(tzinfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        start, end = config_values.minutes(self.from_ or ""), config_values.minutes(self.to or "")
+        today = WEEKDAYS[local.weekday()]
+        if end > start:
+            return today in self.days and start <= minute < end
+        yesterday = WEEKDAYS[(local.weekday() - 1) % 7]  # past midnight: the window it started
+        return (today in self.days and minute >= start) or (yesterday in self.days and minute < end)
 
 
 class DetectionSettings(Strict):
-    enabled: bool = True
-    severity: Optional[int] = Field(default=None, ge=0, le=100)
+    enabled: StrictBool = True
+    severity: Optional[StrictInt] = Field(default=None, ge=0, le=100)
     params: dict[str, Any] = Field(default_factory=dict)
     allowlist: dict[Literal["addresses", "accounts", "assets"], list[str]] = Field(  # type: ignore[valid-type]
         default_factory=dict
@@ -254,7 +302,7 @@ class DetectionSettings(Strict):
 class Correlation(Strict):
     # Findings further apart than ``gap`` (event time) on the same asset/entities start a
     # new incident; the window closes once the watermark passes the last finding + gap.
-    gap: Duration = 1800.0
+    gap: PositiveDuration = 1800.0
     # Streaming: how long after its close (last finding + gap) an emitted incident may still
     # be revised by a late finding (re-emitted with the same id and a later ``modified``);
     # findings older than last_seen + gap + allowed_lateness are dead-lettered (late=True).
@@ -311,7 +359,7 @@ class SharingProfile(Strict):
 
 class Export(Strict):
     tlp: Literal[TLP_LEVELS] = "amber"  # type: ignore[valid-type]
-    min_severity: int = Field(default=0, ge=0, le=100)
+    min_severity: StrictInt = Field(default=0, ge=0, le=100)
     # Sharing profiles; absent or empty: one "internal" profile at ``tlp`` keeping everything.
     # The first profile writes ``stix/``, every other one ``stix-<name>/``.
     profiles: list[SharingProfile] = Field(default_factory=list)
@@ -320,7 +368,7 @@ class Export(Strict):
     secret_file: Optional[str] = None
     secret_env: str = Field(default="CRANEWATCH_EXPORT_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # Also write a run-level ``report`` bundle per profile (reports/<profile>.json).
-    report: bool = False
+    report: StrictBool = False
 
     def effective_profiles(self) -> list[SharingProfile]:
         return list(self.profiles) or [SharingProfile(name="internal", tlp=self.tlp)]
@@ -348,6 +396,14 @@ class Limits(Strict):
         return ReadLimits(self.max_decompressed_bytes, self.max_ratio, self.max_line_bytes)
 
 
+class VendorNetworkMinPrefix(Strict):
+    """The broadest vendor ``allowed_networks``/``tunnel_networks`` accepted (prefix length):
+    a vendor "network" of 0.0.0.0/0 would make every login an expected vendor login."""
+
+    ipv4: StrictInt = Field(default=16, ge=0, le=32)
+    ipv6: StrictInt = Field(default=32, ge=0, le=128)
+
+
 class Config(Strict):
     site: Site
     sources: list[Source] = Field(min_length=1)
@@ -361,9 +417,19 @@ class Config(Strict):
     geo: Geo = Field(default_factory=Geo)
     limits: Limits = Field(default_factory=Limits)
     stream: Stream = Field(default_factory=Stream)
+    vendor_network_min_prefix: VendorNetworkMinPrefix = Field(default_factory=VendorNetworkMinPrefix)
+    # Folders outside the config's own folder that source paths may read (relative to the
+    # config file or absolute); never /proc, /sys or /dev (pipelines/source_paths.py).
+    allowed_roots: list[str] = Field(default_factory=list)
 
-    # Set by ``load_config``: where relative source paths are resolved from.
+    # Set by ``load_config``: where relative source paths are resolved from, the file's
+    # name (for messages) and roots allowed on the command line (``--allow-root``).
     base_dir: str = Field(default=".", exclude=True)
+    config_path: str = Field(default="", exclude=True)
+    cli_roots: tuple[str, ...] = Field(default=(), exclude=True)
+
+    def read_roots(self) -> list[str]:
+        return [*self.allowed_roots, *self.cli_roots]
 
 
 class ConfigError(Exception):
@@ -404,7 +470,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         if model is None:
             return []
     fields = getattr(model, "model_fields", {})
-    return sorted((f.alias or n) for n, f in fields.items() if n != "base_dir")
+    return sorted((f.alias or n) for n, f in fields.items() if not f.exclude)
 
 
 def _format_error(path: str, err: dict[str, Any]) -> str:
@@ -424,103 +490,113 @@ def _format_error(path: str, err: dict[str, Any]) -> str:
     return f"{path}: {key}: {msg}, got {got!r}"
 
 
-def parse_config(data: Any, path: str, base_dir: str | None = None) -> Config:
+MAX_CONFIG_BYTES = 16 * 2**20
+_INTERNAL_KEYS = ("base_dir", "config_path", "cli_roots")
+
+
+#: Sections each section's cross-key checks read: with one of them invalid, those checks
+#: are left out of the report (they would judge a default in its place).
+_CHECK_READS = {
+    "sources": {"sources", "allowed_roots"}, "geo": {"geo", "allowed_roots"},
+    "maintenance_windows": {"maintenance_windows", "vendors", "inventory"},
+    "detections": {"detections", "inventory"}, "vendors": {"vendors", "vendor_network_min_prefix"},
+}
+#: Stand-ins for required sections that failed, so the rest can still be checked.
+_STAND_INS: dict[str, Any] = {"site": {"name": "-"}, "sources": [{"name": "-", "format": "-", "paths": ["-"]}]}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A config checked in one pass: ``cfg`` is None only when nothing could be read;
+    with ``invalid`` sections it holds defaults in their place (for further checks that
+    do not read them), and ``errors`` lists every problem found."""
+
+    cfg: Optional[Config]
+    errors: list[str]
+    invalid: frozenset[str] = frozenset()
+
+
+def _section(line: str, path: str) -> str:
+    return re.split(r"[.\[:]", line.removeprefix(f"{path}: "), maxsplit=1)[0]
+
+
+def check_config(data: Any, path: str, base_dir: str | None = None,
+                 allow_roots: tuple[str, ...] | list[str] = ()) -> Checked:
+    """Schema and cross-key checks in one pass: a section that fails its schema is set
+    aside and the checks of every other section still run."""
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}: (top level): expected a mapping of config keys, got {type(data).__name__}"])
+        return Checked(None, [f"{path}: (top level): expected a mapping of config keys, got {type(data).__name__}"])
+    internal = [k for k in _INTERNAL_KEYS if k in data]
+    if internal:
+        return Checked(None, [f"{path}: {k}: unknown key" for k in internal])
+    extra = {"base_dir": base_dir or os.path.dirname(os.path.abspath(path)), "config_path": path,
+             "cli_roots": tuple(allow_roots)}
     try:
-        cfg = Config.model_validate({**data, "base_dir": base_dir or os.path.dirname(os.path.abspath(path))})
+        cfg = Config.model_validate({**data, **extra})
+        return Checked(cfg, _cross_check(cfg, path))
     except ValidationError as exc:
-        raise ConfigError([_format_error(path, e) for e in exc.errors()]) from None
-    errors = _cross_check(cfg, path)
-    if errors:
-        raise ConfigError(errors)
-    return cfg
+        errors = [_format_error(path, e) for e in exc.errors()]
+        invalid = frozenset(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+    rest = {k: v for k, v in data.items() if k not in invalid}
+    rest.update({k: v for k, v in _STAND_INS.items() if k in invalid})
+    try:
+        cfg = Config.model_validate({**rest, **extra})
+    except ValidationError:
+        return Checked(None, errors, invalid)
+    if "sources" in invalid:
+        cfg = cfg.model_copy(update={"sources": []})
+    more = [e for e in _cross_check(cfg, path)
+            if not _CHECK_READS.get(_section(e, path), {_section(e, path)}) & invalid]
+    return Checked(cfg, errors + more, invalid)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, parse and validate a config file; raise ``ConfigError`` listing every problem."""
+def parse_config(data: Any, path: str, base_dir: str | None = None,
+                 allow_roots: tuple[str, ...] | list[str] = ()) -> Config:
+    checked = check_config(data, path, base_dir, allow_roots)
+    if checked.errors or checked.cfg is None:
+        raise ConfigError(checked.errors)
+    return checked.cfg
+
+
+def load_config(path: str | os.PathLike[str], allow_roots: tuple[str, ...] | list[str] = ()) -> Config:
+    """Read, parse and validate a config file; raise ``ConfigError`` listing every problem.
+    ``allow_roots``: folders source paths may read besides the config's own (``--allow-root``)."""
+    checked = check_file(path, allow_roots)
+    if checked.errors or checked.cfg is None:
+        raise ConfigError(checked.errors)
+    return checked.cfg
+
+
+def check_file(path: str | os.PathLike[str], allow_roots: tuple[str, ...] | list[str] = ()) -> Checked:
+    """``check_config`` on a file: YAML problems are errors of the same shape."""
     path = str(path)
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CONFIG_BYTES:  # a FIFO would block, /dev/zero never end
+            return Checked(None, [f"{path}: (file): expected a regular config file of at most "
+                                  f"{MAX_CONFIG_BYTES // 2**20} MiB, got {'a larger file' if stat.S_ISREG(st.st_mode) else 'a special file'}"])
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: (file): expected a readable config file, got no such file"]) from None
+            data = strict_yaml.load(fh.read(MAX_CONFIG_BYTES + 1))
+    except OSError as exc:
+        return Checked(None, [f"{path}: (file): expected a readable config file, got {exc.strerror or exc}"])
+    except UnicodeDecodeError:
+        return Checked(None, [f"{path}: (file): expected UTF-8 text, got undecodable bytes"])
+    except strict_yaml.YamlError as exc:
+        return Checked(None, [f"{path}: {key}: {msg}" for key, msg in exc.errors])
+    except RecursionError:
+        return Checked(None, [f"{path}: (yaml): expected a config nested a few levels deep, got nesting too deep to read"])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{path}: {where}: expected valid YAML, got {problem}"]) from None
-    return parse_config(data, path)
+        return Checked(None, [f"{path}: {where}: expected valid YAML, got {problem}"])
+    return check_config(data, path, allow_roots=allow_roots)
 
 
 def _cross_check(cfg: Config, path: str) -> list[str]:
-    """Checks that span keys: references to assets/vendors, parsers and detections known."""
-    from detections.registry import load_registry  # late: registry imports detection modules
-    from transforms.parsers import PARSERS
+    from pipelines import config_checks  # late: it reads the models above
 
-    errors: list[str] = []
-    names = [s.name for s in cfg.sources]
-    for i, s in enumerate(cfg.sources):
-        if s.format not in PARSERS:
-            errors.append(
-                f"{path}: sources[{i}].format: expected one of: {', '.join(sorted(PARSERS))}, got {s.format!r}"
-            )
-        if names.count(s.name) > 1:
-            errors.append(f"{path}: sources[{i}].name: expected a unique source name, got {s.name!r} twice")
-        if s.format in MAPPED_FORMATS and s.mapping is None:
-            errors.append(f"{path}: sources[{i}].mapping: expected a mapping block for format {s.format!r}")
-        try:
-            dt.timezone.utc if s.timezone == "UTC" else __import__("zoneinfo").ZoneInfo(s.timezone)
-        except Exception:
-            errors.append(f"{path}: sources[{i}].timezone: expected an IANA timezone such as UTC, got {s.timezone!r}")
-    asset_ids = [a.id for a in cfg.inventory.assets]
-    seen_addr: dict[str, str] = {}
-    for i, a in enumerate(cfg.inventory.assets):
-        if asset_ids.count(a.id) > 1:
-            errors.append(f"{path}: inventory.assets[{i}].id: expected a unique asset id, got {a.id!r} twice")
-        for addr in a.addresses:
-            if addr in seen_addr and seen_addr[addr] != a.id:
-                errors.append(
-                    f"{path}: inventory.assets[{i}].addresses: expected each address on one asset, "
-                    f"got {addr!r} on {seen_addr[addr]!r} and {a.id!r}"
-                )
-            seen_addr[addr] = a.id
-    vendor_names = {v.name for v in cfg.vendors}
-    for i, w in enumerate(cfg.maintenance_windows):
-        if w.vendor not in vendor_names:
-            errors.append(
-                f"{path}: maintenance_windows[{i}].vendor: expected one of the vendors ({', '.join(sorted(vendor_names)) or 'none defined'}), got {w.vendor!r}"
-            )
-        for a in w.assets:
-            if a not in asset_ids:
-                errors.append(f"{path}: maintenance_windows[{i}].assets: expected an inventory asset id, got {a!r}")
-    from transforms.geo import GeoFileError, read_csv
-
-    for i, f in enumerate(cfg.geo.files):
-        full = f if os.path.isabs(f) else os.path.join(cfg.base_dir, f)
-        try:
-            read_csv(full)
-        except OSError as exc:
-            errors.append(f"{path}: geo.files[{i}]: expected a readable CSV file, got {f!r} ({exc.strerror})")
-        except GeoFileError as exc:
-            errors.append(f"{path}: geo.files[{i}]: {full}: {exc}")
-    profile_names = [p.name for p in cfg.export.profiles]
-    for i, prof in enumerate(cfg.export.profiles):
-        if profile_names.count(prof.name) > 1:
-            errors.append(f"{path}: export.profiles[{i}].name: expected a unique profile name, got {prof.name!r} twice")
-    registry = load_registry()
-    for det_id, settings in cfg.detections.items():
-        det = registry.get(det_id)
-        if det is None:
-            errors.append(
-                f"{path}: detections.{det_id}: expected a known detection id ({', '.join(sorted(registry))}), got {det_id!r}"
-            )
-            continue
-        for p in settings.params:
-            if p not in det.meta.params:
-                allowed = ", ".join(sorted(det.meta.params)) or "none"
-                errors.append(f"{path}: detections.{det_id}.params.{p}: unknown parameter; expected one of: {allowed}")
-    return errors
+    return config_checks.cross_check(cfg, path)
 
 
 @dataclass(frozen=True)
@@ -533,21 +609,35 @@ class ResolvedSource:
 
 
 def resolve_sources(cfg: Config) -> list[ResolvedSource]:
-    """Expand each source's globs/directories (relative to the config file) into files."""
-    import glob
+    """Expand each source's globs/directories (relative to the config file) into files.
 
+    Raises ``ConfigError`` naming every matched entry that may not be read: a special
+    file (/proc, /sys, /dev, a FIFO, socket or device) or one whose real path leaves the
+    config's folder and ``allowed_roots`` (pipelines/source_paths.py)."""
     out = []
-    for s in cfg.sources:
+    errors: list[str] = []
+    roots = cfg.read_roots()
+    secret = cfg.export.secret_file
+    secret_real = os.path.realpath(secret if os.path.isabs(secret) else os.path.join(cfg.base_dir, secret)) if secret else None
+    for i, s in enumerate(cfg.sources):
         if not s.enabled:
             continue
         files: list[str] = []
-        for pattern in s.paths:
-            full = pattern if os.path.isabs(pattern) else os.path.join(cfg.base_dir, pattern)
-            if os.path.isdir(full):
-                matches = [str(p) for p in Path(full).rglob("*") if p.is_file()]
-            else:
-                matches = glob.glob(full, recursive=True)
-            files.extend(m for m in matches if os.path.isfile(m))
+        for j, pattern in enumerate(s.paths):
+            problem = source_paths.pattern_problem(pattern, cfg.base_dir, roots)
+            if problem:
+                errors.append(f"{cfg.config_path}: sources[{i}].paths[{j}]: {problem}, got {pattern!r}")
+                continue
+            for m in source_paths.expand(pattern, cfg.base_dir):
+                problem = source_paths.file_problem(m, cfg.base_dir, roots)
+                if secret_real is not None and os.path.realpath(m) == secret_real:
+                    problem = "expected log files, not the export secret file"  # dead letters quote lines
+                if problem:
+                    errors.append(f"{cfg.config_path}: sources[{i}].paths[{j}]: {problem}, got {m!r}")
+                else:
+                    files.append(m)
         mapping = s.mapping.model_dump_json() if s.mapping is not None else None
         out.append(ResolvedSource(s.name, s.format, tuple(sorted(set(files))), s.timezone, mapping))
+    if errors:
+        raise ConfigError(errors)
     return out

@@ -82,6 +82,7 @@ def test_cli_exits_2_with_one_line_per_error(tmp_path: Path) -> None:
     data["export"] = {"tlp": "purple"}
     data["extra_section"] = 1
     path = _write(tmp_path, data)
+    (tmp_path / "unused").write_text("")  # the source's one path matches a file
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "validate", "--config", str(path)],
         capture_output=True, text=True,

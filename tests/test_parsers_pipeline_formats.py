@@ -42,6 +42,7 @@ def test_batch_run_over_the_new_formats(tmp_path: Path, shared_fixtures: Path) -
         "inventory": {"internal_networks": ["10.0.0.0/8"],
                       "assets": [{"id": "sts01-plc", "kind": "crane_plc", "addresses": ["10.30.1.10"],
                                   "zone": "crane-sts01"}]},
+        "allowed_roots": [str(shared_fixtures)],  # the s7 source reads the shared fixtures
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
