@@ -162,7 +162,8 @@ def test_a_run_that_reads_nothing_usable_exits_1(corpus: Path) -> None:
         for s in cfg["sources"]:
             s["paths"] = ["nowhere/*.log"]
 
-    cases = ((wrong_format, "all_dead_lettered", "every one of the 94 records read was dead-lettered", []),
+    records = sum(1 for line in (corpus / "misc" / "events.jsonl").read_bytes().splitlines() if line.strip())
+    cases = ((wrong_format, "all_dead_lettered", f"every one of the {records} records read was dead-lettered", []),
              (no_files, "no_input", "no source matched any file", ["--verbose"]))
     for edit, status, message, verbose in cases:
         out = corpus.parent / f"out-{status}"
