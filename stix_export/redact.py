@@ -71,11 +71,13 @@ class RedactionError(RuntimeError):
     up in logs and run reports that may travel further than the internal bundle).
     """
 
-    def __init__(self, profile: str, incident_id: str, kinds: dict[str, int], where: list[str]):
+    def __init__(self, profile: str, incident_id: str, kinds: dict[str, int], where: list[str], output: str = "bundle"):
         self.profile, self.incident_id, self.kinds, self.where = profile, incident_id, dict(kinds), list(where)
+        self.output = output  # what is not written: a bundle, or a profile's HTML report
         what = ", ".join(f"{n} {k}(s)" for k, n in sorted(kinds.items()))
+        about = f"incident {incident_id}: " if incident_id else ""
         super().__init__(
-            f"profile {profile!r}: incident {incident_id}: bundle not written, {what} would remain "
+            f"profile {profile!r}: {about}{output} not written, {what} would remain "
             f"in {', '.join(where)} after redaction"
         )
 
@@ -238,6 +240,14 @@ class Redactor:
             return incident_id
         return "cwi-" + self._mac("incident", incident_id).hex()[:32]
 
+    def finding_ref(self, incident_id: str, finding_id: str) -> str:
+        """How a redacting profile names one finding of an incident outside its bundle (the
+        profile's HTML report): a keyed reference (``cwf-`` + 32 hex digits of an HMAC), for the
+        reason ``incident_ref`` gives; the finding id itself internally."""
+        if not self.active:
+            return finding_id
+        return "cwf-" + self._mac("finding", incident_id + "\x1f" + finding_id).hex()[:32]
+
     def id_parts(self, parts: tuple[str, ...]) -> tuple[str, ...]:
         """What an incident-scoped STIX id is derived from: the parts themselves (incident and
         finding ids, addresses, ...) internally; one keyed digest of them in a redacting
@@ -324,23 +334,27 @@ class Redactor:
         out.update(self.sensitive_names(incident))
         return out
 
-    def sensitive_names(self, incident: Incident) -> dict[str, str]:
-        """Accounts, asset ids and zone names this profile redacts -> their replacement."""
+    def sensitive_names(self, incident: Incident | None) -> dict[str, str]:
+        """Accounts, asset ids and zone names this profile redacts -> their replacement (for
+        ``None``: the inventory's alone)."""
         out: dict[str, str] = {}
+        findings = incident.findings if incident is not None else ()
         if self.rules.accounts != "keep":
-            accounts = set(self.inventory_accounts) | set(incident.accounts)
-            for f in incident.findings:
+            accounts = set(self.inventory_accounts) | set(incident.accounts if incident is not None else ())
+            for f in findings:
                 accounts.update(f.accounts)
                 accounts.update(str(ev.fields["user"]) for ev in f.evidence if ev.fields.get("user"))
             for acc in accounts:
                 if acc:
                     out[acc] = self.account(acc)
         if self.rules.assets != "keep":
-            asset_ids = set(self.assets) | set(incident.assets)
-            asset_ids.update(x for x in (incident.primary_asset, *(f.asset_id for f in incident.findings)) if x)
+            asset_ids = set(self.assets) | set(incident.assets if incident is not None else ())
+            primary = incident.primary_asset if incident is not None else None
+            asset_ids.update(x for x in (primary, *(f.asset_id for f in findings)) if x)
             for aid in asset_ids:
                 out[aid] = f"[{self.asset_kind(aid)}]"
-            zones = self.zones | {z for z in (incident.zone, *(f.zone for f in incident.findings)) if z}
+            zone = incident.zone if incident is not None else None
+            zones = self.zones | {z for z in (zone, *(f.zone for f in findings)) if z}
             for z in zones:
                 if self.zone(z) != z:
                     out[z] = str(self.zone(z))
@@ -351,12 +365,21 @@ class Redactor:
 
     def rewriter(self, incident: Incident) -> TextRewriter:
         if self._rewriter is None or self._rewriter[0] is not incident:
-            self._rewriter = (incident, TextRewriter(
-                self.sensitive_names(incident),
-                self.crane_spellings(),
-                self._address_span if self.rules.internal_addresses != "keep" else None,
-            ))
+            self._rewriter = (incident, self._text_rewriter(self.sensitive_names(incident)))
         return self._rewriter[1]
+
+    def rewriter_for(self, incidents: Iterable[Incident]) -> TextRewriter:
+        """One rewriter for texts that belong to no single incident (a profile report's
+        summary): the inventory's values and every value any of ``incidents`` redacts
+        (over-redacting is safe)."""
+        names = self.sensitive_names(None)
+        for incident in incidents:
+            names.update(self.sensitive_names(incident))
+        return self._text_rewriter(names)
+
+    def _text_rewriter(self, names: dict[str, str]) -> TextRewriter:
+        return TextRewriter(names, self.crane_spellings(),
+                            self._address_span if self.rules.internal_addresses != "keep" else None)
 
 
 def _incident_values(incident: Incident) -> Iterable[str]:
@@ -381,6 +404,16 @@ def leak_kind(hit: str, redactor: Redactor, names: dict[str, str]) -> str:
     if any(k.lower() == low for k in names):
         return "account"
     return "crane id"
+
+
+def leak_kinds(redactor: Redactor, names: dict[str, str], found: dict[str, list[str]]) -> dict[str, int]:
+    """How many distinct values of each kind a scan (``leaks``) found: what ``RedactionError``
+    says instead of the values."""
+    kinds: dict[str, int] = {}
+    for hit in {h for hits in found.values() for h in hits}:
+        kind = leak_kind(hit, redactor, names)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 def leaks(redactor: Redactor, rewriter: TextRewriter, objects: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
@@ -419,11 +452,7 @@ def redact_objects(
     ]
     found = leaks(redactor, rewriter, out)
     if found:
-        names = redactor.sensitive_names(incident)
-        kinds: dict[str, int] = {}
-        for hit in {h for hits in found.values() for h in hits}:
-            kind = leak_kind(hit, redactor, names)
-            kinds[kind] = kinds.get(kind, 0) + 1
+        kinds = leak_kinds(redactor, redactor.sensitive_names(incident), found)
         raise RedactionError(redactor.profile.name, incident.incident_id, kinds, sorted(found))
     return out
 

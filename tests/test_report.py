@@ -19,9 +19,11 @@ import pytest
 from markupsafe import escape
 
 from pipelines.html_report import report_path, write_reports
+from pipelines.html_report.view import EVIDENCE_SHOWN
+from stix_export.bundle import incident_bundle
 from stix_export.redact import RedactionError, Redactor
-from tests.test_stix_export import EGRESS_PEER, EXTERNAL_VPN_PEER, PLC, TUNNEL, make_config, make_incident
-from tests.test_stix_redaction import ISAC, SECRET, ZONE, profiles_config
+from tests.test_stix_export import EGRESS_PEER, EXTERNAL_VPN_PEER, PLC, TUNNEL, by_type, make_config, make_incident
+from tests.test_stix_redaction import ISAC, SECRET, ZONE, profile, profiles_config
 from transforms.model import Incident, sha256_text
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
@@ -168,9 +170,12 @@ def test_a_changed_log_line_is_not_shown_as_verified_evidence(run, monkeypatch) 
 
 
 def _hidden(cfg, inc: Incident) -> list[str]:
-    """What the ISAC profile's bundles hide: internal addresses, accounts, asset and crane ids,
-    evidence locations, and any raw record."""
-    values = {PLC, TUNNEL, "10.212.0.1", "zpmc-svc1", "sts-03-plc", "vpn-gw", "STS-03"}
+    """What the ISAC profile's bundles hide: internal addresses, accounts, asset and crane ids
+    (in any spelling), the port's incident and finding ids, evidence locations and plain
+    evidence hashes (whole or cut as the page shows them), and any raw record."""
+    values = {PLC, TUNNEL, "10.212.0.1", "zpmc-svc1", "sts-03-plc", "vpn-gw", "STS-03", "sts03", "STS 03"}
+    values.update([inc.incident_id, *(f.finding_id for f in inc.findings)])
+    values.update(h for f in inc.findings for ev in f.evidence for h in (ev.sha256, ev.sha256[:16]))
     values.update(ev.raw_ref for f in inc.findings for ev in f.evidence)
     values.update(str(Path(ev.raw_ref.rpartition(":")[0]).parent) for f in inc.findings for ev in f.evidence)
     values.update(line for lines in LINES.values() for line in lines)
@@ -185,9 +190,9 @@ def test_profile_reports_show_only_what_their_bundles_show(run, monkeypatch) -> 
     hidden = _hidden(cfg, inc)
     shown_in_full = [PLC, TUNNEL, "zpmc-svc1", "sts-03-plc", "vpn-gw", "STS-03", HOSTILE,
                      *(ev.raw_ref for f in inc.findings for ev in f.evidence)]
+    shown_in_full += [inc.incident_id, *(ev.sha256 for f in inc.findings for ev in f.evidence)]
     assert [v for v in shown_in_full if v not in full] == []  # so their absence below means something
-    isac_profile = next(p for p in cfg.export.effective_profiles() if p.name == "isac")
-    redactor = Redactor(isac_profile, cfg, SECRET)
+    redactor = Redactor(profile(cfg, "isac"), cfg, SECRET)
     for name in ("isac", "isac-zone"):
         page = html.unescape((out / f"report-{name}.html").read_text())
         low = page.lower()
@@ -195,9 +200,35 @@ def test_profile_reports_show_only_what_their_bundles_show(run, monkeypatch) -> 
         assert "TLP:AMBER" in page and f"sharing profile {name}" in page
         assert page.count('class="incident-row"') == 1 and page.count('class="timeline-entry') == 3
         assert EXTERNAL_VPN_PEER in page and EGRESS_PEER in page  # what members can act on stays
-        assert redactor.account("zpmc-svc1") in page  # the hash the bundles carry
         assert "location withheld" in page and "[crane]" in page and "crane_plc" in page
-    assert redactor.pseudonym(PLC) in (out / "report-isac.html").read_text()
+        # the values the profile's bundle carries, the same ones
+        bundle = incident_bundle(inc, cfg, profile(cfg, name), SECRET)
+        [incident] = by_type(bundle, "incident")
+        ref = incident["external_references"][0]["external_id"]
+        assert re.fullmatch(r"cwi-[0-9a-f]{32}", ref) and ref == redactor.incident_ref(inc.incident_id)
+        assert re.findall(r'class="incident-row" data-incident="([^"]+)"', page) == [ref]
+        assert f'<a href="#inc-{ref}">{incident["name"]}</a>' in page  # the bundle's rewritten title
+        assert [login for a in by_type(bundle, "user-account") for login in [a["account_login"]]] == [
+            redactor.account("zpmc-svc1")] and redactor.account("zpmc-svc1") in page
+        sightings = " ".join(o["description"] for o in by_type(bundle, "sighting"))
+        titles = re.findall(r'class="timeline-entry[^"]*".*?<b>(.*?)</b>', page, re.S)
+        assert len(titles) == 3 and all(f"{t}." in sightings for t in titles), titles
+        keyed = [r["external_id"] for o in by_type(bundle, "observed-data") for r in o["external_references"]]
+        assert keyed and all(k.startswith("hmac-sha256:") for k in keyed)
+        shown = re.findall(r'title="HMAC-SHA256 ([0-9a-f]{64})">hmac-sha256 ([0-9a-f]{16})…', page)
+        assert all(whole.startswith(cut) for whole, cut in shown)
+        # every evidence record shown, by its keyed digest; every digest the bundle carries (a
+        # zone-mode bundle has none for a finding whose addresses are all internal) among them
+        evidence = [ev for f in inc.findings for ev in f.evidence[:EVIDENCE_SHOWN]]
+        assert sorted(f"hmac-sha256:{whole}" for whole, _ in shown) == sorted(
+            redactor.evidence_digest(ev.sha256)["external_id"] for ev in evidence)
+        assert set(keyed) <= {f"hmac-sha256:{whole}" for whole, _ in shown}
+        order = re.findall(r'class="timeline-entry[^"]*" data-finding="([^"]+)"', page)
+        assert order == [redactor.finding_ref(inc.incident_id, f) for f in ("f-vpn-0001", "f-modbus-0001", "f-egress-0001")]
+    isac = (out / "report-isac.html").read_text()
+    bundle_addresses = {o["value"] for o in by_type(incident_bundle(inc, cfg, profile(cfg, "isac"), SECRET), "ipv4-addr")}
+    assert {redactor.pseudonym(PLC), redactor.pseudonym(TUNNEL)} <= bundle_addresses
+    assert redactor.pseudonym(PLC) in isac and redactor.pseudonym(TUNNEL) in isac
     assert "[zone crane-ot]" in (out / "report-isac-zone.html").read_text()
 
 
@@ -212,17 +243,21 @@ def test_profile_reports_leave_out_incidents_below_min_severity(tmp_path: Path, 
     full = (out / "report.html").read_text()
     assert re.findall(r'class="incident-row" data-incident="([^"]+)"', full) == [high.incident_id, "inc-low-0001"]
     isac = (out / "report-isac.html").read_text()
-    assert re.findall(r'class="incident-row" data-incident="([^"]+)"', isac) == ["inc-20261120-[crane_plc]-0001"]
+    redactor = Redactor(profile(cfg, "isac"), cfg, SECRET)
+    assert re.findall(r'class="incident-row" data-incident="([^"]+)"', isac) == [redactor.incident_ref(high.incident_id)]
     assert "A medium incident" in full and "A medium incident" not in isac
+    assert redactor.incident_ref("inc-low-0001") not in isac
 
 
 def test_a_profile_report_that_would_leak_is_refused(run, monkeypatch) -> None:
     """If a change lets a value through, the profile report is refused rather than written."""
     cfg, out, _, summary = run
     monkeypatch.setattr(Redactor, "account", lambda self, login: login)
-    with pytest.raises(RedactionError, match="HTML report"):
+    with pytest.raises(RedactionError, match="HTML report not written, 1 account") as exc:
         _write(cfg, out, summary, monkeypatch)
     assert not (out / "report-isac.html").exists()
+    assert (exc.value.profile, exc.value.kinds) == ("isac", {"account": 1})
+    assert "zpmc-svc1" not in str(exc.value)  # the message names kinds and parts, never the value
 
 
 def test_a_removed_profile_leaves_no_stale_report(run, monkeypatch) -> None:

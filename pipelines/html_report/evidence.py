@@ -34,6 +34,20 @@ def split_ref(raw_ref: str) -> tuple[str, int] | None:
     return path, int(line)
 
 
+def resolve_ref(raw_ref: str, roots: Iterable[str]) -> str:
+    """An evidence pointer as a file on this host: a pointer relative to the source roots (as
+    runs store them, ``transforms.locations.relative_ref``) under the first root holding the
+    file; an absolute one, or one found under no root, as it is."""
+    where = split_ref(raw_ref)
+    if where is None or os.path.isabs(where[0]):
+        return raw_ref
+    for root in roots:
+        path = os.path.join(root, *where[0].split("/"))
+        if os.path.isfile(path):
+            return f"{path}:{where[1]}"
+    return raw_ref
+
+
 def _decode(line: bytes) -> str:
     return line.decode("utf-8", "surrogateescape")
 

@@ -3,9 +3,11 @@
 The template only lays these values out (and escapes every one of them), so what a sharing
 profile's report may hold is decided here, in one place, by the same ``Redactor`` that
 rewrites that profile's STIX bundles. A profile's report shows what its bundles show: the
-incidents at or above ``export.min_severity``, finding texts rewritten, addresses, accounts,
-assets and evidence pointers as the profile has them, evidence hashes; never a raw record
-or a field the bundles leave out, and no per-source record counts or dead letters.
+incidents at or above ``export.min_severity`` under their keyed references, titles and texts
+rewritten as each incident's bundle rewrites them, addresses, accounts, assets, zones and
+evidence pointers as the profile has them, evidence digests as the bundles give them (keyed
+in a redacting profile); never a raw record or a field the bundles leave out, and no
+per-source record counts or dead letters.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from pipelines.html_report.charts import Chart, time_chart
-from pipelines.html_report.evidence import RawRecord, read_back
+from pipelines.html_report.evidence import RawRecord, read_back, resolve_ref
 from transforms.model import Finding, Incident
 
 if TYPE_CHECKING:
@@ -33,7 +35,8 @@ DEAD_GROUPS_SHOWN = 40
 class EvidenceView:
     time: str
     pointer: str  # "path:line", or a note that the profile withholds it
-    sha256: str
+    digest_kind: str  # "SHA-256"; "HMAC-SHA256" (keyed) in a redacting profile; "" for none
+    digest: str  # the record's digest as the profile's bundles give it
     endpoints: str  # "src → dst:port/proto", addresses as the profile shows them
     detail: tuple[tuple[str, str], ...]  # key fields (internal report only)
     raw: str | None  # the raw record (internal report only)
@@ -143,17 +146,41 @@ def _technique_name(tid: str) -> str:
 
 
 class _Shown:
-    """How one value kind is shown: as is (internal report) or as a profile redacts it."""
+    """How one value kind is shown: as is (internal report) or as a profile's bundles show it.
+
+    ``rewriter`` rewrites free texts: the incident's own one (``Redactor.rewriter``, as its
+    bundle's texts are rewritten) inside an incident, one for every shown incident in the
+    summary; None when the profile redacts nothing."""
 
     def __init__(self, cfg: Config, full: bool, redactor: Redactor | None = None, rewriter: TextRewriter | None = None):
+        self.cfg = cfg
         self.full = full  # the port's own report: raw records, key fields, sources
         self.redactor = redactor
         self.rewriter = rewriter
         self.assets = {a.id: a for a in cfg.inventory.assets}
 
+    def within(self, inc: Incident) -> _Shown:
+        """The same, with the text rewrite of ``inc``'s bundle."""
+        if self.redactor is None or not self.redactor.active:
+            return self
+        return _Shown(self.cfg, self.full, self.redactor, self.redactor.rewriter(inc))
+
     def text(self, value: Any) -> str:
         s = "" if value is None else str(value)
         return self.rewriter.text(s) if self.rewriter is not None else s
+
+    def incident_id(self, inc: Incident) -> str:
+        return inc.incident_id if self.redactor is None else self.redactor.incident_ref(inc.incident_id)
+
+    def finding_id(self, inc: Incident, f: Finding) -> str:
+        return f.finding_id if self.redactor is None else self.redactor.finding_ref(inc.incident_id, f.finding_id)
+
+    def title(self, inc: Incident) -> str:
+        """As the bundle's incident is named: its subject in words, then the text rewrite."""
+        return inc.title if self.redactor is None else self.text(self.redactor.incident_title(inc))
+
+    def zone(self, zone: str | None) -> str:
+        return (zone if self.redactor is None else self.redactor.zone(zone)) or ""
 
     def address(self, addr: str) -> str:
         return addr if self.redactor is None else self.redactor.address_text(addr)
@@ -174,10 +201,29 @@ class _Shown:
             return asset.crane
         return self.redactor.crane(asset.crane) or "[crane]"
 
-    def pointer(self, raw_ref: str) -> str:
+    def pointer(self, raw_ref: str) -> tuple[str, bool]:
+        """(what the evidence pointer shows, whether the profile withholds it): the port's own
+        path; in a profile's report the path as its bundles give it (relative to the source
+        roots), or a note."""
         if self.redactor is None:
-            return raw_ref
-        return self.redactor.evidence_path(raw_ref) or "location withheld"
+            return raw_ref, False
+        from transforms.locations import relative_ref
+
+        shown = self.redactor.evidence_path(relative_ref(raw_ref, self.cfg))
+        return (shown, False) if shown is not None else ("location withheld", True)
+
+    def digest(self, sha256: str) -> tuple[str, str]:
+        """(kind, value) of an evidence digest as the bundles give it: the plain SHA-256, or in
+        a redacting profile the keyed digest (``Redactor.evidence_digest``), or none."""
+        if self.redactor is None:
+            return "SHA-256", sha256
+        if len(sha256) != 64:  # the bundles cite no digest for it
+            return "", ""
+        ref = self.redactor.evidence_digest(sha256)
+        if "hashes" in ref:
+            return "SHA-256", ref["hashes"]["SHA-256"]  # type: ignore[index]
+        kind, _, value = ref.get("external_id", "").partition(":")
+        return (kind.upper(), value) if value else ("", "")
 
 
 def _endpoints(fields: dict[str, Any], shown: _Shown) -> str:
@@ -193,25 +239,28 @@ def _endpoints(fields: dict[str, Any], shown: _Shown) -> str:
 _DETAIL_KEYS = ("action", "user", "session_id", "target", "value_old", "value_new", "result", "service", "tunnel_ip")
 
 
-def _finding_view(f: Finding, shown: _Shown, raws: dict[tuple[str, str], RawRecord]) -> FindingView:
+def _finding_view(inc: Incident, f: Finding, shown: _Shown, raws: dict[tuple[str, str], RawRecord]) -> FindingView:
     evidence = []
     for ev in f.evidence[:EVIDENCE_SHOWN]:
         raw = raws.get((ev.raw_ref, ev.sha256)) if shown.full else None
         detail = tuple((k, str(ev.fields[k])) for k in _DETAIL_KEYS if ev.fields.get(k) not in (None, "")) if shown.full else ()
+        pointer, withheld = shown.pointer(ev.raw_ref) if ev.raw_ref else ("no pointer", False)
+        digest_kind, digest = shown.digest(ev.sha256)
         evidence.append(EvidenceView(
             time=short_time(ev.time),
-            pointer=shown.pointer(ev.raw_ref) if ev.raw_ref else "no pointer",
-            sha256=ev.sha256,
+            pointer=pointer,
+            digest_kind=digest_kind,
+            digest=digest,
             endpoints=_endpoints(ev.fields, shown),
             detail=detail,
             raw=raw.text if raw else None,
             raw_note=raw.note if raw else "",
             verified=raw.verified if raw else False,
-            pointer_withheld=bool(ev.raw_ref) and shown.pointer(ev.raw_ref) != ev.raw_ref,
+            pointer_withheld=withheld,
         ))
     sources = sorted({str(ev.fields["source"]) for ev in f.evidence if ev.fields.get("source")})
     return FindingView(
-        finding_id=shown.text(f.finding_id),
+        finding_id=shown.finding_id(inc, f),
         time=short_time(f.first_seen),
         last_seen=short_time(f.last_seen),
         detection_id=f.detection_id,
@@ -234,28 +283,29 @@ def incident_order(inc: Incident) -> tuple[int, str, str]:
 
 
 def _incident_view(inc: Incident, shown: _Shown, raws: dict[tuple[str, str], RawRecord]) -> IncidentView:
+    shown = shown.within(inc)
     findings = sorted(inc.findings, key=lambda f: (f.first_seen, f.finding_id))
     primary = inc.primary_asset or next((f.asset_id for f in findings if f.asset_id), None)
     sources = sorted({str(ev.fields["source"]) for f in findings for ev in f.evidence if ev.fields.get("source")})
-    incident_id = shown.text(inc.incident_id)  # as the bundles' texts cite it
+    incident_id = shown.incident_id(inc)  # as the bundles cite it: a keyed reference when redacted
     return IncidentView(
         anchor="inc-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in incident_id),
         incident_id=incident_id,
-        title=shown.text(inc.title),
+        title=shown.title(inc),
         severity=inc.severity,
         severity_label=inc.severity_label,
         first_seen=short_time(inc.first_seen),
         last_seen=short_time(inc.last_seen),
         crane=shown.crane(primary),
         asset=shown.asset(primary),
-        zone=inc.zone or "",
+        zone=shown.zone(inc.zone),
         stages=tuple(inc.stages),
         techniques=tuple((t, _technique_name(t)) for t in dict.fromkeys(
             [*inc.techniques, *(t for f in findings for t in f.techniques)])),
         accounts=tuple(dict.fromkeys(shown.account(a) for a in inc.accounts)),
         addresses=tuple(dict.fromkeys(shown.address(a) for a in inc.addresses)),
         sources=tuple(sources) if shown.full else (),
-        findings=tuple(_finding_view(f, shown, raws) for f in findings),
+        findings=tuple(_finding_view(inc, f, shown, raws) for f in findings),
     )
 
 
@@ -291,14 +341,23 @@ def build_view(cfg: Config, summary: dict[str, Any], incidents: list[Incident], 
     rewriter = None
     if not full:  # what the profile's bundles hold: incidents at or above min_severity
         incidents = [i for i in incidents if i.severity >= cfg.export.min_severity]
-        if redactor is not None and redactor.active:
-            rewriter = _union_rewriter(redactor, incidents)
-    shown = _Shown(cfg, full, redactor if rewriter is not None else None, rewriter)
+        if redactor is None:
+            from stix_export.redact import Redactor
+
+            redactor = Redactor(profile, cfg, None)  # fails closed when its rules need the secret
+        if redactor.active:
+            rewriter = redactor.rewriter_for(incidents)
+    shown = _Shown(cfg, full, None if full else redactor, rewriter)
     incidents = sorted(incidents, key=incident_order)
     raws: dict[tuple[str, str], RawRecord] = {}
-    if full:
-        raws = read_back((ev.raw_ref, ev.sha256) for i in incidents for f in i.findings
-                         for ev in f.evidence[:EVIDENCE_SHOWN] if ev.raw_ref)
+    if full:  # pointers are stored relative to the source roots: read from where they are now
+        from transforms.locations import source_roots
+
+        roots = source_roots(cfg)
+        wanted = {(ev.raw_ref, ev.sha256): (resolve_ref(ev.raw_ref, roots), ev.sha256) for i in incidents
+                  for f in i.findings for ev in f.evidence[:EVIDENCE_SHOWN] if ev.raw_ref}
+        found = read_back(wanted.values())
+        raws = {key: found[at] for key, at in wanted.items()}
     views = [_incident_view(i, shown, raws) for i in incidents]
     all_findings = [f for i in incidents for f in i.findings]
     times = sorted(t for f in all_findings for t in (f.first_seen, f.last_seen))
@@ -327,15 +386,19 @@ def build_view(cfg: Config, summary: dict[str, Any], incidents: list[Incident], 
         charts=[c for c in charts if c.rows],
     )
     if not full:
-        view.withheld = _withheld(profile)
-        if rewriter is not None:
-            _refuse_leaks(view, rewriter, profile.name)
+        view.withheld = _withheld(profile, redactor)
+        if redactor.active:
+            _refuse_leaks(view, incidents, redactor, rewriter)
     return view
 
 
-def _withheld(profile: SharingProfile) -> list[str]:
+def _withheld(profile: SharingProfile, redactor: Redactor) -> list[str]:
     rules = profile.redaction
     out = ["raw records and their fields", "records per source and dead letters"]
+    if redactor.active:
+        out.append("incident and finding ids (shown as keyed references)")
+        keyed = bool(redactor.evidence_digest("0" * 64))  # without the export secret: no digest at all
+        out.append("evidence hashes (shown as keyed digests)" if keyed else "evidence hashes")
     if rules.internal_addresses == "pseudonym":
         out.append("internal addresses (shown as stable pseudonyms in 240.0.0.0/4)")
     elif rules.internal_addresses == "zone":
@@ -343,47 +406,70 @@ def _withheld(profile: SharingProfile) -> list[str]:
     if rules.accounts == "hash":
         out.append("account names (shown as keyed hashes)")
     if rules.assets == "asset_kind":
-        out.append("asset and crane ids (shown as asset kinds)")
+        out.append("asset and crane ids (shown as asset kinds), and zone names that name them")
     if rules.evidence_paths == "drop":
-        out.append("evidence file locations (hashes kept)")
+        out.append("evidence file locations")
     return out
 
 
-def _union_rewriter(redactor: Redactor, incidents: list[Incident]) -> TextRewriter:
-    """One rewriter for every value any shown incident redacts (over-redacting is safe)."""
-    from stix_export.redact import TextRewriter
-
-    mapping: dict[str, str] = {}
-    for inc in incidents:
-        mapping.update(redactor.sensitive_values(inc))
-    return TextRewriter(mapping)
-
-
-#: Ids, hashes, times, and fixed texts that hold no incident data (ATT&CK names, the site
-#: name), as the bundle builder's scan leaves out its shared objects.
-_NOT_TEXT = {"techniques", "site", "withheld", "sha256", "time", "last_seen", "first_seen", "span"}
+#: Times, as the report formats them from the findings: no incident text.
+_TIMES = {"time", "last_seen", "first_seen", "span"}
+#: Fixed texts a bundle holds in the objects shared by all of a producer's bundles (ATT&CK
+#: technique names, the site name), scanned as the bundle's scan scans those: for addresses.
+_SHARED = {"techniques": "attack-pattern", "site": "identity"}
+#: The part of a report each view holds, as a leak is reported (never the value).
+_PARTS = {"ReportView": "report summary", "IncidentView": "incident", "FindingView": "finding",
+          "EvidenceView": "evidence", "Chart": "chart", "ChartRow": "chart", "Bar": "chart"}
 
 
-def _strings(value: Any, key: str = "") -> Iterable[str]:
-    if key in _NOT_TEXT:
-        return
-    if dataclasses.is_dataclass(value):
-        for f in dataclasses.fields(value):
-            yield from _strings(getattr(value, f.name), f.name)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, str(k))
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _strings(v, key)
-    elif isinstance(value, str):
-        yield value
+def _scan_objects(value: Any) -> list[dict[str, Any]]:
+    """The strings of a view as objects for ``stix_export.redact.leaks``: one per part of the
+    page (``type`` names it), fixed shared texts apart; ``withheld`` (the fixed list above,
+    built from the profile's rules alone) and times are left out."""
+    objects: list[dict[str, Any]] = []
+
+    def walk(v: Any, texts: list[str]) -> None:
+        if dataclasses.is_dataclass(v):
+            own: list[str] = []
+            objects.append({"type": _PARTS.get(type(v).__name__, "report"), "texts": own})
+            for f in dataclasses.fields(v):
+                if f.name in _TIMES or f.name == "withheld":
+                    continue
+                if f.name in _SHARED:
+                    shared: list[str] = []
+                    objects.append({"type": _SHARED[f.name], "texts": shared})
+                    walk(getattr(v, f.name), shared)
+                else:
+                    walk(getattr(v, f.name), own)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                texts.append(str(k))
+                walk(x, texts)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x, texts)
+        elif isinstance(v, str):
+            texts.append(v)
+
+    walk(value, [])
+    return [o for o in objects if o["texts"]]
 
 
-def _refuse_leaks(view: ReportView, rewriter: TextRewriter, profile: str) -> None:
-    """Like the bundle builder's last scan: no value the profile redacts may remain."""
-    from stix_export.redact import RedactionError
+def _refuse_leaks(view: ReportView, incidents: list[Incident], redactor: Redactor, rewriter: TextRewriter | None) -> None:
+    """The bundle writer's last scan, over the report: each incident's part with that
+    incident's rewriter, the rest with the one for every shown incident. A hit raises
+    ``RedactionError`` (kinds and parts, never the value) and the report is not written."""
+    from stix_export.redact import RedactionError, leak_kinds, leaks
 
-    leaks = sorted({hit for s in _strings(view) for hit in rewriter.found(s)})
-    if leaks:
-        raise RedactionError(f"profile {profile!r}: {len(leaks)} redacted value(s) would remain in its HTML report")
+    by_id = {redactor.incident_ref(i.incident_id): i for i in incidents}
+    summary = dataclasses.replace(view, incidents=[])
+    checks = [(None, rewriter or redactor.rewriter_for(incidents), _scan_objects(summary))]
+    checks += [(by_id[iv.incident_id], redactor.rewriter(by_id[iv.incident_id]), _scan_objects(iv)) for iv in view.incidents]
+    for inc, scan, objects in checks:
+        found = leaks(redactor, scan, objects)
+        if found:
+            names = redactor.sensitive_names(inc)
+            for other in incidents if inc is None else ():
+                names.update(redactor.sensitive_names(other))
+            raise RedactionError(redactor.profile.name, inc.incident_id if inc is not None else "",
+                                 leak_kinds(redactor, names, found), sorted(found), output="HTML report")
