@@ -299,6 +299,92 @@ class Intel(Strict):
     store: str = "intel/store.json"  # relative to the config file
 
 
+class ReportableRule(Strict):
+    """One reportability condition (``reporting.reportable``): every key given must hold for
+    one finding of the incident (``min_severity`` for the incident so far); absent keys match
+    anything. An incident is reportable when any rule holds. A draft aid, not legal advice."""
+
+    min_severity: int = Field(default=0, ge=0, le=100)
+    stages: list[Literal["recon", "access", "command", "impact", "exfiltration", "other"]] = Field(default_factory=list)
+    asset_kinds: list[Literal[ASSET_KINDS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    detections: list[str] = Field(default_factory=list)
+
+
+#: Default ``reporting.reportable``: a command or impact on a crane PLC or its CMS, a vendor
+#: session outside its maintenance window, or any critical incident.
+DEFAULT_REPORTABLE = (
+    ReportableRule(stages=["command", "impact"], asset_kinds=["crane_plc", "cms"]),
+    ReportableRule(detections=["vendor_session_outside_window"]),
+    ReportableRule(min_severity=90),
+)
+
+
+class RegimeSettings(Strict):
+    # Sharing profile whose redaction the drafts get; "internal": an export profile of that
+    # name if there is one, else the port's own unredacted view (authorities get it).
+    profile: str = "internal"
+    recipient: Optional[str] = None  # e.g. the NIS2 CSIRT or competent authority
+
+
+def _regime_map(value: Any) -> Any:
+    """``regimes: [uscg_mtsa, nis2]`` is short for ``{uscg_mtsa: {}, nis2: {}}``."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {v: {} for v in value}
+    return value
+
+
+class Facility(Strict):
+    """Who reports: filled into every draft; a missing value is left for the analyst."""
+
+    name: Optional[str] = None
+    mtsa_facility_id: Optional[str] = None
+    cotp_zone: Optional[str] = None  # Captain of the Port zone
+    operator: Optional[str] = None
+    cybersecurity_officer: Optional[str] = None
+    contact: Optional[str] = None  # the officer's phone and e-mail
+    timezone: str = "UTC"  # deadlines are shown in UTC and in this zone
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"expected an IANA timezone such as Europe/Amsterdam, got {v!r}") from None
+        return v
+
+
+class Reporting(Strict):
+    """Mandated-report drafts (docs/mandated-reports.md): a draft aid, not legal advice."""
+
+    regimes: Annotated[dict[str, RegimeSettings], BeforeValidator(_regime_map)] = Field(default_factory=dict)
+    facility: Facility = Field(default_factory=Facility)
+    reportable: list[ReportableRule] = Field(default_factory=lambda: list(DEFAULT_REPORTABLE))
+
+
+def reporting_errors(cfg: "Config", path: str) -> list[str]:
+    """Regimes must be known (built-in or plugin), profiles defined, detections known."""
+    from detections.registry import load_registry
+    from pipelines.mandated.registry import load_regimes
+
+    errors = []
+    regimes = load_regimes()
+    profiles = {p.name for p in cfg.export.effective_profiles()} | {"internal"}
+    for name, settings in cfg.reporting.regimes.items():
+        if name not in regimes:
+            errors.append(f"{path}: reporting.regimes.{name}: expected a known regime ({', '.join(sorted(regimes))}), got {name!r}")
+        if settings.profile not in profiles:
+            errors.append(f"{path}: reporting.regimes.{name}.profile: expected a sharing profile ({', '.join(sorted(profiles))}), got {settings.profile!r}")
+    known = load_registry()
+    for i, rule in enumerate(cfg.reporting.reportable):
+        for d in rule.detections:
+            if d not in known:
+                errors.append(f"{path}: reporting.reportable[{i}].detections: expected a known detection id, got {d!r}")
+    return errors
+
+
 class Config(Strict):
     site: Site
     sources: list[Source] = Field(min_length=1)
@@ -310,6 +396,7 @@ class Config(Strict):
     export: Export = Field(default_factory=Export)
     intel: Intel = Field(default_factory=Intel)
     geo: Geo = Field(default_factory=Geo)
+    reporting: Reporting = Field(default_factory=Reporting)
 
     # Set by ``load_config``: where relative source paths are resolved from.
     base_dir: str = Field(default=".", exclude=True)
@@ -469,7 +556,7 @@ def _cross_check(cfg: Config, path: str) -> list[str]:
             if p not in det.meta.params:
                 allowed = ", ".join(sorted(det.meta.params)) or "none"
                 errors.append(f"{path}: detections.{det_id}.params.{p}: unknown parameter; expected one of: {allowed}")
-    return errors
+    return errors + reporting_errors(cfg, path)
 
 
 @dataclass(frozen=True)
