@@ -310,10 +310,10 @@ class ReportableRule(Strict):
     detections: list[str] = Field(default_factory=list)
 
 
-#: Default ``reporting.reportable``: a command or impact on a crane PLC or its CMS, a vendor
-#: session outside its maintenance window, or any critical incident.
+#: Default ``reporting.reportable``: a command, impact or exfiltration on a crane PLC or its
+#: CMS, a vendor session outside its maintenance window, or any critical incident.
 DEFAULT_REPORTABLE = (
-    ReportableRule(stages=["command", "impact"], asset_kinds=["crane_plc", "cms"]),
+    ReportableRule(stages=["command", "impact", "exfiltration"], asset_kinds=["crane_plc", "cms"]),
     ReportableRule(detections=["vendor_session_outside_window"]),
     ReportableRule(min_severity=90),
 )

@@ -3,7 +3,8 @@
 Hours are elapsed time (24 h after 11:00Z is 11:00Z the next day, whatever a DST switch does
 to the wall clock). A month is a calendar month on the facility's wall clock: same day (the
 month's last day when it has no such day) and same local time; when that local time does not
-exist or occurs twice (a DST switch), the earlier instant is taken, so a deadline is never late.
+exist or occurs twice (a DST switch), the deadline is the first instant the wall clock reads
+that time or later (the earlier of a repeated hour; the switch itself in a skipped one).
 """
 from __future__ import annotations
 
@@ -56,23 +57,33 @@ def fmt_local(t: dt.datetime, zone: str) -> str:
     return t.astimezone(zoneinfo.ZoneInfo(zone)).replace(microsecond=0).isoformat()
 
 
+def first_instant(wall: dt.datetime, zone: str) -> dt.datetime:
+    """The first instant at which ``zone``'s wall clock reads ``wall`` (naive) or later: the
+    earlier of the two when a fall-back switch shows that time twice, the switch itself when a
+    spring-forward gap skips it."""
+    tz = zoneinfo.ZoneInfo(zone)
+    readings = sorted(wall.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
+    for t in readings:
+        if t.astimezone(tz).replace(tzinfo=None) == wall:
+            return t
+    lo, hi = readings  # in a gap: the wall clock passes ``wall`` somewhere between the readings
+    step = dt.timedelta(microseconds=1)
+    while hi - lo > step:
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).replace(tzinfo=None) >= wall:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def add_months(t: dt.datetime, months: int, zone: str) -> dt.datetime:
     """``t`` plus calendar months on ``zone``'s wall clock (see the module docstring)."""
-    tz = zoneinfo.ZoneInfo(zone)
-    local = t.astimezone(tz)
+    local = t.astimezone(zoneinfo.ZoneInfo(zone))
     index = local.month - 1 + months
     year, month = local.year + index // 12, index % 12 + 1
     day = min(local.day, calendar.monthrange(year, month)[1])
-    wall = local.replace(tzinfo=None, year=year, month=month, day=day)
-    candidates = []
-    for fold in (0, 1):
-        aware = wall.replace(tzinfo=tz, fold=fold)
-        back = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-        candidates.append((aware.astimezone(UTC), back == wall))
-    existing = [c for c, ok in candidates if ok]
-    # A wall time in a spring-forward gap exists under neither fold; both readings lie within
-    # the gap's hour, and the earlier is kept.
-    return min(existing or [c for c, _ in candidates])
+    return first_instant(local.replace(tzinfo=None, year=year, month=month, day=day), zone)
 
 
 def due(start: dt.datetime, within: Within, zone: str) -> dt.datetime:
