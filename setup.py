@@ -14,6 +14,7 @@ setup(
         "detections": ["*.yml", "builtin/*.yml", "builtin/testdata/*.json"],
         "stix_export": ["*.yml", "*.json"],
         "pipelines.html_report": ["templates/*.j2", "templates/*.css"],
+        "pipelines.mandated": ["templates/*.j2", "regimes/*.yml"],
     },
     install_requires=[
         # The SDK must match the Flink job-server jar version; see docs/beam-version.md.
@@ -40,5 +41,7 @@ setup(
         "console_scripts": ["cranewatch=pipelines.cli:main"],
         # Third-party detection packages register here (see docs/detections.md).
         "cranewatch.detections": [],
+        # National reporting regimes register here (see docs/mandated-reports.md).
+        "cranewatch.regimes": [],
     },
 )

@@ -20,20 +20,13 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
                       field_validator)
 
 from pipelines import config_values, source_paths, strict_yaml
+from pipelines.config_base import ASSET_KINDS, Strict
+from pipelines.config_reporting import (  # noqa: F401 - re-exported: the mandated-report drafts read them here
+    DEFAULT_REPORTABLE, Facility, RegimeSettings, Reporting, ReportableRule, reporting_errors)
 
 from transforms.read import DEFAULT_LIMITS
 from transforms.read import Limits as ReadLimits
 
-ASSET_KINDS = (
-    "crane_plc",
-    "cms",
-    "jump_host",
-    "engineering_workstation",
-    "hmi",
-    "vpn_gateway",
-    "server",
-    "other",
-)
 TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -97,10 +90,6 @@ Network = Annotated[str, BeforeValidator(_check_network)]
 Country = Annotated[str, BeforeValidator(_check_country)]
 Address = Annotated[str, BeforeValidator(_check_address)]
 TimeOfDay = Annotated[str, BeforeValidator(config_values.check_time_of_day)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
 
 
 class Site(Strict):
@@ -421,6 +410,7 @@ class Config(Strict):
     # Folders outside the config's own folder that source paths may read (relative to the
     # config file or absolute); never /proc, /sys or /dev (pipelines/source_paths.py).
     allowed_roots: list[str] = Field(default_factory=list)
+    reporting: Reporting = Field(default_factory=Reporting)
 
     # Set by ``load_config``: where relative source paths are resolved from, the file's
     # name (for messages) and roots allowed on the command line (``--allow-root``).
@@ -596,7 +586,7 @@ def check_file(path: str | os.PathLike[str], allow_roots: tuple[str, ...] | list
 def _cross_check(cfg: Config, path: str) -> list[str]:
     from pipelines import config_checks  # late: it reads the models above
 
-    return config_checks.cross_check(cfg, path)
+    return config_checks.cross_check(cfg, path) + reporting_errors(cfg, path)
 
 
 @dataclass(frozen=True)

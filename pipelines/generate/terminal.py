@@ -325,6 +325,15 @@ def config_dict(term: Terminal) -> dict[str, Any]:
             "secret_file": DEMO_SECRET_FILE,
             "report": True,
         },
+        # Mandated-report drafts (docs/mandated-reports.md). The demo names all three built-in
+        # regimes to show each draft; a real port names those that apply to it. Illustrative ids.
+        "reporting": {
+            "regimes": {"uscg_mtsa": {}, "us_33cfr6": {},
+                        "nis2": {"profile": "internal", "recipient": "National CSIRT (example)"}},
+            "facility": {"name": term.site, "mtsa_facility_id": "FAC-EXAMPLE-0003", "cotp_zone": "Sector Example",
+                         "operator": "Example Terminal Operator", "cybersecurity_officer": "Facility Cybersecurity Officer",
+                         "contact": "fcso@port.example, +1 555 0100", "timezone": "America/New_York"},
+        },
     }
 
 

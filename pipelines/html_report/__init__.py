@@ -9,6 +9,8 @@ the summary), so the report shows exactly the outputs next to it.
 the first (and the first too, if it redacts) gets ``report-<profile>.html`` holding only
 what that profile's bundles hold, redacted by the same ``stix_export.redact.Redactor``.
 Rendering is Jinja2 with autoescaping on: log lines are attacker-controlled text.
+Mandated-report drafts (``pipelines/mandated``) are written here too, and ``report.html``
+lists their open clocks.
 """
 from __future__ import annotations
 
@@ -81,6 +83,9 @@ def write_reports(cfg: Config, summary: dict[str, Any], output: str) -> list[str
     from stix_export.redact import Redactor, load_secret
 
     incidents, dead = read_outputs(output)
+    from pipelines.mandated import write_mandated
+
+    write_mandated(cfg, incidents, output)  # reports/mandated/<incident-id>/<regime>.{json,md,html}
     profiles = shared_profiles(cfg)
     keep = {report_path(output, p.name) for p in profiles}
     for stale in glob.glob(os.path.join(output, "report-*.html")):  # a profile since removed

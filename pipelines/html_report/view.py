@@ -109,6 +109,43 @@ class DetectionRow:
     hits: int
 
 
+@dataclass(frozen=True)
+class ClockView:
+    due_utc: str
+    due_local: str
+    state: str  # "overdue by 3d 4h" / "due in 5h 2m" when the report was written
+    regime: str
+    citation: str
+    deadline: str
+    within: str
+    incident_id: str
+    incident_title: str
+    path: str
+
+
+def _span(seconds: float) -> str:
+    minutes = int(abs(seconds) // 60)
+    days, rest = divmod(minutes, 1440)
+    return (f"{days}d " if days else "") + f"{rest // 60}h {rest % 60}m"
+
+
+def clock_views(cfg: Config, incidents: list[Incident], now: Any = None) -> list[ClockView]:
+    """The open mandated-report clocks, most urgent first (pipelines/mandated)."""
+    import datetime as dt
+
+    from pipelines.mandated import open_clocks
+    from pipelines.mandated.clocks import parse_time
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    out = []
+    for c in open_clocks(cfg, incidents):
+        left = (parse_time(c.due_utc) - now).total_seconds()
+        state = f"due in {_span(left)}" if left > 0 else f"overdue by {_span(left)}"
+        out.append(ClockView(short_time(c.due_utc), c.due_local, state, c.regime, c.citation, c.deadline, c.within,
+                             c.incident_id, c.incident_title, c.path))
+    return out
+
+
 @dataclass
 class ReportView:
     site: str
@@ -126,6 +163,7 @@ class ReportView:
     incidents: list[IncidentView]
     charts: list[Chart] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)  # what this profile leaves out, said once
+    clocks: list[ClockView] = field(default_factory=list)  # mandated-report deadlines (full report only)
 
 
 def short_time(value: str) -> str:
@@ -335,7 +373,7 @@ def _detection_rows(incidents: Iterable[Incident], shown: _Shown) -> list[Detect
 
 
 def build_view(cfg: Config, summary: dict[str, Any], incidents: list[Incident], dead: list[dict[str, Any]],
-               profile: SharingProfile | None = None, redactor: Redactor | None = None) -> ReportView:
+               profile: SharingProfile | None = None, redactor: Redactor | None = None, now: Any = None) -> ReportView:
     """The report of one run: the port's full report (no ``profile``), or one sharing profile's."""
     full = profile is None
     rewriter = None
@@ -384,6 +422,7 @@ def build_view(cfg: Config, summary: dict[str, Any], incidents: list[Incident], 
         by_severity=sorted(sev.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9)),
         incidents=views,
         charts=[c for c in charts if c.rows],
+        clocks=clock_views(cfg, incidents, now) if full else [],
     )
     if not full:
         view.withheld = _withheld(profile, redactor)
