@@ -72,7 +72,7 @@ def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def _allow_root_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                    help="a folder outside the config's own that source paths may read, like the config's "
-                        "allowed_roots: (repeatable; default: none)")
+                        "allowed_roots: (repeatable; default: [], the config's folder only)")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -66,7 +66,8 @@ def _prepare_errors(cfg: Config, path: str, skip: set[str]) -> list[str]:
             prepare(ctx)
         except Exception as exc:  # whatever a plugin raises is reported, not a traceback
             msg = " ".join(str(exc).split()) or type(exc).__name__
-            where = "" if msg.startswith(f"detections.{det_id}") else f"detections.{det_id}: "
+            key = msg.split(":", 1)[0].split(".", 1)[0].split("[", 1)[0]  # a message naming its own config key
+            where = "" if key in Config.model_fields else f"detections.{det_id}: "
             errors.append(f"{path}: {where}{msg}")
     return errors
 

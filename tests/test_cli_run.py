@@ -55,7 +55,7 @@ def corpus(tmp_path_factory) -> Path:
         fh.write(b'{"time": "2026-11-17T01:00:00Z", "note": "\xff\xfe"}\n')  # not UTF-8
     (root / "misc").mkdir()
     shutil.copy(root / "cms" / "cms-events.jsonl", root / "misc" / "events.jsonl")
-    (root / "zeek" / "s7comm_upload_download.log").write_text("#separator \\x09\n")
+    (root / "zeek" / "x509.log").write_text("#separator \\x09\n")  # a Zeek log no source reads
     return root
 
 
@@ -96,7 +96,7 @@ def test_problems_with_the_inputs_are_reported(messy_run, corpus: Path) -> None:
     twice = problems["file_read_twice"]
     assert twice["file"] == str((corpus / "zeek" / "modbus.log").resolve())
     assert twice["sources"] == ["zeek-modbus", "modbus-again"]
-    assert problems["unread_files"]["files"] == ["zeek/s7comm_upload_download.log"]  # not misc.yaml, not out/
+    assert problems["unread_files"]["files"] == ["zeek/x509.log"]  # not misc.yaml, not out/
     for p in problems.values():
         assert f"warning: {p['message']}" in " ".join(proc.stdout.split())
 

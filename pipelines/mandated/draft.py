@@ -102,8 +102,11 @@ def _strings(value: Any) -> Any:
 
 
 def _refuse_leaks(draft: dict[str, Any], ctx: Context) -> None:
-    from stix_export.redact import RedactionError
+    from stix_export.redact import RedactionError, leak_kinds
 
     leaks = sorted({hit for f in draft["fields"] for s in _strings(f.get("value")) for hit in ctx.rewriter.found(s)})
-    if leaks:
-        raise RedactionError(f"profile {ctx.profile!r}: {len(leaks)} redacted value(s) would remain in a {draft['regime']['id']} draft")
+    if leaks:  # kinds and where, never the values (the message travels further than the draft)
+        names = ctx.redactor.sensitive_names(ctx.incident) if ctx.redactor is not None else {}
+        kinds = leak_kinds(ctx.redactor, names, {"draft": leaks}) if ctx.redactor is not None else {"value": len(leaks)}
+        raise RedactionError(ctx.profile, ctx.incident.incident_id, kinds, [f"{draft['regime']['id']} draft fields"],
+                             output="mandated-report draft")

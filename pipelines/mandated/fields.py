@@ -64,6 +64,10 @@ class Context:
             return None
         return (self.redactor.crane(crane) or "[crane]") if self.rewriter else crane
 
+    def zone_name(self, zone: str | None) -> str | None:
+        """A zone as the profile's bundles show it (a crane-naming zone is generalised)."""
+        return self.redactor.zone(zone) if self.rewriter and self.redactor is not None else zone
+
     def pointer(self, raw_ref: str) -> str | None:
         return self.redactor.evidence_path(raw_ref) if self.rewriter else raw_ref
 
@@ -91,7 +95,7 @@ def _assets(ctx: Context) -> Any:
     out = []
     for aid in ctx.incident.assets:
         a = inventory.get(aid)
-        out.append({"asset": ctx.asset(aid), "kind": a.kind if a else None, "zone": a.zone if a else None,
+        out.append({"asset": ctx.asset(aid), "kind": a.kind if a else None, "zone": ctx.zone_name(a.zone) if a else None,
                     "crane": ctx.crane(a.crane) if a else None, "vendor": a.vendor if a else None})
     return out or None
 
