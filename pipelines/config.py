@@ -358,6 +358,9 @@ class Export(Strict):
     secret_env: str = Field(default="CRANEWATCH_EXPORT_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # Also write a run-level ``report`` bundle per profile (reports/<profile>.json).
     report: StrictBool = False
+    # How long a shared indicator stays valid (``valid_until`` = ``valid_from`` + this):
+    # addresses get reassigned, and a recipient should stop alerting on a stale one.
+    indicator_lifetime: PositiveDuration = 30 * 86400.0
 
     def effective_profiles(self) -> list[SharingProfile]:
         return list(self.profiles) or [SharingProfile(name="internal", tlp=self.tlp)]

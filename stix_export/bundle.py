@@ -26,6 +26,7 @@ import stix2
 
 from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
+from stix_export.indicators import IndicatorSection
 from stix_export.redact import Redactor, holds_redacted, redact_objects
 from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
     _KIND_INFRASTRUCTURE_TYPES, _KIND_LABELS, _TLP_RANK, MAX_COUNT, PORT_SERVICES, SERVICE_NAMES, TRANSPORTS,
@@ -42,7 +43,7 @@ PRODUCER_DATE = "2026-11-26T00:00:00.000Z"
 META_TYPES = ("marking-definition", "extension-definition", "language-content")
 
 
-class _Builder:
+class _Builder(IndicatorSection):
     """Collects the objects of one bundle, in a fixed order, each id once."""
 
     def __init__(self, incident: Incident, cfg: Config, profile: SharingProfile | None = None, secret: bytes | None = None):
@@ -74,6 +75,7 @@ class _Builder:
         self.observations: list[dict[str, Any]] = []
         self.sightings: list[dict[str, Any]] = []
         self.indicators: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
         self.relationships: dict[str, dict[str, Any]] = {}
         # objects received from the ISAC (matched indicators, their creator identity and
@@ -410,79 +412,6 @@ class _Builder:
                 if self.address_sco.get(addr):
                     self._relate("consists-of", infra["id"], self.address_sco[addr])
 
-    def _is_external(self, addr: str) -> bool:
-        ip = ipaddress.ip_address(addr)
-        if self.redactor.is_internal(addr):  # inventory or internal_networks, any notation
-            return False
-        return not (ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved)
-
-    def add_indicators(self) -> None:
-        inc = self.incident
-        seen: dict[str, list[Finding]] = {}
-        for f in inc.findings:
-            for addr in self.finding_addresses[f.finding_id]:
-                seen.setdefault(addr, []).append(f)
-        for value in inc.addresses:
-            ip = _ip(value)
-            if ip is not None:
-                seen.setdefault(str(ip), [])
-        for addr, findings in seen.items():
-            if not self._is_external(addr):
-                continue
-            echo, derived_from = self._intel_naming(addr, findings)
-            if echo:  # only the ISAC's own indicator named it: its sighting says so, no re-mint
-                continue
-            valid_from = min((stix_time(f.first_seen) for f in findings), default=self.created, key=_instant)
-            titles = "; ".join(dict.fromkeys(f.title for f in findings)) or self.title
-            # Its content comes from each finding's first hit (title, first seen, asset) and
-            # names the incident by id only: a new version when a finding joins, not per hit.
-            where = "; ".join(dict.fromkeys(self._asset_text(f.asset_id, f.zone) for f in findings))
-            ind = self._sdo(
-                "indicator",
-                ("address", addr),
-                max((stix_time(f.first_seen) for f in findings), key=_instant)
-                if findings and not self._revised_by_older_evidence else None,
-                name=f"External address {addr} in crane incident at {self.cfg.site.name}",
-                description=(
-                    f"{addr} took part in: {titles}. Seen from {valid_from} on "
-                    f"{where or self._incident_asset_text()}; cranewatch incident {self.incident_ref}."
-                ),
-                indicator_types=["anomalous-activity"],
-                pattern=f"[ipv{ipaddress.ip_address(addr).version}-addr:value = '{addr}']",
-                pattern_type="stix",
-                valid_from=valid_from,
-                confidence=max((int(f.confidence) for f in findings), default=None),
-            )
-            self.indicators.append(ind)
-            for f in findings:
-                for pattern_id in self.finding_patterns[f.finding_id]:
-                    self._relate("indicates", ind["id"], pattern_id)
-                if f.finding_id in self.finding_observed:
-                    self._relate("based-on", ind["id"], self.finding_observed[f.finding_id])
-            for received_id in derived_from:
-                self._relate("derived-from", ind["id"], received_id)
-
-    def _intel_naming(self, addr: str, findings: list[Finding]) -> tuple[bool, list[str]]:
-        """Whether every finding on ``addr`` is a threat-intel match on ``addr`` itself (an
-        echo of the ISAC's indicator), and the received indicators in this bundle that
-        matched it (an indicator minted for other findings is ``derived-from`` them)."""
-        from stix_export.intel import DETECTION_ID
-
-        with_port = (f"[{addr}]:",) if ":" in addr else (f"{addr}:",)  # IPv6 with a port is bracketed
-
-        def names(matched: Any) -> bool:  # "91.92.241.1", "198.51.100.7:8443", "[2001:db8::1]:443", "a → b"
-            return any(part == addr or part.startswith(with_port) for part in str(matched).split(" → "))
-
-        ids, echoes = set(), 0
-        for f in findings:
-            if f.detection_id != DETECTION_ID:
-                continue
-            fields = [ev.fields for ev in f.evidence]
-            if any(names(m) for fl in fields for m in (fl.get("intel_matched") or ())):
-                echoes += 1
-                ids.update(i for fl in fields for i in (fl.get("indicators") or ()) if isinstance(i, str))
-        return bool(findings) and echoes == len(findings), sorted(i for i in ids if i in self.received)
-
     def add_incident(self) -> None:
         inc = self.incident
         for t in inc.techniques:
@@ -578,6 +507,7 @@ class _Builder:
             *self.observations,
             *self.sightings,
             *self.indicators,
+            *self.notes,
             *(o for o in self.received.values() if o["id"] != self.producer_id),
             *self.incidents,
             *self.relationships.values(),
