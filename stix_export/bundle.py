@@ -140,21 +140,34 @@ class _Builder(IndicatorSection):
         self.meta = [self.marking, identity, ext_def]
 
     def attack_pattern(self, technique_id: str) -> str:
+        """The producer's own reference object for one ATT&CK for ICS technique.
+
+        Never MITRE's id: an object under MITRE's id with another creator, ``modified`` or
+        marking becomes a new version of MITRE's object in a platform that holds MITRE's
+        data. MITRE's own objects cannot travel unchanged either (ATT&CK's STIX carries
+        ``x_mitre_*`` properties that strict STIX 2.1 validation refuses), so the technique
+        is named the way every platform matches it: ``external_references`` with
+        ``source_name: mitre-attack``, the technique id and MITRE's page, and MITRE's
+        ``kill_chain_phases``. Its id lives in the producer's id space."""
         tech = attack.resolve(technique_id)
-        stix_id = tech.stix_id or deterministic_id("attack-pattern", "mitre-attack", tech.id)
+        data = attack.load_attack_data()
+        stix_id = deterministic_id("attack-pattern", self.producer_id, "mitre-attack", tech.id)
         if stix_id not in self.patterns:
-            date = attack.load_attack_data().data_date
             self.patterns[stix_id] = {
                 "type": "attack-pattern",
                 "spec_version": "2.1",
                 "id": stix_id,
                 "created_by_ref": self.producer_id,
-                "created": date,
-                "modified": date,
+                "created": data.data_date,
+                "modified": data.data_date,
                 "name": tech.name,
-                "description": f"MITRE ATT&CK for ICS technique {tech.id}, {tech.name}: {tech.url}",
-                # No "url" here, unlike MITRE's own objects: the strict validator requires
-                # hashes beside a URL (check 302); receivers match on source_name + external_id.
+                "description": (
+                    f"{self.cfg.site.name}'s reference to MITRE ATT&CK for ICS technique {tech.id}, "
+                    f"{tech.name} ({data.release}), as cited by its detections; the technique itself "
+                    f"is MITRE's: {tech.url}"
+                ),
+                # MITRE's page is in the description, not a "url" here: the strict validator
+                # wants hashes beside a URL (check 302); platforms match source_name + external_id.
                 "external_references": [{"source_name": "mitre-attack", "external_id": tech.id}],
                 "kill_chain_phases": tech.kill_chain_phases,
                 "object_marking_refs": list(self.markings),
