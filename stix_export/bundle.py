@@ -27,6 +27,7 @@ import stix2
 from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
 from stix_export.indicators import IndicatorSection
+from stix_export.techniques import shared_stage, shared_techniques
 from stix_export.redact import Redactor, holds_redacted, redact_objects
 from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
     _KIND_INFRASTRUCTURE_TYPES, _KIND_LABELS, _TLP_RANK, MAX_COUNT, PORT_SERVICES, SERVICE_NAMES, TRANSPORTS,
@@ -257,7 +258,7 @@ class _Builder(IndicatorSection):
             keep(self._sco(stix2.UserAccount(account_login=login, object_marking_refs=self.markings)))
         self.finding_scos[f.finding_id] = refs
         self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
-        self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in f.techniques))
+        self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in shared_techniques(f)))
 
     def _finding_version(self, f: Finding) -> str | None:
         """``modified`` of the objects made from one finding alone: the event time of its
@@ -301,26 +302,31 @@ class _Builder(IndicatorSection):
         self.finding_observed[f.finding_id] = obs["id"]
 
     def add_sighting(self, f: Finding) -> None:
+        """One sighting per technique of the finding (same observed-data, times and count), so
+        a recipient counting sightings per technique counts every one, not only the first."""
         patterns = self.finding_patterns[f.finding_id]
         if not patterns:  # a sighting must be "of" something; a technique-less finding stays observed-data
             return
         first, last = stix_time(f.first_seen), stix_time(f.last_seen)
         observed = self.finding_observed.get(f.finding_id)
-        self.sightings.append(
-            self._sdo(
-                "sighting",
-                ("finding", f.finding_id),
-                self._finding_version(f),
-                description=self._finding_text(f),
-                first_seen=first,
-                last_seen=max(first, last, key=_instant),
-                count=_count(f.count),
-                sighting_of_ref=patterns[0],
-                observed_data_refs=[observed] if observed else None,
-                where_sighted_refs=[self.producer_id],
-                confidence=int(f.confidence),
+        text = self._finding_text(f)
+        for n, pattern_id in enumerate(patterns):
+            key = ("finding", f.finding_id) if n == 0 else ("finding", f.finding_id, "technique", pattern_id)
+            self.sightings.append(
+                self._sdo(
+                    "sighting",
+                    key,
+                    self._finding_version(f),
+                    description=text,
+                    first_seen=first,
+                    last_seen=max(first, last, key=_instant),
+                    count=_count(f.count),
+                    sighting_of_ref=pattern_id,
+                    observed_data_refs=[observed] if observed else None,
+                    where_sighted_refs=[self.producer_id],
+                    confidence=int(f.confidence),
+                )
             )
-        )
 
     def add_intel_sightings(self, f: Finding) -> None:
         """A threat-intel match: one sighting of each matched ISAC indicator, so the ISAC can
@@ -427,7 +433,7 @@ class _Builder(IndicatorSection):
 
     def add_incident(self) -> None:
         inc = self.incident
-        for t in inc.techniques:
+        for t in self._incident_techniques():
             self.attack_pattern(t)
         methods = list(dict.fromkeys(f"cranewatch:{f.detection_id}" for f in inc.findings))
         obj = self._sdo(
@@ -477,19 +483,27 @@ class _Builder(IndicatorSection):
     def _finding_text(self, f: Finding) -> str:
         parts = [
             f"{f.title}.",
-            f"Detection {f.detection_id}, stage {f.stage}, severity {f.severity}/100,",
+            f"Detection {f.detection_id}, stage {shared_stage(f)}, severity {f.severity}/100,",
             f"seen {f.count} time(s) from {stix_time(f.first_seen)} to {stix_time(f.last_seen)}",
             f"on {self._asset_text(f.asset_id, f.zone)}.",
-            f"Techniques: {self._technique_text(f.techniques)}.",
+            f"Techniques: {self._technique_text(shared_techniques(f))}.",
         ]
         if self.finding_other[f.finding_id]:
             parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
         parts.append(f"Part of cranewatch incident {self.incident_ref}.")
         return " ".join(parts)
 
+    def _incident_techniques(self) -> list[str]:
+        """The techniques of the findings as shared (``techniques.shared_techniques``); the
+        incident's own list only when it has no findings."""
+        inc = self.incident
+        if not inc.findings:
+            return list(dict.fromkeys(inc.techniques))
+        return list(dict.fromkeys(t for f in inc.findings for t in shared_techniques(f)))
+
     def _incident_text(self) -> str:
         inc = self.incident
-        all_techniques = [*inc.techniques, *(t for f in inc.findings for t in f.techniques)]
+        all_techniques = self._incident_techniques()
         return (
             f"{self.title}. Asset: {self._incident_asset_text()}. Stages: {' -> '.join(inc.stages) or 'none'}. "
             f"First seen {self.created}, last seen {stix_time(inc.last_seen)}. "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from stix_export import attack
 from stix_export.stix_values import _instant, _ip, stix_time
+from stix_export.techniques import shared_stage, shared_techniques
 
 if TYPE_CHECKING:
     from transforms.model import Finding
@@ -64,7 +65,7 @@ class IndicatorSection:
     def _kill_chain(self, findings: list[Finding]) -> list[dict[str, str]] | None:
         phases: dict[tuple[str, str], dict[str, str]] = {}
         for f in findings:
-            for tid in f.techniques:
+            for tid in shared_techniques(f):
                 for phase in attack.resolve(tid).kill_chain_phases:
                     phases.setdefault((phase["kill_chain_name"], phase["phase_name"]), phase)
         return [phases[k] for k in sorted(phases)] or None
@@ -94,7 +95,7 @@ class IndicatorSection:
             # Its content comes from each finding's first hit (title, first seen, asset) and
             # names the incident by id only: a new version when a finding joins, not per hit.
             where = "; ".join(dict.fromkeys(self._asset_text(f.asset_id, f.zone) for f in findings))
-            labels = sorted({f.stage for f in findings if f.stage} | {f.detection_id for f in findings})
+            labels = sorted({shared_stage(f) for f in findings if f.stage} | {f.detection_id for f in findings})
             ind = self._sdo(
                 "indicator",
                 ("address", addr),

@@ -431,7 +431,7 @@ def test_observables_observations_and_sightings(bundle: dict[str, Any]) -> None:
 
     observed = by_type(bundle, "observed-data")
     sightings = by_type(bundle, "sighting")
-    assert len(observed) == len(sightings) == 3
+    assert len(observed) == 3 and len(sightings) == 6  # one sighting per technique of each finding
     modbus_obs = next(o for o in observed if o["number_observed"] == 3)
     assert modbus_obs["first_observed"] == "2026-11-20T02:16:40.000Z"
     assert modbus_obs["last_observed"] == "2026-11-20T02:17:02.500Z"
@@ -555,9 +555,10 @@ def test_a_revision_re_versions_only_the_objects_whose_content_changed() -> None
         else:
             assert new["modified"] > old["modified"], (new["type"], "changed content, same version")
             changed.append(new["type"])
-    assert sorted(changed) == ["grouping", "incident", "observed-data", "sighting"]
+    # the egress finding has two techniques: one sighting each
+    assert sorted(changed) == ["grouping", "incident", "observed-data", "sighting", "sighting"]
     assert kept.count("indicator") == 2  # built from the findings' first hits, which did not change
-    assert kept.count("observed-data") == 2 and kept.count("sighting") == 2 and "infrastructure" in kept
+    assert kept.count("observed-data") == 2 and kept.count("sighting") == 4 and "infrastructure" in kept
     assert kept.count("relationship") == len([o for o in after.values() if o["type"] == "relationship"])
 
 
