@@ -97,7 +97,13 @@ class Site(Strict):
 
     name: str = Field(min_length=1)
     terminal: str = "T1"
+    # Shared on the STIX producer identity (contact_information) and its location.
     contact: Optional[str] = None
+    country: Optional[Country] = None  # ISO 3166-1 alpha-2, e.g. NL
+    locode: Optional[str] = Field(default=None, pattern=r"^[A-Z]{2}[A-Z2-9]{3}$")  # UN/LOCODE, e.g. NLRTM
+    # When contact/country/locode last changed: the identity's and location's ``modified``
+    # (recipients keep the latest version; bump it with every change). RFC 3339, UTC.
+    details_date: Optional[str] = Field(default=None, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 #: Event fields a ``mapping:`` may fill (the rest are set by the pipeline).

@@ -26,6 +26,7 @@ import stix2
 
 from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
+from stix_export.producer import PRODUCER_DATE, producer_identity, producer_location  # noqa: F401
 from stix_export.indicators import IndicatorSection
 from stix_export.techniques import shared_stage, shared_techniques
 from stix_export.redact import Redactor, holds_redacted, redact_objects
@@ -39,8 +40,6 @@ from transforms.model import Finding, Incident
 if TYPE_CHECKING:
     from pipelines.config import Asset, Config, SharingProfile
 
-#: created/modified of the producer identity; its content follows from the site name alone.
-PRODUCER_DATE = "2026-11-26T00:00:00.000Z"
 META_TYPES = ("marking-definition", "extension-definition", "language-content")
 
 
@@ -125,20 +124,10 @@ class _Builder(IndicatorSection):
 
     # -- sections ------------------------------------------------------------------------
     def add_meta(self) -> None:
-        identity = {
-            "type": "identity",
-            "spec_version": "2.1",
-            "id": self.producer_id,
-            "created_by_ref": self.producer_id,
-            "created": PRODUCER_DATE,
-            "modified": PRODUCER_DATE,
-            "name": self.cfg.site.name,
-            "identity_class": "organization",
-            "sectors": ["transportation"],
-            "object_marking_refs": list(self.markings),
-        }
+        identity = producer_identity(self.cfg, self.markings)
         ext_def = extension.crane_asset_extension_definition(self.producer_id, self.markings)
         self.meta = [self.marking, identity, ext_def]
+        self.place = producer_location(self.cfg, self.markings)
 
     def attack_pattern(self, technique_id: str) -> str:
         """The producer's own reference object for one ATT&CK for ICS technique.
@@ -528,6 +517,7 @@ class _Builder(IndicatorSection):
         objects = [
             *self.meta,
             *(m for m in self.received_meta.values() if m["id"] not in meta_ids),
+            *self.place,
             *self.patterns.values(),
             *self.infrastructure,
             *self.observables.values(),

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from stix_export import tlp
-from stix_export.bundle import PRODUCER_DATE
 from stix_export.ids import deterministic_id
+from stix_export.producer import producer_identity, producer_location
 
 if TYPE_CHECKING:
     from pipelines.config import Config, SharingProfile
@@ -27,23 +27,6 @@ if TYPE_CHECKING:
 
 def _instant(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def producer_identity(cfg: Config, markings: list[str]) -> dict[str, Any]:
-    """The producer identity, exactly as every incident bundle carries it."""
-    producer_id = deterministic_id("identity", cfg.site.name)
-    return {
-        "type": "identity",
-        "spec_version": "2.1",
-        "id": producer_id,
-        "created_by_ref": producer_id,
-        "created": PRODUCER_DATE,
-        "modified": PRODUCER_DATE,
-        "name": cfg.site.name,
-        "identity_class": "organization",
-        "sectors": ["transportation"],
-        "object_marking_refs": list(markings),
-    }
 
 
 def grouping_of(bundle: dict[str, Any]) -> tuple[str, str, str]:
@@ -82,6 +65,8 @@ def run_report_bundle(
         return None
     marking = tlp.tlp_marking(profile.tlp)
     identity = producer_identity(cfg, [marking["id"]])
+    place = producer_location(cfg, [marking["id"]])
+    own = {marking["id"], identity["id"], *(o["id"] for o in place)}
     latest = max((m for _, m, _ in rows), key=_instant)
     refs = [gid for gid, _, _ in rows]
     report_id = deterministic_id("report", "run", profile.name, *refs)
@@ -107,5 +92,5 @@ def run_report_bundle(
     return {
         "type": "bundle",
         "id": deterministic_id("bundle", "run-report", report_id, latest),
-        "objects": [marking, identity, report, *(o for o in objects if o["id"] not in (marking["id"], identity["id"]))],
+        "objects": [marking, identity, *place, report, *(o for o in objects if o["id"] not in own)],
     }
