@@ -97,7 +97,13 @@ class Site(Strict):
 
     name: str = Field(min_length=1)
     terminal: str = "T1"
+    # Shared on the STIX producer identity (contact_information) and its location.
     contact: Optional[str] = None
+    country: Optional[Country] = None  # ISO 3166-1 alpha-2, e.g. NL
+    locode: Optional[str] = Field(default=None, pattern=r"^[A-Z]{2}[A-Z2-9]{3}$")  # UN/LOCODE, e.g. NLRTM
+    # When contact/country/locode last changed: the identity's and location's ``modified``
+    # (recipients keep the latest version; bump it with every change). RFC 3339, UTC.
+    details_date: Optional[str] = Field(default=None, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 #: Event fields a ``mapping:`` may fill (the rest are set by the pipeline).
@@ -358,6 +364,9 @@ class Export(Strict):
     secret_env: str = Field(default="CRANEWATCH_EXPORT_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # Also write a run-level ``report`` bundle per profile (reports/<profile>.json).
     report: StrictBool = False
+    # How long a shared indicator stays valid (``valid_until`` = ``valid_from`` + this):
+    # addresses get reassigned, and a recipient should stop alerting on a stale one.
+    indicator_lifetime: PositiveDuration = 30 * 86400.0
 
     def effective_profiles(self) -> list[SharingProfile]:
         return list(self.profiles) or [SharingProfile(name="internal", tlp=self.tlp)]

@@ -1,10 +1,10 @@
 """ATT&CK for ICS technique lookup, backed by the one data file ``detections/attack_ics.yml``.
 
-Detections cite technique ids as MITRE published them when the rule was written (v18 ids
-such as T0855). MITRE revokes and re-issues techniques (ATT&CK v19 turned nine ICS
-techniques into sub-techniques), so ids are resolved here, at export time, by following
-``revoked_by`` links to the current technique: a revision is an edit of the data file, not
-of every detection.
+The file pins one ATT&CK for ICS release (18.1, the one whose STIX data is checked in
+tests/test_attack_mapping.py): every entry is a technique of that release with MITRE's id.
+Detections cite technique ids; an entry may name a ``revoked_by`` successor of the same
+release, followed here at export time, so moving to a newer release is an edit of the data
+file, not of every detection.
 
 The file is checked as a whole when first read; every problem is reported at once with the
 file and key, like the config loader does.
@@ -97,6 +97,7 @@ class AttackData:
     techniques: Mapping[str, Technique]
     data_date: str  # RFC 3339; created/modified of the attack-pattern objects emitted
     source: str
+    release: str = "ics-attack"  # the pinned ATT&CK release, e.g. ics-attack-18.1
 
 
 def _entry_errors(where: str, entry: dict[str, Any]) -> list[str]:
@@ -157,7 +158,8 @@ def _parse(data: Any, source: str) -> AttackData:
         errors.append(f"{source}: stix_id {dup} is used by more than one technique")
     if errors:
         raise AttackDataError(errors)
-    return AttackData(table, date, source)
+    release = (data.get("meta") or {}).get("release")
+    return AttackData(table, date, source, release if isinstance(release, str) and release else "ics-attack")
 
 
 def _follow(table: Mapping[str, Technique], tid: str, source: str) -> Technique:
@@ -189,7 +191,7 @@ def all_techniques() -> Mapping[str, Technique]:
 def resolve(technique_id: str) -> Technique:
     """The current technique for ``technique_id``, following ``revoked_by`` links.
 
-    ``resolve("T0855")`` gives T1692.001 (ATT&CK v19). Raises ``UnknownTechniqueError``
+    ``resolve("T0855")`` gives T0855 in the pinned 18.1 release. Raises ``UnknownTechniqueError``
     for an id the data file does not list.
     """
     data = load_attack_data()

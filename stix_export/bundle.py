@@ -26,6 +26,9 @@ import stix2
 
 from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
+from stix_export.producer import PRODUCER_DATE, producer_identity, producer_location  # noqa: F401
+from stix_export.indicators import IndicatorSection
+from stix_export.techniques import shared_stage, shared_techniques
 from stix_export.redact import Redactor, holds_redacted, redact_objects
 from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
     _KIND_INFRASTRUCTURE_TYPES, _KIND_LABELS, _TLP_RANK, MAX_COUNT, PORT_SERVICES, SERVICE_NAMES, TRANSPORTS,
@@ -37,12 +40,10 @@ from transforms.model import Finding, Incident
 if TYPE_CHECKING:
     from pipelines.config import Asset, Config, SharingProfile
 
-#: created/modified of the producer identity; its content follows from the site name alone.
-PRODUCER_DATE = "2026-11-26T00:00:00.000Z"
 META_TYPES = ("marking-definition", "extension-definition", "language-content")
 
 
-class _Builder:
+class _Builder(IndicatorSection):
     """Collects the objects of one bundle, in a fixed order, each id once."""
 
     def __init__(self, incident: Incident, cfg: Config, profile: SharingProfile | None = None, secret: bytes | None = None):
@@ -74,6 +75,7 @@ class _Builder:
         self.observations: list[dict[str, Any]] = []
         self.sightings: list[dict[str, Any]] = []
         self.indicators: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
         self.incidents: list[dict[str, Any]] = []
         self.relationships: dict[str, dict[str, Any]] = {}
         # objects received from the ISAC (matched indicators, their creator identity and
@@ -122,37 +124,40 @@ class _Builder:
 
     # -- sections ------------------------------------------------------------------------
     def add_meta(self) -> None:
-        identity = {
-            "type": "identity",
-            "spec_version": "2.1",
-            "id": self.producer_id,
-            "created_by_ref": self.producer_id,
-            "created": PRODUCER_DATE,
-            "modified": PRODUCER_DATE,
-            "name": self.cfg.site.name,
-            "identity_class": "organization",
-            "sectors": ["transportation"],
-            "object_marking_refs": list(self.markings),
-        }
+        identity = producer_identity(self.cfg, self.markings)
         ext_def = extension.crane_asset_extension_definition(self.producer_id, self.markings)
         self.meta = [self.marking, identity, ext_def]
+        self.place = producer_location(self.cfg, self.markings)
 
     def attack_pattern(self, technique_id: str) -> str:
+        """The producer's own reference object for one ATT&CK for ICS technique.
+
+        Never MITRE's id: an object under MITRE's id with another creator, ``modified`` or
+        marking becomes a new version of MITRE's object in a platform that holds MITRE's
+        data. MITRE's own objects cannot travel unchanged either (ATT&CK's STIX carries
+        ``x_mitre_*`` properties that strict STIX 2.1 validation refuses), so the technique
+        is named the way every platform matches it: ``external_references`` with
+        ``source_name: mitre-attack``, the technique id and MITRE's page, and MITRE's
+        ``kill_chain_phases``. Its id lives in the producer's id space."""
         tech = attack.resolve(technique_id)
-        stix_id = tech.stix_id or deterministic_id("attack-pattern", "mitre-attack", tech.id)
+        data = attack.load_attack_data()
+        stix_id = deterministic_id("attack-pattern", self.producer_id, "mitre-attack", tech.id)
         if stix_id not in self.patterns:
-            date = attack.load_attack_data().data_date
             self.patterns[stix_id] = {
                 "type": "attack-pattern",
                 "spec_version": "2.1",
                 "id": stix_id,
                 "created_by_ref": self.producer_id,
-                "created": date,
-                "modified": date,
+                "created": data.data_date,
+                "modified": data.data_date,
                 "name": tech.name,
-                "description": f"MITRE ATT&CK for ICS technique {tech.id}, {tech.name}: {tech.url}",
-                # No "url" here, unlike MITRE's own objects: the strict validator requires
-                # hashes beside a URL (check 302); receivers match on source_name + external_id.
+                "description": (
+                    f"{self.cfg.site.name}'s reference to MITRE ATT&CK for ICS technique {tech.id}, "
+                    f"{tech.name} ({data.release}), as cited by its detections; the technique itself "
+                    f"is MITRE's: {tech.url}"
+                ),
+                # MITRE's page is in the description, not a "url" here: the strict validator
+                # wants hashes beside a URL (check 302); platforms match source_name + external_id.
                 "external_references": [{"source_name": "mitre-attack", "external_id": tech.id}],
                 "kill_chain_phases": tech.kill_chain_phases,
                 "object_marking_refs": list(self.markings),
@@ -242,7 +247,7 @@ class _Builder:
             keep(self._sco(stix2.UserAccount(account_login=login, object_marking_refs=self.markings)))
         self.finding_scos[f.finding_id] = refs
         self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
-        self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in f.techniques))
+        self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in shared_techniques(f)))
 
     def _finding_version(self, f: Finding) -> str | None:
         """``modified`` of the objects made from one finding alone: the event time of its
@@ -286,26 +291,31 @@ class _Builder:
         self.finding_observed[f.finding_id] = obs["id"]
 
     def add_sighting(self, f: Finding) -> None:
+        """One sighting per technique of the finding (same observed-data, times and count), so
+        a recipient counting sightings per technique counts every one, not only the first."""
         patterns = self.finding_patterns[f.finding_id]
         if not patterns:  # a sighting must be "of" something; a technique-less finding stays observed-data
             return
         first, last = stix_time(f.first_seen), stix_time(f.last_seen)
         observed = self.finding_observed.get(f.finding_id)
-        self.sightings.append(
-            self._sdo(
-                "sighting",
-                ("finding", f.finding_id),
-                self._finding_version(f),
-                description=self._finding_text(f),
-                first_seen=first,
-                last_seen=max(first, last, key=_instant),
-                count=_count(f.count),
-                sighting_of_ref=patterns[0],
-                observed_data_refs=[observed] if observed else None,
-                where_sighted_refs=[self.producer_id],
-                confidence=int(f.confidence),
+        text = self._finding_text(f)
+        for n, pattern_id in enumerate(patterns):
+            key = ("finding", f.finding_id) if n == 0 else ("finding", f.finding_id, "technique", pattern_id)
+            self.sightings.append(
+                self._sdo(
+                    "sighting",
+                    key,
+                    self._finding_version(f),
+                    description=text,
+                    first_seen=first,
+                    last_seen=max(first, last, key=_instant),
+                    count=_count(f.count),
+                    sighting_of_ref=pattern_id,
+                    observed_data_refs=[observed] if observed else None,
+                    where_sighted_refs=[self.producer_id],
+                    confidence=int(f.confidence),
+                )
             )
-        )
 
     def add_intel_sightings(self, f: Finding) -> None:
         """A threat-intel match: one sighting of each matched ISAC indicator, so the ISAC can
@@ -410,82 +420,9 @@ class _Builder:
                 if self.address_sco.get(addr):
                     self._relate("consists-of", infra["id"], self.address_sco[addr])
 
-    def _is_external(self, addr: str) -> bool:
-        ip = ipaddress.ip_address(addr)
-        if self.redactor.is_internal(addr):  # inventory or internal_networks, any notation
-            return False
-        return not (ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved)
-
-    def add_indicators(self) -> None:
-        inc = self.incident
-        seen: dict[str, list[Finding]] = {}
-        for f in inc.findings:
-            for addr in self.finding_addresses[f.finding_id]:
-                seen.setdefault(addr, []).append(f)
-        for value in inc.addresses:
-            ip = _ip(value)
-            if ip is not None:
-                seen.setdefault(str(ip), [])
-        for addr, findings in seen.items():
-            if not self._is_external(addr):
-                continue
-            echo, derived_from = self._intel_naming(addr, findings)
-            if echo:  # only the ISAC's own indicator named it: its sighting says so, no re-mint
-                continue
-            valid_from = min((stix_time(f.first_seen) for f in findings), default=self.created, key=_instant)
-            titles = "; ".join(dict.fromkeys(f.title for f in findings)) or self.title
-            # Its content comes from each finding's first hit (title, first seen, asset) and
-            # names the incident by id only: a new version when a finding joins, not per hit.
-            where = "; ".join(dict.fromkeys(self._asset_text(f.asset_id, f.zone) for f in findings))
-            ind = self._sdo(
-                "indicator",
-                ("address", addr),
-                max((stix_time(f.first_seen) for f in findings), key=_instant)
-                if findings and not self._revised_by_older_evidence else None,
-                name=f"External address {addr} in crane incident at {self.cfg.site.name}",
-                description=(
-                    f"{addr} took part in: {titles}. Seen from {valid_from} on "
-                    f"{where or self._incident_asset_text()}; cranewatch incident {self.incident_ref}."
-                ),
-                indicator_types=["anomalous-activity"],
-                pattern=f"[ipv{ipaddress.ip_address(addr).version}-addr:value = '{addr}']",
-                pattern_type="stix",
-                valid_from=valid_from,
-                confidence=max((int(f.confidence) for f in findings), default=None),
-            )
-            self.indicators.append(ind)
-            for f in findings:
-                for pattern_id in self.finding_patterns[f.finding_id]:
-                    self._relate("indicates", ind["id"], pattern_id)
-                if f.finding_id in self.finding_observed:
-                    self._relate("based-on", ind["id"], self.finding_observed[f.finding_id])
-            for received_id in derived_from:
-                self._relate("derived-from", ind["id"], received_id)
-
-    def _intel_naming(self, addr: str, findings: list[Finding]) -> tuple[bool, list[str]]:
-        """Whether every finding on ``addr`` is a threat-intel match on ``addr`` itself (an
-        echo of the ISAC's indicator), and the received indicators in this bundle that
-        matched it (an indicator minted for other findings is ``derived-from`` them)."""
-        from stix_export.intel import DETECTION_ID
-
-        with_port = (f"[{addr}]:",) if ":" in addr else (f"{addr}:",)  # IPv6 with a port is bracketed
-
-        def names(matched: Any) -> bool:  # "91.92.241.1", "198.51.100.7:8443", "[2001:db8::1]:443", "a → b"
-            return any(part == addr or part.startswith(with_port) for part in str(matched).split(" → "))
-
-        ids, echoes = set(), 0
-        for f in findings:
-            if f.detection_id != DETECTION_ID:
-                continue
-            fields = [ev.fields for ev in f.evidence]
-            if any(names(m) for fl in fields for m in (fl.get("intel_matched") or ())):
-                echoes += 1
-                ids.update(i for fl in fields for i in (fl.get("indicators") or ()) if isinstance(i, str))
-        return bool(findings) and echoes == len(findings), sorted(i for i in ids if i in self.received)
-
     def add_incident(self) -> None:
         inc = self.incident
-        for t in inc.techniques:
+        for t in self._incident_techniques():
             self.attack_pattern(t)
         methods = list(dict.fromkeys(f"cranewatch:{f.detection_id}" for f in inc.findings))
         obj = self._sdo(
@@ -535,19 +472,27 @@ class _Builder:
     def _finding_text(self, f: Finding) -> str:
         parts = [
             f"{f.title}.",
-            f"Detection {f.detection_id}, stage {f.stage}, severity {f.severity}/100,",
+            f"Detection {f.detection_id}, stage {shared_stage(f)}, severity {f.severity}/100,",
             f"seen {f.count} time(s) from {stix_time(f.first_seen)} to {stix_time(f.last_seen)}",
             f"on {self._asset_text(f.asset_id, f.zone)}.",
-            f"Techniques: {self._technique_text(f.techniques)}.",
+            f"Techniques: {self._technique_text(shared_techniques(f))}.",
         ]
         if self.finding_other[f.finding_id]:
             parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
         parts.append(f"Part of cranewatch incident {self.incident_ref}.")
         return " ".join(parts)
 
+    def _incident_techniques(self) -> list[str]:
+        """The techniques of the findings as shared (``techniques.shared_techniques``); the
+        incident's own list only when it has no findings."""
+        inc = self.incident
+        if not inc.findings:
+            return list(dict.fromkeys(inc.techniques))
+        return list(dict.fromkeys(t for f in inc.findings for t in shared_techniques(f)))
+
     def _incident_text(self) -> str:
         inc = self.incident
-        all_techniques = [*inc.techniques, *(t for f in inc.findings for t in f.techniques)]
+        all_techniques = self._incident_techniques()
         return (
             f"{self.title}. Asset: {self._incident_asset_text()}. Stages: {' -> '.join(inc.stages) or 'none'}. "
             f"First seen {self.created}, last seen {stix_time(inc.last_seen)}. "
@@ -572,12 +517,14 @@ class _Builder:
         objects = [
             *self.meta,
             *(m for m in self.received_meta.values() if m["id"] not in meta_ids),
+            *self.place,
             *self.patterns.values(),
             *self.infrastructure,
             *self.observables.values(),
             *self.observations,
             *self.sightings,
             *self.indicators,
+            *self.notes,
             *(o for o in self.received.values() if o["id"] != self.producer_id),
             *self.incidents,
             *self.relationships.values(),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import uuid
 from pathlib import Path
 
@@ -19,15 +20,7 @@ SCENARIO_TECHNIQUES = (
     "T0848 T0846 T0888 T0812 T0882 T0869 T0885"
 ).split()
 
-#: ATT&CK v19 revocations (STIX_SHARING.md).
-V19_REVOCATIONS = {
-    "T0855": "T1692.001",
-    "T0856": "T1692.002",
-    "T0803": "T1691.001",
-    "T0812": "T1694.001",
-    "T0891": "T1694.002",
-    "T0857": "T1693.001",
-}
+MITRE_BUNDLE = FIXTURES / "attack-ics" / "ics-attack-18.1-stix20.json"
 
 
 def _fixture_rows() -> dict[str, dict[str, str]]:
@@ -45,9 +38,8 @@ def test_entries_with_a_stix_id_match_mitre_data() -> None:
     rows = _fixture_rows()
     checked = 0
     for tid, tech in attack.all_techniques().items():
-        if tech.stix_id is None:
+        if tid not in rows:  # not in the digest: checked against MITRE's whole bundle below
             continue
-        assert tid in rows, f"{tid} has a MITRE stix_id but is not in the fixture"
         row = rows[tid]
         assert tech.name == row["name"], tid
         assert tech.stix_id == row["stix_id"], tid
@@ -56,20 +48,35 @@ def test_entries_with_a_stix_id_match_mitre_data() -> None:
     assert checked == len(rows), "every fixture technique should be in the data file"
 
 
-def test_new_v19_techniques_have_no_mitre_stix_id() -> None:
-    rows = _fixture_rows()
+def _mitre_attack_patterns() -> dict[str, dict]:
+    if not MITRE_BUNDLE.exists():
+        pytest.skip(f"ATT&CK fixture not present: {MITRE_BUNDLE}")
+    objects = json.loads(MITRE_BUNDLE.read_text(encoding="utf-8"))["objects"]
+    return {
+        o["external_references"][0]["external_id"]: o
+        for o in objects
+        if o["type"] == "attack-pattern" and o["external_references"][0]["source_name"] == "mitre-attack"
+    }
+
+
+def test_every_technique_is_one_of_the_pinned_ics_18_1_release() -> None:
+    """No technique outside the pinned release (v19's T1692.001 & co. had ids nobody could
+    check), none revoked or deprecated in it, and MITRE's id, name and phases for each."""
+    mitre = _mitre_attack_patterns()
     for tid, tech in attack.all_techniques().items():
-        if tid not in rows:
-            assert tech.stix_id is None, f"{tid}: STIX id not checked against MITRE data"
+        assert tid in mitre, f"{tid} is not a technique of ATT&CK for ICS 18.1"
+        obj = mitre[tid]
+        assert not obj.get("revoked") and not obj.get("x_mitre_deprecated"), tid
+        assert tech.stix_id == obj["id"] and tech.name == obj["name"], tid
+        assert tech.kill_chain_phases == obj["kill_chain_phases"], tid
+        assert tech.revoked_by is None and attack.resolve(tid).id == tid
+    assert attack.load_attack_data().release == "ics-attack-18.1"
 
 
-@pytest.mark.parametrize("old,new", sorted(V19_REVOCATIONS.items()))
-def test_v19_revocations_resolve(old: str, new: str) -> None:
-    assert attack.all_techniques()[old].revoked_by == new
-    current = attack.resolve(old)
-    assert current.id == new
-    assert current.revoked_by is None
-    assert current.url == "https://attack.mitre.org/techniques/" + new.replace(".", "/")
+def test_t0855_stays_the_18_1_technique() -> None:
+    tech = attack.resolve("T0855")
+    assert (tech.id, tech.name) == ("T0855", "Unauthorized Command Message")
+    assert tech.url == "https://attack.mitre.org/techniques/T0855"
 
 
 @pytest.mark.parametrize("tid", SCENARIO_TECHNIQUES)

@@ -105,6 +105,30 @@ def test_the_run_report_references_every_grouping(run_out: tuple[Path, Path]) ->
         assert set(report["object_refs"]) == groupings
 
 
+def test_the_run_report_is_self_contained(run_out: tuple[Path, Path]) -> None:
+    """Every reference in reports/<profile>.json (the report's object_refs, the groupings'
+    object_refs, every *_ref/*_refs) names an object inside that same file."""
+    _, out = run_out
+    for name in ("internal", "isac"):
+        objects = json.loads((out / "reports" / f"{name}.json").read_text())["objects"]
+        ids = {o["id"] for o in objects}
+        assert len(ids) == len(objects), "each object once"
+        types = {o["type"] for o in objects}
+        assert {"report", "grouping", "incident", "sighting"} <= types
+
+        def refs(value: Any, key: str = "") -> list[str]:
+            if isinstance(value, dict):
+                return [r for k, v in value.items() for r in refs(v, k)]
+            if isinstance(value, list):
+                return [r for v in value for r in refs(v, key)]
+            return [value] if isinstance(value, str) and key.endswith(("_ref", "_refs")) and "--" in value else []
+
+        dangling = sorted({r for o in objects for r in refs(o)} - ids)
+        # a received indicator's creator may not have come with it: the incident bundles leave
+        # that reference out, so nothing may dangle here either
+        assert dangling == [], (name, dangling[:5])
+
+
 #: medallion 3.0.0 answers 500 to any Get Objects page holding an ``extension-definition``: its
 #: find_att() takes the object's own ``version`` property ("1.0", required on extension
 #: definitions) for a timestamp. Those objects are checked through the manifest and the

@@ -386,24 +386,33 @@ def test_indicators_only_for_external_addresses(bundle: dict[str, Any]) -> None:
         assert not any(addr in net for net in internal)
 
 
-def test_revoked_t0855_is_exported_as_t1692_001(bundle: dict[str, Any]) -> None:
+def test_techniques_are_the_producers_references_never_mitres_ids(bundle: dict[str, Any]) -> None:
+    """An object under MITRE's id with the port as creator would be a new version of MITRE's
+    object in the recipient's platform: technique references live in the producer's id space."""
+    mitre_ids = {t.stix_id for t in attack.all_techniques().values()}
+    producer = by_type(bundle, "identity")[0]["id"]
+    patterns = by_type(bundle, "attack-pattern")
+    assert patterns
+    for ap in patterns:
+        assert ap["id"] not in mitre_ids
+        assert ap["created_by_ref"] == producer
+        tid = ap["external_references"][0]["external_id"]
+        assert ap["id"] == ids.deterministic_id("attack-pattern", producer, "mitre-attack", tid)
+        assert ap["kill_chain_phases"] == attack.resolve(tid).kill_chain_phases
+        assert attack.technique_url(tid) in ap["description"]
+    every_ref = json.dumps([o for o in bundle["objects"]])
+    assert not any(m in every_ref for m in mitre_ids), "no MITRE STIX id anywhere in the bundle"
+
+
+def test_t0855_is_exported_as_the_pinned_18_1_technique(bundle: dict[str, Any]) -> None:
     patterns = by_type(bundle, "attack-pattern")
     external_ids = {p["external_references"][0]["external_id"] for p in patterns}
-    assert "T1692.001" in external_ids and "T0855" not in external_ids
-    ap = next(p for p in patterns if p["external_references"][0]["external_id"] == "T1692.001")
+    assert "T0855" in external_ids and not any(t.startswith("T169") for t in external_ids)
+    ap = next(p for p in patterns if p["external_references"][0]["external_id"] == "T0855")
     # No "url": the strict validator wants hashes beside a URL (check 302); it is in the description.
-    assert ap["external_references"][0] == {"source_name": "mitre-attack", "external_id": "T1692.001"}
-    assert "https://attack.mitre.org/techniques/T1692/001" in ap["description"]
-    assert ap["id"] == ids.deterministic_id("attack-pattern", "mitre-attack", "T1692.001")
+    assert ap["external_references"][0] == {"source_name": "mitre-attack", "external_id": "T0855"}
+    assert ap["name"] == "Unauthorized Command Message"
     assert {"kill_chain_name": "mitre-ics-attack", "phase_name": "impair-process-control"} in ap["kill_chain_phases"]
-    assert "reported as T0855" in by_type(bundle, "incident")[0]["description"]
-
-
-def test_attack_patterns_reuse_mitre_stix_ids(bundle: dict[str, Any]) -> None:
-    ap = next(p for p in by_type(bundle, "attack-pattern") if p["external_references"][0]["external_id"] == "T0822")
-    assert ap["id"] == attack.resolve("T0822").stix_id
-    assert ap["name"] == "External Remote Services"
-    assert ap["kill_chain_phases"] == [{"kill_chain_name": "mitre-ics-attack", "phase_name": "initial-access"}]
 
 
 def test_observables_observations_and_sightings(bundle: dict[str, Any]) -> None:
@@ -422,7 +431,7 @@ def test_observables_observations_and_sightings(bundle: dict[str, Any]) -> None:
 
     observed = by_type(bundle, "observed-data")
     sightings = by_type(bundle, "sighting")
-    assert len(observed) == len(sightings) == 3
+    assert len(observed) == 3 and len(sightings) == 6  # one sighting per technique of each finding
     modbus_obs = next(o for o in observed if o["number_observed"] == 3)
     assert modbus_obs["first_observed"] == "2026-11-20T02:16:40.000Z"
     assert modbus_obs["last_observed"] == "2026-11-20T02:17:02.500Z"
@@ -434,7 +443,7 @@ def test_observables_observations_and_sightings(bundle: dict[str, Any]) -> None:
         assert isinstance(s["count"], int) and isinstance(s["confidence"], int)
     modbus_sighting = next(s for s in sightings if s["count"] == 3)
     tech = objs[modbus_sighting["sighting_of_ref"]]["external_references"][0]["external_id"]
-    assert tech == "T1692.001"  # first technique of the finding, resolved
+    assert tech == "T0855"  # first technique of the finding
 
 
 def test_infrastructure_incident_and_grouping(bundle: dict[str, Any]) -> None:
@@ -488,6 +497,9 @@ def test_sdos_and_sros_are_created_by_the_producer_with_event_times(bundle: dict
     shared = {"identity", "extension-definition", "attack-pattern"}
     for obj in bundle["objects"]:
         if "created" not in obj or obj["type"] == "marking-definition":
+            continue
+        if obj["id"] == producer_id:  # the identity does not name itself as its creator
+            assert "created_by_ref" not in obj
             continue
         assert obj["created_by_ref"] == producer_id, obj["id"]
         if obj["type"] not in shared:
@@ -546,9 +558,10 @@ def test_a_revision_re_versions_only_the_objects_whose_content_changed() -> None
         else:
             assert new["modified"] > old["modified"], (new["type"], "changed content, same version")
             changed.append(new["type"])
-    assert sorted(changed) == ["grouping", "incident", "observed-data", "sighting"]
+    # the egress finding has two techniques: one sighting each
+    assert sorted(changed) == ["grouping", "incident", "observed-data", "sighting", "sighting"]
     assert kept.count("indicator") == 2  # built from the findings' first hits, which did not change
-    assert kept.count("observed-data") == 2 and kept.count("sighting") == 2 and "infrastructure" in kept
+    assert kept.count("observed-data") == 2 and kept.count("sighting") == 4 and "infrastructure" in kept
     assert kept.count("relationship") == len([o for o in after.values() if o["type"] == "relationship"])
 
 

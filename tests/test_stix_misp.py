@@ -88,3 +88,18 @@ def test_misp_imports_the_redacted_isac_bundle(tmp_path: Path) -> None:
     for value in ("10.30.1.10", "zpmc-svc1", "sts-03-plc", "STS-03"):
         assert value not in text
     assert tlp.tlp_marking_id("amber") in json.dumps(bundle)
+
+
+def test_misp_does_not_flag_known_vendor_infrastructure_for_detection(tmp_path: Path) -> None:
+    """What an analyst sees for a vendor login outside its window from the vendor's own
+    network: the address as a plain attribute (``to_ids`` false, so MISP never exports it to
+    an IDS), the unknown internet peer flagged, every technique of the findings as a galaxy."""
+    from tests.test_stix_export import EGRESS_PEER, EXTERNAL_VPN_PEER
+    from tests.test_stix_indicators import _config
+
+    bundle = incident_bundle(make_incident(), _config())
+    event = check_event(bundle, write_bundle(bundle, tmp_path), "amber")
+    flags = attribute_flags(json.loads(event.to_json()))
+    assert flags[EXTERNAL_VPN_PEER] is False and flags[EGRESS_PEER] is True
+    got = {c.meta.get("external_id") for g in event.galaxies for c in g.clusters}
+    assert {"T0822", "T0859", "T0855", "T0836", "T0883", "T0882"} <= got

@@ -53,11 +53,15 @@ class _WriteBundleFn(beam.DoFn):
 
 def _write_reports(rows: list[tuple[str, tuple[str, str, str]]], cfg: Config, out_dir: str) -> None:
     """``reports/<profile>.json``: the run-level report bundle of each profile."""
-    from stix_export.report import run_report_bundle
-    from stix_export.writer import write_json
+    from stix_export.report import incident_objects, run_report_bundle
+    from stix_export.writer import profile_dir_name, write_json
 
-    for profile in cfg.export.effective_profiles():
-        bundle = run_report_bundle(cfg, profile, [g for name, g in rows if name == profile.name])
+    profiles = cfg.export.effective_profiles()
+    for profile in profiles:
+        groupings = [g for name, g in rows if name == profile.name]
+        folder = os.path.join(out_dir, profile_dir_name(profile.name, profiles[0].name))
+        objects = incident_objects(folder, [gid for gid, _, _ in groupings])
+        bundle = run_report_bundle(cfg, profile, groupings, objects)
         if bundle is not None:
             write_json(bundle, os.path.join(out_dir, "reports", f"{profile.name}.json"))
 
