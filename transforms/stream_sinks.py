@@ -7,8 +7,10 @@ write goes to a temporary name and is renamed over ``stix/<incident-id>.json`` (
 
 STIX versioning rules the rewrites: two different contents never share one ``modified``. A
 new version normally carries a later ``modified`` already (the latest evidence time); when a
-finding that joins has an earlier time than the evidence already written (out of order), the
-new version's ``modified`` is the written one's + 1 ms. A version identical to the file on
+finding that joins has an earlier time than the evidence already written (out of order), or
+changes the content under the same time, the new version's incident and grouping take the
+written ``modified`` + 1 ms, and so does each other object whose content changed without a
+later evidence time of its own; unchanged objects keep the version already written. A version identical to the file on
 disk is not written again, an early version never replaces a final one, and an early
 version whose findings are all in the written version is stale (a restart's replay), so a
 restarted job rewrites nothing it had already got right.
@@ -30,6 +32,7 @@ from typing import Any, Iterator, Optional
 import apache_beam as beam
 
 from pipelines.config import Config
+from stix_export.writer import serialize_bundle
 from transforms.export import incident_json
 from transforms.model import DeadLetter, Incident
 
@@ -116,7 +119,10 @@ class _WriteVersionFn(beam.DoFn):
     def setup(self) -> None:
         from stix_export.redact import load_secret
 
+        from stix_export.redact import Redactor
+
         self.secret = load_secret(self.cfg)
+        self.redactors = [Redactor(p, self.cfg, self.secret) for p in self.cfg.export.effective_profiles()]
         self.index = _Index.of(self.out_dir)
         self.incidents_log = RollingFile(os.path.join(self.out_dir, "incidents.jsonl"))
         self.findings_log = RollingFile(os.path.join(self.out_dir, "findings.jsonl"))
@@ -125,15 +131,17 @@ class _WriteVersionFn(beam.DoFn):
         from stix_export.writer import profile_dir_name
 
         profiles = self.cfg.export.effective_profiles()
-        return [os.path.join(self.out_dir, profile_dir_name(p.name, profiles[0].name), f"{incident_id}.json")
-                for p in profiles]
+        # named as batch names them: by the incident id, by its keyed reference where redacting
+        return [os.path.join(self.out_dir, profile_dir_name(p.name, profiles[0].name), f"{r.incident_ref(incident_id)}.json")
+                for p, r in zip(profiles, self.redactors)]
+
+    def _bundles(self, incident: Incident) -> list[dict[str, Any]]:
+        from stix_export.bundle import incident_bundle
+
+        return [incident_bundle(incident, self.cfg, p, self.secret) for p in self.cfg.export.effective_profiles()]
 
     def _texts(self, incident: Incident) -> list[str]:
-        from stix_export.bundle import incident_bundle
-        from stix_export.writer import serialize_bundle
-
-        return [serialize_bundle(incident_bundle(incident, self.cfg, p, self.secret))
-                for p in self.cfg.export.effective_profiles()]
+        return [serialize_bundle(b) for b in self._bundles(incident)]
 
     def process(self, element: tuple[str, Any]) -> Iterator[str]:
         kind, payload = element
@@ -178,8 +186,10 @@ class _WriteVersionFn(beam.DoFn):
                 if same[0] == on_disk:
                     texts = same  # this content is already written, under a later version
                 else:
+                    natural = self._bundles(incident)
                     incident = dataclasses.replace(incident, modified=_rfc3339(_seconds(written) + 0.001))
-                    texts = self._texts(incident)
+                    texts = [serialize_bundle(_reversioned(_read(path), n, b))
+                             for path, n, b in zip(paths, natural, self._bundles(incident))]
         final = kind == "final" or bool(prev and prev.get("final"))
         for path, text in zip(paths, texts):
             if _read(path) != text:
@@ -200,6 +210,41 @@ class _WriteVersionFn(beam.DoFn):
                 for f in incident.findings
             ])
         yield incident.incident_id
+
+
+def _reversioned(on_disk: Optional[str], natural: dict[str, Any], bumped: dict[str, Any]) -> dict[str, Any]:
+    """A version that needed a later ``modified`` than its evidence gives (content changed
+    under the written version's time), re-versioning only the objects that changed.
+
+    ``natural`` is the bundle at the evidence's own times (what batch writes), ``bumped`` the
+    one at the new incident time, where every incident-scoped object takes that time. The
+    incident and grouping take the new time; every other object: unchanged from the written file → kept as written; changed, with a natural
+    ``modified`` later than the written one's → natural; changed under the same or an earlier
+    one → bumped. So an object's id + ``modified`` never names two contents, and objects the
+    revision did not touch keep batch's version."""
+    try:
+        written = {o["id"]: o for o in json.loads(on_disk or "{}").get("objects", [])}
+    except ValueError:
+        written = {}
+    if [o["id"] for o in natural["objects"]] != [o["id"] for o in bumped["objects"]]:
+        return bumped
+    objects = []
+    for n, b in zip(natural["objects"], bumped["objects"]):
+        prev = written.get(n["id"])
+        if n.get("type") in ("incident", "grouping"):
+            objects.append(b)  # the incident's version: later than every object written
+        elif prev is not None and _content(prev) == _content(n):
+            objects.append(prev)
+        elif prev is None or "modified" not in n or "modified" not in prev \
+                or _seconds(n["modified"]) > _seconds(prev["modified"]):
+            objects.append(n)
+        else:
+            objects.append(b)
+    return {**bumped, "objects": objects}
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != "modified"}
 
 
 def _digest(incident: Incident) -> dict[str, list[Any]]:
