@@ -223,11 +223,15 @@ def _reversioned(on_disk: Optional[str], natural: dict[str, Any], bumped: dict[s
     one → bumped. So an object's id + ``modified`` never names two contents, and objects the
     revision did not touch keep batch's version."""
     try:
-        written = {o["id"]: o for o in json.loads(on_disk or "{}").get("objects", [])}
+        old = json.loads(on_disk or "{}")
+        written = {o["id"]: o for o in old.get("objects", [])}
     except ValueError:
-        written = {}
+        old, written = {}, {}
     if [o["id"] for o in natural["objects"]] != [o["id"] for o in bumped["objects"]]:
         return bumped
+    if [o["id"] for o in old.get("objects", [])] == [o["id"] for o in natural["objects"]] and all(
+            _content(written[n["id"]]) == _content(n) for n in natural["objects"]):
+        return old  # nothing changed: the written version stands (a replay after a restart)
     objects = []
     for n, b in zip(natural["objects"], bumped["objects"]):
         prev = written.get(n["id"])
