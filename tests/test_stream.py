@@ -66,6 +66,8 @@ class Monitor(threading.Thread):
         super().__init__(daemon=True)
         self.out = out
         self.seen: dict[str, tuple[float, bool]] = {}
+        self.report: float | None = None  # when report.html first appeared
+        self.drafts: dict[str, float] = {}  # incident id -> when its mandated drafts first appeared
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -77,6 +79,10 @@ class Monitor(threading.Thread):
                 iid = p.stem
                 if iid not in self.seen and iid in index:
                     self.seen[iid] = (time.time(), bool(index[iid]["final"]))
+            if self.report is None and (self.out / "report.html").exists():
+                self.report = time.time()
+            for d in (self.out / "reports" / "mandated").glob("*/*.json"):
+                self.drafts.setdefault(d.parent.name, time.time())
             time.sleep(0.05)
 
 
@@ -138,6 +144,7 @@ def _run_drops(corpus: Path, spool: Path, out: Path, cfg: dict[str, Any], parts:
         wait_for(lambda: finished_files(out, SWAPPED) >= expected[SWAPPED] + 1, 30, proc, "the late file")
         for source in parts:
             write_part(spool / source / "END", [], [])
+        ending = time.time()  # every END is written: the stream is finishing from here on
         stdout, stderr = proc.communicate(timeout=90)
     finally:
         monitor.stop.set()
@@ -145,7 +152,8 @@ def _run_drops(corpus: Path, spool: Path, out: Path, cfg: dict[str, Any], parts:
             kill_hard(proc)
     assert proc.returncode == 0, stderr[-3000:]
     assert "stream done" in stdout, stdout + stderr[-2000:]
-    return {"drop_times": drop_times, "seen": monitor.seen}
+    return {"drop_times": drop_times, "seen": monitor.seen, "report": monitor.report, "drafts": monitor.drafts,
+            "ending": ending, "stderr": stderr}
 
 
 def _batch(corpus: Path, cfg: dict[str, Any], spool: Path, out: Path) -> dict[str, Any]:
@@ -170,7 +178,8 @@ def golden(corpus) -> dict[str, Any]:
     spool, out, batch_out = path / "spool-a", path / "out-a", path / "batch-a"
     sockets: dict[str, Any] = {}
     run = _run_drops(path, spool, out, cfg, parts, sockets=sockets)
-    return {"out": out, "batch_out": batch_out, "batch": _batch(path, cfg, spool, batch_out), "sockets": sockets, **run}
+    return {"out": out, "batch_out": batch_out, "batch": _batch(path, cfg, spool, batch_out), "sockets": sockets,
+            "config": path / f"batch-{spool.name}.yaml", **run}
 
 
 def _assert_same_as_batch(out: Path, batch_out: Path) -> dict[str, int]:
@@ -218,6 +227,42 @@ def test_early_alert_is_written_while_open_and_revised_to_the_final_bundle(golde
     assert set(opened) & finals, "no early-alerted incident was written final"
     versions = [r for r in jsonl(golden["out"] / "incidents.jsonl") if r.get("incident_id") in opened]
     assert any(r["version"] == "early" for r in versions) and any(r["version"] == "final" for r in versions)
+
+
+def test_running_stream_writes_report_html_and_drafts_with_the_first_bundle(golden) -> None:
+    """report.html is refreshed while the stream runs; a reportable incident's drafts appear
+    with its first bundle and end equal to the drafts batch writes for the same incidents."""
+    from pipelines.mandated import write_mandated
+    from pipelines.stream_reports import latest_incidents
+
+    assert golden["report"] is not None and golden["report"] < golden["ending"], "no report.html while running"
+    assert "report not refreshed" not in golden["stderr"], golden["stderr"][-2000:]
+    html = (golden["out"] / "report.html").read_text()
+    finals = final_incidents(golden["out"])
+    assert all(iid in html for iid in finals), "report.html misses an incident"
+    early = {iid: t for iid, t in golden["drafts"].items() if t < golden["ending"] and iid in finals}
+    assert early, f"no mandated draft appeared while the stream ran: {golden['drafts']}"
+    # Written with a bundle version: never before the incident's first bundle, and with the
+    # first one when that version is already reportable (a later version may make it so).
+    assert all(iid in golden["seen"] and t > golden["seen"][iid][0] - 1.0 for iid, t in early.items()), early
+    assert any(t - golden["seen"][iid][0] < 2.0 for iid, t in early.items()), (early, golden["seen"])
+    batch_drafts = golden["batch_out"] / "drafts"
+    write_mandated(load_config(golden["config"]), latest_incidents(str(golden["batch_out"])), str(batch_drafts))
+    stream_root, batch_root = golden["out"] / "reports" / "mandated", batch_drafts / "reports" / "mandated"
+    batch_modified = {r["incident_id"]: r["modified"] for r in jsonl(golden["batch_out"] / "incidents.jsonl")}
+    names = sorted(str(p.relative_to(batch_root)) for p in batch_root.rglob("*.*"))
+    assert names and sorted(str(p.relative_to(stream_root)) for p in stream_root.rglob("*.*")) == names
+    differ = []
+    for n in names:
+        text, expected = (stream_root / n).read_text(), (batch_root / n).read_text()
+        iid = n.split("/", 1)[0]
+        version, batch_version = finals[iid]["modified"], batch_modified[iid]
+        if version != batch_version:  # a later version forced by STIX versioning (see the bundles)
+            assert version > batch_version, n
+            text = text.replace(version, batch_version)
+        if text != expected:
+            differ.append(n)
+    assert not differ, differ
 
 
 def test_no_listener_of_the_run_is_reachable_from_outside_its_namespace(golden) -> None:

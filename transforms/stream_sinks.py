@@ -15,6 +15,10 @@ disk is not written again, an early version never replaces a final one, and an e
 version whose findings are all in the written version is stale (a restart's replay), so a
 restarted job rewrites nothing it had already got right.
 
+Each version written also writes or revises the incident's mandated-report drafts
+(``reports/mandated/<incident-id>/``, ``pipelines.mandated.write_mandated``); a withdrawal
+removes them.
+
 ``incidents.jsonl`` (every version written, with ``"version"``: early | final | withdrawn),
 ``findings.jsonl`` (members of final versions) and ``deadletter/deadletter.jsonl`` are
 appended to and rolled to a dated name past ``ROLL_BYTES``. ``_stream/incidents.jsonl``
@@ -26,6 +30,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import threading
 from typing import Any, Iterator, Optional
 
@@ -158,6 +163,9 @@ class _WriteVersionFn(beam.DoFn):
         for path in self._paths(incident_id):
             if os.path.exists(path):
                 os.remove(path)
+        from pipelines.mandated import incident_dir
+
+        shutil.rmtree(incident_dir(self.out_dir, incident_id), ignore_errors=True)  # its drafts go with it
         # Kept even when no version was written yet: versions and withdrawals travel in
         # different bundles, and an early version arriving after its withdrawal is dropped.
         self.index.add({**(prev or {"id": incident_id, "final": False, "findings": [], "first_seen": None,
@@ -201,8 +209,13 @@ class _WriteVersionFn(beam.DoFn):
         })
 
     def _log(self, kind: str, incident: Incident, entry: dict[str, Any]) -> Iterator[str]:
+        from pipelines.mandated import write_mandated
+
+        incident = dataclasses.replace(incident, modified=_same_instant(entry["modified"], incident.modified or incident.last_seen))
+        # the mandated-report drafts appear with the incident's first bundle and are revised with it
+        write_mandated(self.cfg, [incident], self.out_dir)
         self.index.add(entry)
-        row = json.loads(incident_json(dataclasses.replace(incident, modified=entry["modified"] or incident.modified)))
+        row = json.loads(incident_json(incident))
         self.incidents_log.append([json.dumps({**row, "version": kind}, sort_keys=True)])
         if kind == "final":
             self.findings_log.append([
@@ -249,6 +262,20 @@ def _reversioned(on_disk: Optional[str], natural: dict[str, Any], bumped: dict[s
 
 def _content(obj: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k != "modified"}
+
+
+def _same_instant(written: Optional[str], own: Optional[str]) -> Optional[str]:
+    """The version as the incident spells it (microseconds, as batch writes it) when the
+    bundle's ``modified`` is that same instant, else the bundle's, spelled the same way."""
+    if not written:
+        return own
+    if own and _instant(written) == _instant(own):
+        return own
+    return _instant(written).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _instant(ts: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
 def _digest(incident: Incident) -> dict[str, list[Any]]:
