@@ -34,6 +34,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.assembly import assemble
 from pipelines.config import Config
+from pipelines.outputs import write_stream_marker
 from transforms.spool import END_MARKER, STATE_DIR, FinishedFiles, ReadSpools, SpoolSource, watermark_path
 from transforms.stream_sinks import WriteStreamOutputs
 
@@ -279,6 +280,7 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
     p = beam.Pipeline(options=options)
     build_stream(p, cfg, sources, out_dir)
     started = time.time()
+    write_stream_marker(out_dir, "running", started)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -316,4 +318,5 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
             signal.signal(s, handler)
         refresh_reports(cfg, write_stream_summary(cfg, sources, out_dir, started), out_dir)
     state = "DONE" if "DONE" in state else "CANCELLED" if "CANCELLED" in state or stop.is_set() else "FAILED"
+    write_stream_marker(out_dir, state.lower(), started)
     return StreamResult(state, time.time() - started)

@@ -7,6 +7,7 @@ it). The stream's final files must equal ``cranewatch run`` over the same files.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -116,7 +117,8 @@ def _host_addresses() -> list[str]:
 
 
 def _run_drops(corpus: Path, spool: Path, out: Path, cfg: dict[str, Any], parts: dict[str, list[Any]],
-               kill_after: int | None = None, sockets: dict[str, Any] | None = None) -> dict[str, Any]:
+               kill_after: int | None = None, sockets: dict[str, Any] | None = None,
+               during: Callable[[], None] | None = None) -> dict[str, Any]:
     config = stream_config(corpus, cfg, spool, f"stream-{spool.name}.yaml", None)
     for source in parts:
         (spool / source).mkdir(parents=True, exist_ok=True)
@@ -139,6 +141,8 @@ def _run_drops(corpus: Path, spool: Path, out: Path, cfg: dict[str, Any], parts:
             if n == 0 and sockets is not None:
                 sockets["ns"] = os.readlink(f"/proc/{proc.pid}/ns/net")
                 sockets["ports"] = _listeners(proc.pid)
+            if n == 2 and during is not None:
+                during()
             time.sleep(0.6)
         write_part(spool / SWAPPED / f"{SWAPPED}-late.log", [], _late_lines(parts))
         wait_for(lambda: finished_files(out, SWAPPED) >= expected[SWAPPED] + 1, 30, proc, "the late file")
@@ -173,12 +177,33 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, Any], dict[str, list[Any]]
 
 
 @pytest.fixture(scope="module")
-def golden(corpus) -> dict[str, Any]:
+def taxii() -> Iterator[Any]:
+    from tests import taxii_server
+
+    yield from taxii_server.serve()
+
+
+def _share(out: Path, taxii: Any) -> Any:
+    """``cranewatch share`` of the isac profile's bundles to the test's TAXII server."""
+    from stix_export.share import share
+    from tests import taxii_server
+
+    os.environ.update({"CRANEWATCH_TAXII_USER": taxii_server.USER, "CRANEWATCH_TAXII_PASSWORD": taxii_server.PASSWORD})
+    try:
+        return share(str(out), taxii.url, taxii_server.COLLECTION_ID, "isac")
+    finally:
+        for k in ("CRANEWATCH_TAXII_USER", "CRANEWATCH_TAXII_PASSWORD"):
+            os.environ.pop(k, None)
+
+
+@pytest.fixture(scope="module")
+def golden(corpus, taxii) -> dict[str, Any]:
     path, cfg, parts = corpus
     spool, out, batch_out = path / "spool-a", path / "out-a", path / "batch-a"
     sockets: dict[str, Any] = {}
-    run = _run_drops(path, spool, out, cfg, parts, sockets=sockets)
-    return {"out": out, "batch_out": batch_out, "batch": _batch(path, cfg, spool, batch_out), "sockets": sockets,
+    shared: list[Any] = []
+    run = _run_drops(path, spool, out, cfg, parts, sockets=sockets, during=lambda: shared.append(_share(out, taxii)))
+    return {"shared_live": shared, "out": out, "batch_out": batch_out, "batch": _batch(path, cfg, spool, batch_out), "sockets": sockets,
             "config": path / f"batch-{spool.name}.yaml", **run}
 
 
@@ -263,6 +288,41 @@ def test_running_stream_writes_report_html_and_drafts_with_the_first_bundle(gold
         if text != expected:
             differ.append(n)
     assert not differ, differ
+
+
+def test_share_sends_a_live_stream_then_its_revisions(golden, taxii) -> None:
+    """A stream's output has no run marker; its own marker says every bundle file is one whole
+    version, so ``share`` takes it while running (the versions so far) and again after (the
+    revisions only); the collection ends holding every object version of the final bundles."""
+    from taxii2client.v21 import as_pages
+
+    from pipelines.outputs import MARKER, STREAM_MARKER
+    from stix_export.share import open_collection, received_ids
+    from tests import taxii_server
+
+    out = golden["out"]
+    assert not (out / MARKER).exists()
+    assert json.loads((out / STREAM_MARKER).read_text())["state"] == "done"
+    [live] = golden["shared_live"]
+    assert live.sent > 0 and not live.failed, live
+    after = _share(out, taxii)
+    assert not after.failed and after.sent > 0 and after.already > 0, after
+    assert _share(out, taxii).noop
+    def instant(v: str | None) -> Any:
+        return None if v is None else dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+
+    held = set()
+    collection = open_collection(taxii.url, taxii_server.COLLECTION_ID, taxii_server.USER, taxii_server.PASSWORD)
+    for page in as_pages(collection.get_manifest, per_request=100, version="all"):
+        held.update((r["id"], instant(r.get("version"))) for r in page.get("objects", []))
+    final = set()
+    for p in (out / "stix-isac").glob("*.json"):
+        objects = json.loads(p.read_text())["objects"]
+        others = received_ids(objects)  # the ISAC's own objects are not pushed back
+        final.update((o["id"], instant(o.get("modified") or o.get("created"))) for o in objects if o["id"] not in others)
+    held_ids = {i for i, _ in held}
+    missing = {k for k in final if k not in held and not (k[1] is None and k[0] in held_ids)}
+    assert final and not missing, sorted(missing, key=str)[:5]
 
 
 def test_no_listener_of_the_run_is_reachable_from_outside_its_namespace(golden) -> None:
