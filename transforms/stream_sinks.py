@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import threading
 from typing import Any, Iterator, Optional
 
@@ -213,7 +214,11 @@ class _WriteVersionFn(beam.DoFn):
 
         incident = dataclasses.replace(incident, modified=_same_instant(entry["modified"], incident.modified or incident.last_seen))
         # the mandated-report drafts appear with the incident's first bundle and are revised with it
-        write_mandated(self.cfg, [incident], self.out_dir)
+        try:
+            write_mandated(self.cfg, [incident], self.out_dir)
+        except Exception as exc:  # a draft that would leak a redacted value: said, and the stream goes on
+            print(f"cranewatch stream: drafts of incident {incident.incident_id} not written: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
         self.index.add(entry)
         row = json.loads(incident_json(incident))
         self.incidents_log.append([json.dumps({**row, "version": kind}, sort_keys=True)])
