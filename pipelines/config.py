@@ -319,6 +319,7 @@ class Stream(Strict):
     settle: Duration = 2.0
     poll_interval: Duration = 0.5  # how often each spool directory is listed
     summary_interval: Duration = 3.0  # summary.json is rewritten this often
+    report_interval: Duration = 10.0  # report.html (and the profiles' reports) this often
 
 
 class Redaction(Strict):

@@ -19,7 +19,8 @@ filesystem) and swapped in when everything, ``summary.json`` included, has been 
 
 The guarantee is against a run that dies (crash, SIGKILL, Ctrl-C); it is not a promise
 across power loss (files are not fsynced). Readers of a run (``cranewatch share``, the
-report) call :func:`require_complete`, which refuses a folder without the marker.
+report) call :func:`require_complete`, which refuses a folder without the marker; ``share``
+also takes a stream's output folder (:func:`require_shareable`, ``_streaming.json``).
 The output folder belongs to cranewatch: each run replaces it whole, so a folder holding
 anything other than an earlier run is refused rather than replaced.
 """
@@ -38,6 +39,7 @@ import time
 from typing import Any
 
 MARKER = "_complete.json"
+STREAM_MARKER = "_streaming.json"  # a stream's output: consistent per bundle file (write_stream_marker)
 #: Files that identify a folder as a run output (the marker, or a run from before it).
 _RUN_FILES = (MARKER, "summary.json", "_counts.json")
 #: Test hooks, for the kill tests only: pause (sleep) at a named stage of the swap, and
@@ -112,6 +114,44 @@ def require_complete(out_dir: str) -> dict[str, Any]:
         raise IncompleteRun(f"{out_dir}: incomplete run {marker.get('run_id')}: {missing[0]} "
                             f"(and {len(missing) - 1} more) missing since the run finished")
     return marker
+
+
+def write_stream_marker(out_dir: str, state: str, started: float) -> None:
+    """``_streaming.json``: this folder is a stream's output (``cranewatch stream``), ``state``
+    running | done | cancelled | failed. A stream never completes the way a run does; what it
+    promises is per file: each bundle file is one whole version of its incident (temporary
+    name, then rename), an open incident's file its early version. A stale run marker is
+    removed, since the folder no longer holds that run alone."""
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(os.path.join(out_dir, MARKER)):
+        os.remove(os.path.join(out_dir, MARKER))
+    marker = {
+        "mode": "stream", "state": state, "consistency": "per bundle file",
+        "started": dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "updated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    tmp = os.path.join(out_dir, f".{STREAM_MARKER}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(marker, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, os.path.join(out_dir, STREAM_MARKER))
+
+
+def require_shareable(out_dir: str) -> dict[str, Any]:
+    """The marker that lets ``cranewatch share`` read ``out_dir``: a complete run's, or a
+    stream's (running or stopped: its bundle files are whole versions, and sharing again
+    later sends the revisions); IncompleteRun otherwise."""
+    try:
+        return require_complete(out_dir)
+    except IncompleteRun:
+        try:
+            with open(os.path.join(out_dir, STREAM_MARKER), encoding="utf-8") as fh:
+                marker = json.load(fh)
+        except (OSError, ValueError):
+            marker = None
+        if isinstance(marker, dict) and marker.get("mode") == "stream":
+            return marker
+        raise
 
 
 def _manifest(root: str) -> dict[str, int]:

@@ -3,7 +3,8 @@
 Wiring only. The stage list is the batch job's (``pipelines/assembly.py``); the ends differ:
 ``transforms/spool.py`` reads the spool directories with an event-time watermark and
 ``transforms/stream_sinks.py`` writes incident versions as they open, grow and close. The
-driver rewrites ``summary.json`` every few seconds from what the job has recorded.
+driver rewrites ``summary.json`` every few seconds from what the job has recorded, and
+``report.html`` every ``stream.report_interval`` (``pipelines/stream_reports.py``).
 
 Prism's job port and Beam's loopback worker port listen on every interface, and the job
 API runs whatever a client submits. So by default the command runs inside a private network
@@ -33,6 +34,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.assembly import assemble
 from pipelines.config import Config
+from pipelines.outputs import write_stream_marker
 from transforms.spool import END_MARKER, STATE_DIR, FinishedFiles, ReadSpools, SpoolSource, watermark_path
 from transforms.stream_sinks import WriteStreamOutputs
 
@@ -139,13 +141,26 @@ def stream_summary(cfg: Config, sources: list[SpoolSource], out_dir: str, starte
     }
 
 
-def write_stream_summary(cfg: Config, sources: list[SpoolSource], out_dir: str, started: float) -> None:
+def write_stream_summary(cfg: Config, sources: list[SpoolSource], out_dir: str, started: float) -> dict[str, Any]:
+    summary = stream_summary(cfg, sources, out_dir, started)
     path = os.path.join(out_dir, "summary.json")
     tmp = os.path.join(out_dir, ".summary.json.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(stream_summary(cfg, sources, out_dir, started), fh, indent=2, sort_keys=True)
+        json.dump(summary, fh, indent=2, sort_keys=True)
         fh.write("\n")
     os.replace(tmp, path)
+    return summary
+
+
+def refresh_reports(cfg: Config, summary: dict[str, Any], out_dir: str) -> None:
+    """``report.html`` and the profiles' reports from the outputs so far. A report that cannot
+    be built is said on stderr and skipped: the bundles and drafts go on being written."""
+    from pipelines.stream_reports import write_stream_reports
+
+    try:
+        write_stream_reports(cfg, summary, out_dir)
+    except Exception as exc:  # a RedactionError, a file cut mid-write: the next refresh retries
+        print(f"cranewatch stream: report not refreshed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 # -- network isolation ---------------------------------------------------------------------
@@ -265,6 +280,7 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
     p = beam.Pipeline(options=options)
     build_stream(p, cfg, sources, out_dir)
     started = time.time()
+    write_stream_marker(out_dir, "running", started)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -273,12 +289,15 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     result = p.run()
     state = "RUNNING"
-    next_summary = 0.0
+    next_summary = next_report = 0.0
     try:
         while not stop.is_set():
             if time.time() >= next_summary:
-                write_stream_summary(cfg, sources, out_dir, started)
+                summary = write_stream_summary(cfg, sources, out_dir, started)
                 next_summary = time.time() + cfg.stream.summary_interval
+                if time.time() >= next_report:
+                    refresh_reports(cfg, summary, out_dir)
+                    next_report = time.time() + cfg.stream.report_interval
             try:
                 state = str(result.state)
             except Exception:  # Prism gone (the whole process group got the signal)
@@ -297,6 +316,7 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
         _stop_prism()
         for s, handler in previous.items():
             signal.signal(s, handler)
-        write_stream_summary(cfg, sources, out_dir, started)
+        refresh_reports(cfg, write_stream_summary(cfg, sources, out_dir, started), out_dir)
     state = "DONE" if "DONE" in state else "CANCELLED" if "CANCELLED" in state or stop.is_set() else "FAILED"
+    write_stream_marker(out_dir, state.lower(), started)
     return StreamResult(state, time.time() - started)

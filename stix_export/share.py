@@ -87,12 +87,14 @@ def profile_files(output: str | os.PathLike[str], profile: str | None = None) ->
     """The bundle files of one profile in a run's output (the first profile when None).
 
     Only a complete run is shared: an output folder without the run's completion marker
-    (``pipelines/outputs.py``) is refused, so half a run never reaches a collection.
+    (``pipelines/outputs.py``) is refused, so half a run never reaches a collection. A
+    stream's output folder (its ``_streaming.json``) is shared as it stands: each bundle file
+    is one whole version of its incident; sharing again sends the revisions since.
     """
-    from pipelines.outputs import IncompleteRun, require_complete
+    from pipelines.outputs import IncompleteRun, require_shareable
 
     try:
-        require_complete(str(output))
+        require_shareable(str(output))
     except IncompleteRun as exc:
         raise ShareError(f"--output: refusing to share: {exc}") from None
     out = Path(output)

@@ -7,6 +7,7 @@ it). The stream's final files must equal ``cranewatch run`` over the same files.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -66,6 +67,8 @@ class Monitor(threading.Thread):
         super().__init__(daemon=True)
         self.out = out
         self.seen: dict[str, tuple[float, bool]] = {}
+        self.report: float | None = None  # when report.html first appeared
+        self.drafts: dict[str, float] = {}  # incident id -> when its mandated drafts first appeared
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -77,6 +80,10 @@ class Monitor(threading.Thread):
                 iid = p.stem
                 if iid not in self.seen and iid in index:
                     self.seen[iid] = (time.time(), bool(index[iid]["final"]))
+            if self.report is None and (self.out / "report.html").exists():
+                self.report = time.time()
+            for d in (self.out / "reports" / "mandated").glob("*/*.json"):
+                self.drafts.setdefault(d.parent.name, time.time())
             time.sleep(0.05)
 
 
@@ -110,7 +117,8 @@ def _host_addresses() -> list[str]:
 
 
 def _run_drops(corpus: Path, spool: Path, out: Path, cfg: dict[str, Any], parts: dict[str, list[Any]],
-               kill_after: int | None = None, sockets: dict[str, Any] | None = None) -> dict[str, Any]:
+               kill_after: int | None = None, sockets: dict[str, Any] | None = None,
+               during: Callable[[], None] | None = None) -> dict[str, Any]:
     config = stream_config(corpus, cfg, spool, f"stream-{spool.name}.yaml", None)
     for source in parts:
         (spool / source).mkdir(parents=True, exist_ok=True)
@@ -133,11 +141,14 @@ def _run_drops(corpus: Path, spool: Path, out: Path, cfg: dict[str, Any], parts:
             if n == 0 and sockets is not None:
                 sockets["ns"] = os.readlink(f"/proc/{proc.pid}/ns/net")
                 sockets["ports"] = _listeners(proc.pid)
+            if n == 2 and during is not None:
+                during()
             time.sleep(0.6)
         write_part(spool / SWAPPED / f"{SWAPPED}-late.log", [], _late_lines(parts))
         wait_for(lambda: finished_files(out, SWAPPED) >= expected[SWAPPED] + 1, 30, proc, "the late file")
         for source in parts:
             write_part(spool / source / "END", [], [])
+        ending = time.time()  # every END is written: the stream is finishing from here on
         stdout, stderr = proc.communicate(timeout=90)
     finally:
         monitor.stop.set()
@@ -145,7 +156,8 @@ def _run_drops(corpus: Path, spool: Path, out: Path, cfg: dict[str, Any], parts:
             kill_hard(proc)
     assert proc.returncode == 0, stderr[-3000:]
     assert "stream done" in stdout, stdout + stderr[-2000:]
-    return {"drop_times": drop_times, "seen": monitor.seen}
+    return {"drop_times": drop_times, "seen": monitor.seen, "report": monitor.report, "drafts": monitor.drafts,
+            "ending": ending, "stderr": stderr}
 
 
 def _batch(corpus: Path, cfg: dict[str, Any], spool: Path, out: Path) -> dict[str, Any]:
@@ -165,12 +177,34 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, Any], dict[str, list[Any]]
 
 
 @pytest.fixture(scope="module")
-def golden(corpus) -> dict[str, Any]:
+def taxii() -> Iterator[Any]:
+    from tests import taxii_server
+
+    yield from taxii_server.serve()
+
+
+def _share(out: Path, taxii: Any) -> Any:
+    """``cranewatch share`` of the isac profile's bundles to the test's TAXII server."""
+    from stix_export.share import share
+    from tests import taxii_server
+
+    os.environ.update({"CRANEWATCH_TAXII_USER": taxii_server.USER, "CRANEWATCH_TAXII_PASSWORD": taxii_server.PASSWORD})
+    try:
+        return share(str(out), taxii.url, taxii_server.COLLECTION_ID, "isac")
+    finally:
+        for k in ("CRANEWATCH_TAXII_USER", "CRANEWATCH_TAXII_PASSWORD"):
+            os.environ.pop(k, None)
+
+
+@pytest.fixture(scope="module")
+def golden(corpus, taxii) -> dict[str, Any]:
     path, cfg, parts = corpus
     spool, out, batch_out = path / "spool-a", path / "out-a", path / "batch-a"
     sockets: dict[str, Any] = {}
-    run = _run_drops(path, spool, out, cfg, parts, sockets=sockets)
-    return {"out": out, "batch_out": batch_out, "batch": _batch(path, cfg, spool, batch_out), "sockets": sockets, **run}
+    shared: list[Any] = []
+    run = _run_drops(path, spool, out, cfg, parts, sockets=sockets, during=lambda: shared.append(_share(out, taxii)))
+    return {"shared_live": shared, "out": out, "batch_out": batch_out, "batch": _batch(path, cfg, spool, batch_out), "sockets": sockets,
+            "config": path / f"batch-{spool.name}.yaml", **run}
 
 
 def _assert_same_as_batch(out: Path, batch_out: Path) -> dict[str, int]:
@@ -218,6 +252,77 @@ def test_early_alert_is_written_while_open_and_revised_to_the_final_bundle(golde
     assert set(opened) & finals, "no early-alerted incident was written final"
     versions = [r for r in jsonl(golden["out"] / "incidents.jsonl") if r.get("incident_id") in opened]
     assert any(r["version"] == "early" for r in versions) and any(r["version"] == "final" for r in versions)
+
+
+def test_running_stream_writes_report_html_and_drafts_with_the_first_bundle(golden) -> None:
+    """report.html is refreshed while the stream runs; a reportable incident's drafts appear
+    with its first bundle and end equal to the drafts batch writes for the same incidents."""
+    from pipelines.mandated import write_mandated
+    from pipelines.stream_reports import latest_incidents
+
+    assert golden["report"] is not None and golden["report"] < golden["ending"], "no report.html while running"
+    assert "report not refreshed" not in golden["stderr"], golden["stderr"][-2000:]
+    html = (golden["out"] / "report.html").read_text()
+    finals = final_incidents(golden["out"])
+    assert all(iid in html for iid in finals), "report.html misses an incident"
+    early = {iid: t for iid, t in golden["drafts"].items() if t < golden["ending"] and iid in finals}
+    assert early, f"no mandated draft appeared while the stream ran: {golden['drafts']}"
+    # Written with a bundle version: never before the incident's first bundle, and with the
+    # first one when that version is already reportable (a later version may make it so).
+    assert all(iid in golden["seen"] and t > golden["seen"][iid][0] - 1.0 for iid, t in early.items()), early
+    assert any(t - golden["seen"][iid][0] < 2.0 for iid, t in early.items()), (early, golden["seen"])
+    batch_drafts = golden["batch_out"] / "drafts"
+    write_mandated(load_config(golden["config"]), latest_incidents(str(golden["batch_out"])), str(batch_drafts))
+    stream_root, batch_root = golden["out"] / "reports" / "mandated", batch_drafts / "reports" / "mandated"
+    batch_modified = {r["incident_id"]: r["modified"] for r in jsonl(golden["batch_out"] / "incidents.jsonl")}
+    names = sorted(str(p.relative_to(batch_root)) for p in batch_root.rglob("*.*"))
+    assert names and sorted(str(p.relative_to(stream_root)) for p in stream_root.rglob("*.*")) == names
+    differ = []
+    for n in names:
+        text, expected = (stream_root / n).read_text(), (batch_root / n).read_text()
+        iid = n.split("/", 1)[0]
+        version, batch_version = finals[iid]["modified"], batch_modified[iid]
+        if version != batch_version:  # a later version forced by STIX versioning (see the bundles)
+            assert version > batch_version, n
+            text = text.replace(version, batch_version)
+        if text != expected:
+            differ.append(n)
+    assert not differ, differ
+
+
+def test_share_sends_a_live_stream_then_its_revisions(golden, taxii) -> None:
+    """A stream's output has no run marker; its own marker says every bundle file is one whole
+    version, so ``share`` takes it while running (the versions so far) and again after (the
+    revisions only); the collection ends holding every object version of the final bundles."""
+    from taxii2client.v21 import as_pages
+
+    from pipelines.outputs import MARKER, STREAM_MARKER
+    from stix_export.share import open_collection, received_ids
+    from tests import taxii_server
+
+    out = golden["out"]
+    assert not (out / MARKER).exists()
+    assert json.loads((out / STREAM_MARKER).read_text())["state"] == "done"
+    [live] = golden["shared_live"]
+    assert live.sent > 0 and not live.failed, live
+    after = _share(out, taxii)
+    assert not after.failed and after.sent > 0 and after.already > 0, after
+    assert _share(out, taxii).noop
+    def instant(v: str | None) -> Any:
+        return None if v is None else dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+
+    held = set()
+    collection = open_collection(taxii.url, taxii_server.COLLECTION_ID, taxii_server.USER, taxii_server.PASSWORD)
+    for page in as_pages(collection.get_manifest, per_request=100, version="all"):
+        held.update((r["id"], instant(r.get("version"))) for r in page.get("objects", []))
+    final = set()
+    for p in (out / "stix-isac").glob("*.json"):
+        objects = json.loads(p.read_text())["objects"]
+        others = received_ids(objects)  # the ISAC's own objects are not pushed back
+        final.update((o["id"], instant(o.get("modified") or o.get("created"))) for o in objects if o["id"] not in others)
+    held_ids = {i for i, _ in held}
+    missing = {k for k in final if k not in held and not (k[1] is None and k[0] in held_ids)}
+    assert final and not missing, sorted(missing, key=str)[:5]
 
 
 def test_no_listener_of_the_run_is_reachable_from_outside_its_namespace(golden) -> None:

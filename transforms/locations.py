@@ -6,7 +6,9 @@ it, and STIX bundles publish it; with an absolute path the same logs read from a
 folder would give other ids and another bundle content under the same id + ``modified``.
 ``relative_ref`` rewrites the path relative to the root it was found under: the config's
 folder, an ``allowed_roots`` entry, or the fixed folder an absolute source pattern names
-(``/var/log/zeek`` for ``/var/log/zeek/conn*.log``); the longest matching root wins.
+(``/var/log/zeek`` for ``/var/log/zeek/conn*.log``), or a source's ``spool:`` directory (so a
+file read from a spool cites the same path as when batch reads it from there); the longest
+matching root wins.
 """
 from __future__ import annotations
 
@@ -30,11 +32,13 @@ def _static_dir(pattern: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _roots(base_dir: str, extra: tuple[str, ...], patterns: tuple[str, ...]) -> tuple[str, ...]:
+def _roots(base_dir: str, extra: tuple[str, ...], patterns: tuple[str, ...],
+           spools: tuple[str, ...] = ()) -> tuple[str, ...]:
     base = os.path.abspath(base_dir)
     roots = {base}
     roots.update(os.path.abspath(os.path.join(base, r)) for r in extra)
     roots.update(os.path.abspath(_static_dir(p)) for p in patterns if os.path.isabs(p))
+    roots.update(os.path.abspath(os.path.join(base, d)) for d in spools)
     return tuple(sorted(roots, key=len, reverse=True))
 
 
@@ -42,7 +46,8 @@ def source_roots(cfg: Config) -> tuple[str, ...]:
     """Folders evidence paths are made relative to, longest first."""
     extra: Iterable[str] = getattr(cfg, "allowed_roots", None) or ()
     patterns = tuple(p for s in cfg.sources for p in s.paths)
-    return _roots(cfg.base_dir, tuple(str(r) for r in extra), patterns)
+    spools = tuple(s.spool for s in cfg.sources if getattr(s, "spool", None))
+    return _roots(cfg.base_dir, tuple(str(r) for r in extra), patterns, spools)
 
 
 def relative_path(path: str, roots: tuple[str, ...]) -> str:

@@ -7,11 +7,17 @@ write goes to a temporary name and is renamed over ``stix/<incident-id>.json`` (
 
 STIX versioning rules the rewrites: two different contents never share one ``modified``. A
 new version normally carries a later ``modified`` already (the latest evidence time); when a
-finding that joins has an earlier time than the evidence already written (out of order), the
-new version's ``modified`` is the written one's + 1 ms. A version identical to the file on
+finding that joins has an earlier time than the evidence already written (out of order), or
+changes the content under the same time, the new version's incident and grouping take the
+written ``modified`` + 1 ms, and so does each other object whose content changed without a
+later evidence time of its own; unchanged objects keep the version already written. A version identical to the file on
 disk is not written again, an early version never replaces a final one, and an early
 version whose findings are all in the written version is stale (a restart's replay), so a
 restarted job rewrites nothing it had already got right.
+
+Each version written also writes or revises the incident's mandated-report drafts
+(``reports/mandated/<incident-id>/``, ``pipelines.mandated.write_mandated``); a withdrawal
+removes them.
 
 ``incidents.jsonl`` (every version written, with ``"version"``: early | final | withdrawn),
 ``findings.jsonl`` (members of final versions) and ``deadletter/deadletter.jsonl`` are
@@ -24,12 +30,15 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
+import sys
 import threading
 from typing import Any, Iterator, Optional
 
 import apache_beam as beam
 
 from pipelines.config import Config
+from stix_export.writer import serialize_bundle
 from transforms.export import incident_json
 from transforms.model import DeadLetter, Incident
 
@@ -116,7 +125,10 @@ class _WriteVersionFn(beam.DoFn):
     def setup(self) -> None:
         from stix_export.redact import load_secret
 
+        from stix_export.redact import Redactor
+
         self.secret = load_secret(self.cfg)
+        self.redactors = [Redactor(p, self.cfg, self.secret) for p in self.cfg.export.effective_profiles()]
         self.index = _Index.of(self.out_dir)
         self.incidents_log = RollingFile(os.path.join(self.out_dir, "incidents.jsonl"))
         self.findings_log = RollingFile(os.path.join(self.out_dir, "findings.jsonl"))
@@ -125,15 +137,17 @@ class _WriteVersionFn(beam.DoFn):
         from stix_export.writer import profile_dir_name
 
         profiles = self.cfg.export.effective_profiles()
-        return [os.path.join(self.out_dir, profile_dir_name(p.name, profiles[0].name), f"{incident_id}.json")
-                for p in profiles]
+        # named as batch names them: by the incident id, by its keyed reference where redacting
+        return [os.path.join(self.out_dir, profile_dir_name(p.name, profiles[0].name), f"{r.incident_ref(incident_id)}.json")
+                for p, r in zip(profiles, self.redactors)]
+
+    def _bundles(self, incident: Incident) -> list[dict[str, Any]]:
+        from stix_export.bundle import incident_bundle
+
+        return [incident_bundle(incident, self.cfg, p, self.secret) for p in self.cfg.export.effective_profiles()]
 
     def _texts(self, incident: Incident) -> list[str]:
-        from stix_export.bundle import incident_bundle
-        from stix_export.writer import serialize_bundle
-
-        return [serialize_bundle(incident_bundle(incident, self.cfg, p, self.secret))
-                for p in self.cfg.export.effective_profiles()]
+        return [serialize_bundle(b) for b in self._bundles(incident)]
 
     def process(self, element: tuple[str, Any]) -> Iterator[str]:
         kind, payload = element
@@ -150,6 +164,9 @@ class _WriteVersionFn(beam.DoFn):
         for path in self._paths(incident_id):
             if os.path.exists(path):
                 os.remove(path)
+        from pipelines.mandated import incident_dir
+
+        shutil.rmtree(incident_dir(self.out_dir, incident_id), ignore_errors=True)  # its drafts go with it
         # Kept even when no version was written yet: versions and withdrawals travel in
         # different bundles, and an early version arriving after its withdrawal is dropped.
         self.index.add({**(prev or {"id": incident_id, "final": False, "findings": [], "first_seen": None,
@@ -178,8 +195,10 @@ class _WriteVersionFn(beam.DoFn):
                 if same[0] == on_disk:
                     texts = same  # this content is already written, under a later version
                 else:
+                    natural = self._bundles(incident)
                     incident = dataclasses.replace(incident, modified=_rfc3339(_seconds(written) + 0.001))
-                    texts = self._texts(incident)
+                    texts = [serialize_bundle(_reversioned(_read(path), n, b))
+                             for path, n, b in zip(paths, natural, self._bundles(incident))]
         final = kind == "final" or bool(prev and prev.get("final"))
         for path, text in zip(paths, texts):
             if _read(path) != text:
@@ -191,8 +210,17 @@ class _WriteVersionFn(beam.DoFn):
         })
 
     def _log(self, kind: str, incident: Incident, entry: dict[str, Any]) -> Iterator[str]:
+        from pipelines.mandated import write_mandated
+
+        incident = dataclasses.replace(incident, modified=_same_instant(entry["modified"], incident.modified or incident.last_seen))
+        # the mandated-report drafts appear with the incident's first bundle and are revised with it
+        try:
+            write_mandated(self.cfg, [incident], self.out_dir)
+        except Exception as exc:  # a draft that would leak a redacted value: said, and the stream goes on
+            print(f"cranewatch stream: drafts of incident {incident.incident_id} not written: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
         self.index.add(entry)
-        row = json.loads(incident_json(dataclasses.replace(incident, modified=entry["modified"] or incident.modified)))
+        row = json.loads(incident_json(incident))
         self.incidents_log.append([json.dumps({**row, "version": kind}, sort_keys=True)])
         if kind == "final":
             self.findings_log.append([
@@ -200,6 +228,59 @@ class _WriteVersionFn(beam.DoFn):
                 for f in incident.findings
             ])
         yield incident.incident_id
+
+
+def _reversioned(on_disk: Optional[str], natural: dict[str, Any], bumped: dict[str, Any]) -> dict[str, Any]:
+    """A version that needed a later ``modified`` than its evidence gives (content changed
+    under the written version's time), re-versioning only the objects that changed.
+
+    ``natural`` is the bundle at the evidence's own times (what batch writes), ``bumped`` the
+    one at the new incident time, where every incident-scoped object takes that time. The
+    incident and grouping take the new time; every other object: unchanged from the written file → kept as written; changed, with a natural
+    ``modified`` later than the written one's → natural; changed under the same or an earlier
+    one → bumped. So an object's id + ``modified`` never names two contents, and objects the
+    revision did not touch keep batch's version."""
+    try:
+        old = json.loads(on_disk or "{}")
+        written = {o["id"]: o for o in old.get("objects", [])}
+    except ValueError:
+        old, written = {}, {}
+    if [o["id"] for o in natural["objects"]] != [o["id"] for o in bumped["objects"]]:
+        return bumped
+    if [o["id"] for o in old.get("objects", [])] == [o["id"] for o in natural["objects"]] and all(
+            _content(written[n["id"]]) == _content(n) for n in natural["objects"]):
+        return old  # nothing changed: the written version stands (a replay after a restart)
+    objects = []
+    for n, b in zip(natural["objects"], bumped["objects"]):
+        prev = written.get(n["id"])
+        if n.get("type") in ("incident", "grouping"):
+            objects.append(b)  # the incident's version: later than every object written
+        elif prev is not None and _content(prev) == _content(n):
+            objects.append(prev)
+        elif prev is None or "modified" not in n or "modified" not in prev \
+                or _seconds(n["modified"]) > _seconds(prev["modified"]):
+            objects.append(n)
+        else:
+            objects.append(b)
+    return {**bumped, "objects": objects}
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != "modified"}
+
+
+def _same_instant(written: Optional[str], own: Optional[str]) -> Optional[str]:
+    """The version as the incident spells it (microseconds, as batch writes it) when the
+    bundle's ``modified`` is that same instant, else the bundle's, spelled the same way."""
+    if not written:
+        return own
+    if own and _instant(written) == _instant(own):
+        return own
+    return _instant(written).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _instant(ts: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
 def _digest(incident: Incident) -> dict[str, list[Any]]:
