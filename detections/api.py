@@ -220,7 +220,7 @@ class Inventory:
                 continue
             if w.assets and asset_id is not None and asset_id not in w.assets:
                 continue
-            if w.is_open(when):  # weekly windows may cross midnight (pipelines/config.py)
+            if w.is_open(when):  # weekly windows may cross midnight (pipelines/config_site.py)
                 return True
         return False
 
