@@ -29,8 +29,10 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: setup.py tests/example_plugin/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]" -e tests/example_plugin
+$(VENV)/.installed-test: setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	@# tests load tests/example_plugin themselves (tests/conftest.py); never into this venv
+	-@$(BIN)/pip uninstall --quiet --yes cranewatch-example-plugin 2>/dev/null
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

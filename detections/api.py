@@ -32,13 +32,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.config import Asset, Config, DetectionSettings
+from pipelines.config_site import Asset, DetectionSettings, parse_duration
 from transforms.geo import CountryTable
+
+if TYPE_CHECKING:  # the whole config is only passed through here; the loader is not imported
+    from pipelines.config import Config
 
 STAGES = ("recon", "access", "command", "impact", "exfiltration", "other")
 CONDITION_OPS = ("equals", "in", "prefix", "exists", "gte", "lte", "kind", "not", "any")
@@ -217,16 +220,14 @@ class Inventory:
                 continue
             if w.assets and asset_id is not None and asset_id not in w.assets:
                 continue
-            if w.is_open(when):  # weekly windows may cross midnight (pipelines/config.py)
+            if w.is_open(when):  # weekly windows may cross midnight (pipelines/config_site.py)
                 return True
         return False
 
 
 def duration_seconds(value: Any) -> float:
     """A duration parameter: seconds, or text such as ``90s``, ``30m``, ``2h``."""
-    from pipelines.config import _parse_duration
-
-    return _parse_duration(value)
+    return parse_duration(value)
 
 
 def _ip(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -7,6 +7,7 @@ printed one per line, all at once, naming file and key.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -183,12 +184,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             data = os.path.join(args.out, "data")
             rc = _generate(data, args.events, args.seed)
-            return rc or _run(os.path.join(data, "config.yaml"), args.out, beam_args, quiet=args.quiet, keep=("data",))
+            rc = rc or _run(os.path.join(data, "config.yaml"), args.out, beam_args, quiet=args.quiet, keep=("data",))
+            if rc == EXIT_OK and not args.quiet:
+                _print_speed_note(args.out)
+            return rc
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return EXIT_USAGE
     return EXIT_USAGE
+
+
+def _print_speed_note(out: str) -> None:
+    from pipelines.summary import speed_note
+
+    with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+        note = speed_note(json.load(fh))
+    if note:
+        print(note)
 
 
 def _generate(out: str, events: int, seed: int, formats: str = "", benign_only: bool = False) -> int:

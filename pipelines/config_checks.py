@@ -9,6 +9,7 @@ import ipaddress
 import os
 from typing import TYPE_CHECKING, Any
 
+from detections.registry import load_registry  # the plugin API below imports only the site model
 from pipelines import config, source_paths
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 def cross_check(cfg: Config, path: str) -> list[str]:
     """Checks that span keys: references to assets/vendors, parsers and detections known."""
-    from detections.registry import load_registry  # late: registry imports detection modules
     from transforms.parsers import PARSERS
 
     errors: list[str] = []

@@ -157,3 +157,20 @@ def print_summary(summary: dict[str, Any], out_dir: str | None = None) -> None:
     )
     for problem in summary.get("problems", []):
         console.print(f"[yellow]warning:[/yellow] {escape(problem['message'])}", highlight=False)
+
+
+#: Below this many records a run's wall time is mostly fixed start-up cost (building the Beam
+#: pipeline, starting the runner, writing reports), so its events/s says little about throughput.
+STARTUP_DOMINATED_BELOW = 500_000
+BENCH_EVENTS = 1_000_000
+
+
+def speed_note(summary: dict[str, Any]) -> str | None:
+    """What a small run's events/s means, and where the throughput figure is (the demo prints it)."""
+    read = summary.get("totals", {}).get("read", 0)
+    if not read or read >= STARTUP_DOMINATED_BELOW:
+        return None
+    return (f"events/s: {summary.get('events_per_second', 0):,} is {read:,} records over "
+            f"{summary.get('wall_seconds', 0):.1f} s of wall time including start-up (building the Beam pipeline, "
+            f"starting the runner, writing reports), which dominates at this size; throughput is measured on "
+            f"{BENCH_EVENTS:,} records by `make bench` (figures: README.md, section \"Benchmark\")")

@@ -13,12 +13,9 @@ from detections.testing import run_case
 EXAMPLE = "example_cms_remote_command"
 
 
-def test_example_plugin_is_found_through_the_entry_point_group() -> None:
+def test_example_plugin_is_found_through_the_entry_point_group(example_plugin) -> None:
     names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    assert EXAMPLE in names, (
-        "tests/example_plugin is not installed; `make test` installs it "
-        "(pip install -e '.[test]' -e tests/example_plugin)"
-    )
+    assert EXAMPLE in names, "the example_plugin fixture did not make tests/example_plugin discoverable"
     det = load_registry()[EXAMPLE]
     assert det.module.__name__ == f"cranewatch_example_plugin.{EXAMPLE}"
     assert "tests/example_plugin" in Path(det.meta.path).as_posix()
@@ -115,3 +112,25 @@ def test_detections_show_prints_description_parameters_and_cases(capsys) -> None
     out = capsys.readouterr().out
     assert "shape stateful:threshold" in out and "  min_bytes = 5000000  [bytes]" in out
     assert main(["detections", "show", "nope"]) == 2
+
+
+def test_project_venv_runs_exactly_the_builtin_detections_the_readme_counts() -> None:
+    """``make test`` leaves the CLI's detections alone: no test plugin in the project's venv."""
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([str(Path(sys.executable).with_name("cranewatch")), "detections", "list"],
+                         capture_output=True, text=True, check=True, cwd=root).stdout
+    listed = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    builtin = sorted(p.stem for p in (root / "detections" / "builtin").glob("*.yml"))
+    assert sorted(listed) == builtin, "a detection package is installed in the project's venv (an older `make test` " \
+        "installed tests/example_plugin: pip uninstall cranewatch-example-plugin)"
+    stated = re.search(r"cranewatch ships (\d+) built-in detections", (root / "README.md").read_text(encoding="utf-8"))
+    assert stated, "README lost its stated detection count"
+    assert int(stated.group(1)) == len(listed)
+
+
+def test_example_plugin_is_gone_after_its_fixture() -> None:
+    assert EXAMPLE not in load_registry()

@@ -28,9 +28,9 @@ def test_builtin_regimes_cite_their_texts() -> None:
     assert regimes["uscg_mtsa"].deadlines[0].within.without_delay
 
 
-def test_plugin_regime_is_found_and_drafted(tmp_path: Path) -> None:
+def test_plugin_regime_is_found_and_drafted(tmp_path: Path, example_plugin) -> None:
     names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    assert EXAMPLE in names, "tests/example_plugin is not installed; `make test` installs it"
+    assert EXAMPLE in names, "the example_plugin fixture did not make tests/example_plugin discoverable"
     regime = load_regimes()[EXAMPLE]
     assert "tests/example_plugin" in Path(regime.path).as_posix() and "cranes" in regime.fillers
 

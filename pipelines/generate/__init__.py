@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipelines.generate.benign import concat, generate_benign
+from pipelines.generate.benign import generate_benign
+from pipelines.generate.columns import concat
 from pipelines.generate.depth import write_cip, write_s7comm
 from pipelines.generate.scenarios import Planted, plant, rfc3339
 from pipelines.generate.terminal import (

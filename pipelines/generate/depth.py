@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.generate.benign import Parts, flows, vpn_record
+from pipelines.generate.benign import vpn_record
+from pipelines.generate.columns import Parts, flows
 from pipelines.generate.terminal import MINUTE_US, US, Terminal, Vendor
 
 KINDS = ("5s", "6p", "9s", "10s", "5r")

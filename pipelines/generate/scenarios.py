@@ -37,9 +37,8 @@ from typing import Any, Optional
 import numpy as np
 
 from pipelines.generate import depth
-from pipelines.generate.benign import (
-    Parts, _cms, dns_lookups, flows, modbus_sessions, tunnel_records, vendor_activity, vpn_record,
-)
+from pipelines.generate.benign import _cms, dns_lookups, tunnel_records, vendor_activity, vpn_record
+from pipelines.generate.columns import Parts, flows, modbus_sessions
 from pipelines.generate.terminal import MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor, overlaps
 from pipelines.generate.terminal import ISAC_C2_DOMAIN, ISAC_C2_NETWORK
 

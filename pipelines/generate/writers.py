@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.generate.benign import Columns
+from pipelines.generate.columns import Columns
 from pipelines.generate.terminal import HOUR_US, US, Terminal
 
 CONN_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
