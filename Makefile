@@ -29,7 +29,7 @@ $(VENV)/.installed: setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: setup.py | $(BIN)/python
+$(VENV)/.installed-test: setup.py Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	@# tests load tests/example_plugin themselves (tests/conftest.py); never into this venv
 	-@$(BIN)/pip uninstall --quiet --yes cranewatch-example-plugin 2>/dev/null
