@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description=(
         "Correlates crane OT, network-flow and vendor remote-access logs into incidents "
-        "and shares them as STIX 2.1 bundles (batch on Beam's local runner, streaming on Flink)."
+        "and shares them as STIX 2.1 bundles (batch on Beam's local runner, streaming on Prism or any Beam job server)."
     ),
     python_requires=">=3.11",
     packages=find_packages(include=["pipelines*", "transforms*", "detections*", "stix_export*"]),
