@@ -292,7 +292,14 @@ class ZeekLogParser:
         if layout is not None:
             state.log_path, state.default_fields = layout[0], layout[1]
 
+    #: A field that names a skipped sibling log in a headerless (zeek-cut) file: field → log.
+    skip_fields: dict[str, str] = {}
+
     def skip_reason(self, b: ZeekBatch) -> str | None:
+        if b.log_path is None:
+            for f, log in self.skip_fields.items():
+                if f in b.fields:
+                    return self.skip_logs[log]
         return self.skip_logs.get(b.log_path or "")
 
     def parse_block(self, block: Block, state: ZeekState, ctx: ParseContext, *,

@@ -56,11 +56,7 @@ class ZeekCipParser(ZeekLogParser):
     layouts = LAYOUTS
     skip_logs = {"cip_io": "implicit I/O payloads; requests and identities are in cip.log and cip_identity.log",
                  "enip": "the encapsulation layer; its CIP requests are in cip.log"}
-
-    def skip_reason(self, b: ZeekBatch) -> str | None:
-        if b.log_path is None and "io_data" in b.fields:
-            return self.skip_logs["cip_io"]
-        return super().skip_reason(b)
+    skip_fields = {"io_data": "cip_io"}
 
     def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
                 require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:

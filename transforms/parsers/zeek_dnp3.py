@@ -51,11 +51,7 @@ class ZeekDnp3Parser(ZeekLogParser):
     wanted = WANTED
     layouts = {9: ("dnp3", DEFAULT_FIELDS), 15: ("dnp3_control", CONTROL_FIELDS), 11: ("dnp3_objects", OBJECTS_FIELDS)}
     skip_logs = {"dnp3_objects": "object headers; requests are in dnp3.log, control blocks in dnp3_control.log"}
-
-    def skip_reason(self, b: ZeekBatch) -> str | None:
-        if b.log_path is None and "object_type" in b.fields:
-            return self.skip_logs["dnp3_objects"]
-        return super().skip_reason(b)
+    skip_fields = {"object_type": "dnp3_objects"}
 
     def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,
                 require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:
