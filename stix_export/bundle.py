@@ -28,6 +28,7 @@ from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
 from stix_export.producer import PRODUCER_DATE, producer_identity, producer_location  # noqa: F401
 from stix_export.indicators import IndicatorSection
+from stix_export.mitigations import mitigation_objects
 from stix_export.techniques import shared_stage, shared_techniques
 from stix_export.redact import Redactor, holds_redacted, redact_objects
 from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
@@ -444,6 +445,18 @@ class _Builder(IndicatorSection):
         for pattern_id in self.patterns:
             self._relate("related-to", obj["id"], pattern_id)
 
+    def mitigations(self) -> list[dict[str, Any]]:
+        """MITRE's recommended mitigations of the techniques seen, as the producer's own
+        ``course-of-action`` references, each ``mitigates`` the technique's attack-pattern."""
+        data = attack.load_attack_data()
+        out: dict[str, dict[str, Any]] = {}  # a mitigation of several techniques: once
+        for pattern_id, p in self.patterns.items():
+            for o in mitigation_objects(p["external_references"][0]["external_id"], pattern_id, self.producer_id,
+                                        self.cfg.site.name, data.data_date, self.markings):
+                out.setdefault(o["id"], o)
+        return [*(o for o in out.values() if o["type"] == "course-of-action"),
+                *(o for o in out.values() if o["type"] != "course-of-action")]
+
     # -- texts (MISP drops incident and infrastructure: their essentials are repeated here) --
     def _asset_text(self, asset_id: str | None, zone: str | None) -> str:
         asset = self.assets.get(asset_id or "")
@@ -513,12 +526,14 @@ class _Builder(IndicatorSection):
         self.add_infrastructure()
         self.add_indicators()
         self.add_incident()
+        mitigations = self.mitigations()
         meta_ids = {o["id"] for o in self.meta}
         objects = [
             *self.meta,
             *(m for m in self.received_meta.values() if m["id"] not in meta_ids),
             *self.place,
             *self.patterns.values(),
+            *mitigations,
             *self.infrastructure,
             *self.observables.values(),
             *self.observations,
