@@ -14,6 +14,8 @@ Module functions (all optional except ``rule`` when ``where`` alone is not enoug
 - ``dedup(event, ctx) -> str``        hits with one dedup key merge into one finding
 - ``entities(event, ctx) -> Entities`` asset, addresses, accounts and correlation link keys
 - ``context(event, ctx) -> dict``     extra fields kept with the finding's evidence
+- ``stage(event, ctx) -> str|None``  the finding's stage when it depends on the event (None: the YAML's)
+- ``techniques(event, ctx) -> tuple|None`` the same for the techniques
 - ``prepare(ctx) -> dict``            once per run: derived parameters (e.g. values loaded
                                       from a file) merged into ``ctx.params``, so ``where:``
                                       can reference them as ``$name``
@@ -43,7 +45,7 @@ from transforms.geo import CountryTable
 if TYPE_CHECKING:  # the whole config is only passed through here; the loader is not imported
     from pipelines.config import Config
 
-STAGES = ("recon", "access", "command", "impact", "exfiltration", "other")
+STAGES = ("recon", "access", "c2", "command", "impact", "exfiltration", "other")
 CONDITION_OPS = ("equals", "in", "prefix", "exists", "gte", "lte", "kind", "not", "any")
 SHAPES = ("row", "stateful")
 
@@ -429,8 +431,8 @@ def counts_as_request(event: dict[str, Any], ctx: DetectionContext) -> bool:
 #: a command or impact on a safety system (hoist, load limits, interlocks) is worse than
 #: reconnaissance of it, and both are worse than on an ordinary asset.
 CRITICALITY_RAISE = {
-    "safety": {"command": 15, "impact": 15, "exfiltration": 10, "access": 10, "recon": 5, "other": 5},
-    "high": {"command": 10, "impact": 10, "exfiltration": 5, "access": 5, "recon": 0, "other": 0},
+    "safety": {"command": 15, "impact": 15, "exfiltration": 10, "access": 10, "c2": 10, "recon": 5, "other": 5},
+    "high": {"command": 10, "impact": 10, "exfiltration": 5, "access": 5, "c2": 5, "recon": 0, "other": 0},
 }
 
 

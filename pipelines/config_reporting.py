@@ -19,7 +19,7 @@ class ReportableRule(Strict):
     anything. An incident is reportable when any rule holds. A draft aid, not legal advice."""
 
     min_severity: int = Field(default=0, ge=0, le=100)
-    stages: list[Literal["recon", "access", "command", "impact", "exfiltration", "other"]] = Field(default_factory=list)
+    stages: list[Literal["recon", "access", "c2", "command", "impact", "exfiltration", "other"]] = Field(default_factory=list)
     asset_kinds: list[Literal[ASSET_KINDS]] = Field(default_factory=list)  # type: ignore[valid-type]
     detections: list[str] = Field(default_factory=list)
 

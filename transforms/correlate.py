@@ -35,7 +35,7 @@ from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
 from transforms.model import Finding, Incident, severity_label
 from transforms.state_guard import Cell, Guard, new_stage_id
 
-STAGE_ORDER = {"recon": 0, "access": 1, "command": 2, "impact": 3, "exfiltration": 4, "other": 5}
+STAGE_ORDER = {"recon": 0, "access": 1, "c2": 2, "command": 3, "impact": 4, "exfiltration": 5, "other": 6}
 CHAIN = ("access", "command", "impact")
 
 

@@ -232,7 +232,11 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
     )
     severity = ctx.settings.severity if ctx.settings.severity is not None else (
         det.fn("severity")(event, ctx) if det.fn("severity") else det.meta.severity)
-    severity, why = criticality_severity(severity, det.meta.stage, ctx.inventory.asset(ents.asset_id))
+    # a detection whose events differ in kind (threat intel: a login is access, a lookup of
+    # a C2 name is c2) says per event; else the YAML's stage and techniques
+    stage = (det.fn("stage")(event, ctx) if det.fn("stage") else None) or det.meta.stage
+    techniques = tuple((det.fn("techniques")(event, ctx) if det.fn("techniques") else None) or det.meta.techniques)
+    severity, why = criticality_severity(severity, stage, ctx.inventory.asset(ents.asset_id))
     if why:
         more["severity_reason"] = why
     return Finding(
@@ -241,8 +245,8 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
         title=title,
         severity=severity,
         confidence=det.meta.confidence,
-        stage=det.meta.stage,
-        techniques=det.meta.techniques,
+        stage=stage,
+        techniques=techniques,
         first_seen=when,
         last_seen=when,
         asset_id=ents.asset_id,
@@ -289,7 +293,7 @@ def merge(a: Finding, b: Finding) -> Finding:
         severity=max(a.severity, b.severity),
         confidence=max(a.confidence, b.confidence),
         stage=a.stage,
-        techniques=a.techniques,
+        techniques=tuple(dict.fromkeys((*first.techniques, *second.techniques))),
         first_seen=min(a.first_seen, b.first_seen),
         last_seen=max(a.last_seen, b.last_seen),
         asset_id=first.asset_id or second.asset_id,

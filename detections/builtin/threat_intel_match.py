@@ -8,6 +8,7 @@ import ipaddress
 from typing import Any, NamedTuple
 
 from detections.api import DetectionContext, Entities
+from stix_export.techniques import C2_STAGE, c2_techniques
 from stix_export.intel import (
     IntelHit,
     IntelStore,
@@ -118,7 +119,24 @@ def dedup(event: dict[str, Any], ctx: DetectionContext) -> str:
     alone says little about which hosts belong together."""
     m = _hits(event, ctx)[0]
     value = m.matched if m.kind != "port" else f"{event.get('src_ip')}>{event.get('dst_ip')} {m.matched}"
-    return f"{value}|{m.hit.indicator_id if m.hit else 'config'}|{event.get('user') or ''}"
+    key = f"{value}|{m.hit.indicator_id if m.hit else 'config'}|{event.get('user') or ''}"
+    return key + "|c2" if _c2(event, ctx) else key  # C2 contact and other hits never merge
+
+
+def _c2(event: dict[str, Any], ctx: DetectionContext) -> tuple[str, ...] | None:
+    return c2_techniques(event, (m.matched for m in _hits(event, ctx)))
+
+
+def stage(event: dict[str, Any], ctx: DetectionContext) -> str | None:
+    """``c2`` when a port host reached out to what matched (a DNS query for a listed name, a
+    flow to a listed address or port); else (None) the YAML's ``access``: a login, inbound traffic."""
+    return C2_STAGE if _c2(event, ctx) else None
+
+
+def techniques(event: dict[str, Any], ctx: DetectionContext) -> tuple[str, ...] | None:
+    """C2 contact: T0869 Standard Application Layer Protocol (+ T0885 Commonly Used Port to
+    a common destination port); otherwise (None) the YAML's techniques."""
+    return _c2(event, ctx)
 
 
 def entities(event: dict[str, Any], ctx: DetectionContext) -> Entities:
