@@ -8,8 +8,11 @@ and a second push of the unchanged bundles is a reported no-op.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +30,10 @@ from stix_export import tlp  # noqa: E402
 from stix_export.redact import strings, value_pattern  # noqa: E402
 from stix_export.share import collection_url, profile_files, received_ids  # noqa: E402
 from stix_export.validate import validate_bundle_file  # noqa: E402
+from stix_export.bundle import incident_bundle  # noqa: E402
+from stix_export.redact import load_secret  # noqa: E402
+from stix_export.writer import serialize_bundle, write_bundle  # noqa: E402
+from transforms.model import Incident  # noqa: E402
 from tests import taxii_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -188,6 +195,59 @@ def test_share_pushes_pulls_back_equal_and_repeats_as_noop(
     second = capsys.readouterr().out
     assert second.startswith("no-op: all ") and "nothing sent" in second
     assert len(_pull(collection_url(server.url, taxii_server.COLLECTION_ID), types)) == len(expected)
+
+
+def _revised(incident: Incident) -> Incident:
+    """The same incident after one more hit on its first finding, a minute after its end."""
+    f = incident.findings[0]
+    later = (dt.datetime.fromisoformat(max(incident.last_seen, f.last_seen).replace("Z", "+00:00"))
+             + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    f2 = dataclasses.replace(f, count=f.count + 1, last_seen=later)
+    return dataclasses.replace(incident, findings=(f2, *incident.findings[1:]), last_seen=later, modified=later)
+
+
+def test_a_revised_push_sends_only_the_changed_objects(
+    run_out: tuple[Path, Path], server: taxii_server.TaxiiServer, monkeypatch, capsys, tmp_path: Path
+) -> None:
+    corpus, out = run_out
+    monkeypatch.setenv("CRANEWATCH_TAXII_USER", taxii_server.USER)
+    monkeypatch.setenv("CRANEWATCH_TAXII_PASSWORD", taxii_server.PASSWORD)
+    args = ["share", "--taxii", server.url, "--collection", taxii_server.COLLECTION_ID, "--profile", "isac"]
+    assert main([*args, "--output", str(out)]) == 0  # the run as it was (a no-op if already pushed)
+    capsys.readouterr()
+    url = collection_url(server.url, taxii_server.COLLECTION_ID)
+    held = set(_pull(url, set(_TYPES)))
+
+    # late data revises one incident: rebuild its ISAC bundle in a copy of the run's output
+    revised_out = tmp_path / "revised"
+    shutil.copytree(out, revised_out)
+    cfg = load_config(corpus / "config.yaml")
+    isac = next(p for p in cfg.export.effective_profiles() if p.name == "isac")
+    incident = Incident.from_dict(json.loads((out / "incidents.jsonl").read_text().splitlines()[0]))
+    old = incident_bundle(incident, cfg, isac, load_secret(cfg))
+    new = incident_bundle(_revised(incident), cfg, isac, load_secret(cfg))
+    path = write_bundle(new, revised_out, "stix-isac")
+    assert (out / "stix-isac" / path.name).read_text() == serialize_bundle(old)  # the file it replaces
+    before = {(o["id"], o.get("modified")) for o in old["objects"]}
+    changed = [o for o in new["objects"] if (o["id"], o.get("modified")) not in before]
+    assert {o["type"] for o in changed} <= {"observed-data", "sighting", "incident", "grouping"}
+    assert {"observed-data", "incident", "grouping"} <= {o["type"] for o in changed}
+    assert len(changed) < len(new["objects"]) / 3, (len(changed), len(new["objects"]))
+
+    assert main([*args, "--output", str(revised_out)]) == 0
+    pushed = capsys.readouterr().out
+    assert pushed.startswith(f"pushed {len(changed)} new object(s) "), pushed
+    after = set(_pull(url, set(_TYPES)))
+    assert after - held == {(o["id"], o["modified"]) for o in changed}
+    assert main([*args, "--output", str(revised_out)]) == 0  # and the revision once only
+    assert capsys.readouterr().out.startswith("no-op: all ")
+
+
+#: every object type a run's bundles hold, for pulling a collection back
+_TYPES = ("attack-pattern", "course-of-action", "domain-name", "extension-definition", "grouping", "identity",
+          "incident", "indicator", "infrastructure", "ipv4-addr", "ipv6-addr", "location", "mac-addr",
+          "marking-definition", "network-traffic", "note", "observed-data", "relationship", "report", "sighting",
+          "user-account")
 
 
 def test_share_credentials_never_on_the_command_line_or_in_output(
