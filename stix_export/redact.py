@@ -57,7 +57,13 @@ if TYPE_CHECKING:
 MIN_SECRET_BYTES = 16
 _DOMAIN = b"cranewatch/redact/v1\x1f"
 #: Objects shared by every bundle of a producer: their texts never hold incident data.
-SHARED_TYPES = ("marking-definition", "extension-definition", "identity", "attack-pattern")
+SHARED_TYPES = ("marking-definition", "extension-definition", "identity", "attack-pattern", "course-of-action")
+
+
+def is_shared(obj: dict[str, Any]) -> bool:
+    """An object every bundle of the producer repeats (its texts are fixed: ATT&CK's names and
+    MITRE's mitigation guidance, the site name), never rewritten, scanned for addresses only."""
+    return obj.get("type") in SHARED_TYPES or obj.get("relationship_type") == "mitigates"
 #: Zone names shown instead of one that names a crane or an asset (no ``zone_labels`` entry).
 CRANE_ZONE, OT_ZONE = "crane-zone", "ot-zone"
 
@@ -420,14 +426,14 @@ def leaks(redactor: Redactor, rewriter: TextRewriter, objects: Iterable[dict[str
     """Every redacted value still present, by the type of the object holding it.
 
     Every string is scanned, keys included. Objects shared by all bundles of the producer
-    (identity, attack-patterns, definitions) are scanned for addresses only: their texts are
-    fixed (ATT&CK names, the site name) and a short asset id inside a technique name must not
-    stop the export.
+    (identity, attack-patterns, mitigations, definitions; ``is_shared``) are scanned for
+    addresses only: their texts are fixed (ATT&CK names, MITRE's guidance, the site name) and
+    a short asset id inside a technique name must not stop the export.
     """
     addresses_only = TextRewriter({}, {}, rewriter.address)
     found: dict[str, list[str]] = {}
     for o in objects:
-        scan = addresses_only if o.get("type") in SHARED_TYPES else rewriter
+        scan = addresses_only if is_shared(o) else rewriter
         hits = [h for text in strings(o) for h in scan.found(text)]
         if hits:
             found.setdefault(str(o.get("type")), []).extend(hits)
@@ -447,7 +453,7 @@ def redact_objects(
     """
     rewriter = redactor.rewriter(incident)
     out = [
-        o if o["type"] in SHARED_TYPES or "created" not in o or o["id"] in received else rewriter.rewrite_object(o)
+        o if is_shared(o) or "created" not in o or o["id"] in received else rewriter.rewrite_object(o)
         for o in objects
     ]
     found = leaks(redactor, rewriter, out)

@@ -50,6 +50,10 @@ def spelling_pattern(name: str) -> str:
     return f"(?i:{left}{body}{right})"
 
 
+#: Distinct strings a rewriter remembers before starting afresh (bounds a long-lived one).
+_MEMO = 50_000
+
+
 class TextRewriter:
     """Replaces every redacted value in a text and finds any that remain.
 
@@ -71,15 +75,20 @@ class TextRewriter:
         self._re = re.compile("|".join(alts)) if alts else None
         # Plain substring test first: the regex costs far more than ``in``, and almost no
         # string of a bundle holds any sensitive value at all.
-        self._needles = tuple({*keys, *(m.lower() for k in spellings for m in re.findall(r"[A-Za-z]+|[0-9]+", k)[:1])})
+        needles = {*keys, *(m.lower() for k in spellings for m in re.findall(r"[A-Za-z]+|[0-9]+", k)[:1])}
+        # one C-level search for "does any needle occur" instead of a Python loop over them
+        self._needles = re.compile("|".join(re.escape(n) for n in sorted(needles))) if needles else None
         self.address = address
+        # A bundle repeats the same strings many times (ids, references, keys, one finding's
+        # text in each of its sightings): each distinct string is rewritten and scanned once.
+        self._texts: dict[str, str] = {}
+        self._found: dict[str, list[str]] = {}
 
     def __bool__(self) -> bool:
         return self._re is not None or self.address is not None
 
     def _may_hold(self, value: str) -> bool:
-        low = value.lower()
-        return any(n in low for n in self._needles)
+        return self._needles is not None and self._needles.search(value.lower()) is not None
 
     def _name_replacement(self, m: re.Match[str]) -> str:
         if m.lastgroup in self._spelling:
@@ -87,6 +96,16 @@ class TextRewriter:
         return self.names.get(m.group(0).lower(), "[redacted]")
 
     def text(self, value: str) -> str:
+        if type(value) is not str:
+            return self._text(value)
+        done = self._texts.get(value)
+        if done is None:
+            if len(self._texts) > _MEMO:
+                self._texts.clear()
+            done = self._texts[value] = self._text(value)
+        return done
+
+    def _text(self, value: str) -> str:
         if self.address is not None:
             pieces, at = [], 0
             for span in iter_addresses(value):
@@ -101,7 +120,15 @@ class TextRewriter:
         return value
 
     def found(self, value: str) -> list[str]:
-        """What of ``value`` this profile redacts (empty if nothing)."""
+        """What of ``value`` this profile redacts (empty if nothing; do not modify the list)."""
+        done = self._found.get(value)
+        if done is None:
+            if len(self._found) > _MEMO:
+                self._found.clear()
+            done = self._found[value] = self._find(value)
+        return done
+
+    def _find(self, value: str) -> list[str]:
         out = [s.text for s in iter_addresses(value) if self.address is not None and self.address(s) is not None]
         if self._re is not None and self._may_hold(value):
             out += [m.group(0) for m in self._re.finditer(value)]
