@@ -18,6 +18,7 @@ What goes in and why is explained for receiving analysts in docs/stix.md.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from typing import TYPE_CHECKING, Any, Iterable
@@ -42,6 +43,14 @@ if TYPE_CHECKING:
     from pipelines.config import Asset, Config, SharingProfile
 
 META_TYPES = ("marking-definition", "extension-definition", "language-content")
+
+
+@functools.lru_cache(maxsize=16384)
+def _built_sco(kind: str, props: tuple[tuple[str, Any], ...]) -> tuple[str, str]:
+    """(id, JSON) of one observable, built and checked by ``stix2`` once per worker: the same
+    address or account recurs in many incidents and in every profile's bundle."""
+    obj = getattr(stix2, kind)(**{k: list(v) if isinstance(v, tuple) else v for k, v in props})
+    return obj.id, obj.serialize()
 
 
 class _Builder(IndicatorSection):
@@ -117,11 +126,12 @@ class _Builder(IndicatorSection):
         )
         self.relationships.setdefault(rel["id"], rel)
 
-    def _sco(self, obj: stix2.base._Observable) -> str:
+    def _sco(self, kind: str, **props: Any) -> str:
         """Keep an observable (built by stix2 so its UUIDv5 id is the specified one)."""
-        if obj.id not in self.observables:
-            self.observables[obj.id] = json.loads(obj.serialize())
-        return obj.id
+        sco_id, text = _built_sco(kind, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in props.items()))
+        if sco_id not in self.observables:
+            self.observables[sco_id] = json.loads(text)
+        return sco_id
 
     # -- sections ------------------------------------------------------------------------
     def add_meta(self) -> None:
@@ -174,9 +184,9 @@ class _Builder(IndicatorSection):
         addr = str(ip)
         if addr not in self.address_sco:
             shown = self.redactor.address(addr)
-            cls = stix2.IPv4Address if ip.version == 4 else stix2.IPv6Address
+            kind = "IPv4Address" if ip.version == 4 else "IPv6Address"
             self.address_sco[addr] = (
-                self._sco(cls(value=shown, object_marking_refs=self.markings)) if shown is not None else None
+                self._sco(kind, value=shown, object_marking_refs=self.markings) if shown is not None else None
             )
         return self.address_sco[addr]
 
@@ -198,7 +208,8 @@ class _Builder(IndicatorSection):
         service = SERVICE_NAMES.get(str(fields.get("service") or "").lower()) or PORT_SERVICES.get(dport)
         protocols = [p for p in (proto if proto in TRANSPORTS else None, service) if p]
         ends = {k: v for k, v in (("src_ref", src_ref), ("dst_ref", dst_ref)) if v is not None}
-        flow = stix2.NetworkTraffic(
+        return self._sco(
+            "NetworkTraffic",
             start=stix_time(time),
             **ends,
             src_port=sport,
@@ -206,7 +217,6 @@ class _Builder(IndicatorSection):
             protocols=protocols or [f"ipv{src.version}"],
             object_marking_refs=self.markings,
         )
-        return self._sco(flow)
 
     def _domain_sco(self, fields: dict[str, Any]) -> str | None:
         """domain-name for a DNS query whose name matched threat intel (the name came from
@@ -215,7 +225,7 @@ class _Builder(IndicatorSection):
         name = fields.get("target")
         if fields.get("action") != "dns.query" or not name or name not in (fields.get("intel_matched") or ()):
             return None
-        return self._sco(stix2.DomainName(value=name, object_marking_refs=self.markings))
+        return self._sco("DomainName", value=name, object_marking_refs=self.markings)
 
     def add_finding_observables(self, f: Finding) -> None:
         self.finding_other[f.finding_id] = []
@@ -232,7 +242,7 @@ class _Builder(IndicatorSection):
                 keep(self._ip_sco(str(ip)))
                 addresses.append(str(ip))
             elif mac is not None:
-                keep(self._sco(stix2.MACAddress(value=mac, object_marking_refs=self.markings)))
+                keep(self._sco("MACAddress", value=mac, object_marking_refs=self.markings))
             else:  # not an observable STIX can type; kept in the sighting's description
                 self.finding_other[f.finding_id].append(str(value))
         for ev in f.evidence:
@@ -245,7 +255,7 @@ class _Builder(IndicatorSection):
             keep(self._domain_sco(ev.fields))
         for account in f.accounts:
             login = self.redactor.account(account)
-            keep(self._sco(stix2.UserAccount(account_login=login, object_marking_refs=self.markings)))
+            keep(self._sco("UserAccount", account_login=login, object_marking_refs=self.markings))
         self.finding_scos[f.finding_id] = refs
         self.finding_addresses[f.finding_id] = list(dict.fromkeys(addresses))
         self.finding_patterns[f.finding_id] = list(dict.fromkeys(self.attack_pattern(t) for t in shared_techniques(f)))

@@ -16,6 +16,7 @@ id-contributing properties, as the specification requires.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -31,11 +32,19 @@ def deterministic_id(stix_type: str, *key: str) -> str:
     """
     if not stix_type or not all(isinstance(k, str) for k in key):
         raise TypeError(f"expected a STIX type and string key parts, got {stix_type!r}, {key!r}")
+    return _shaped_id(stix_type, key)
+
+
+@functools.lru_cache(maxsize=65536)
+def _shaped_id(stix_type: str, key: tuple[str, ...]) -> str:
+    """The id itself; cached, since a bundle derives the same ids again and again (the
+    producer, each technique, every relationship end)."""
     material = json.dumps([NAMESPACE, stix_type, *key], ensure_ascii=False, separators=(",", ":"))
     raw = bytearray(hashlib.sha256(material.encode("utf-8")).digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant (binary 10)
-    return f"{stix_type}--{uuid.UUID(bytes=bytes(raw))}"
+    h = raw.hex()  # the canonical 8-4-4-4-12 form, as str(uuid.UUID(bytes=raw)) gives
+    return f"{stix_type}--{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def is_v4_shaped(stix_id: str) -> bool:

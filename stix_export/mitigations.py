@@ -141,6 +141,15 @@ def mitigation_objects(
     ``mitigates`` relationship to the producer's attack-pattern ``pattern_id``. Both are shared
     by every bundle of the producer: ids from the producer and MITRE's ids, times the ATT&CK
     data date, so every bundle repeats one version."""
+    return json.loads(_mitigation_json(technique_id, pattern_id, producer_id, site_name, date, tuple(markings)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _mitigation_json(
+    technique_id: str, pattern_id: str, producer_id: str, site_name: str, date: str, markings: tuple[str, ...]
+) -> str:
+    """The objects of ``mitigation_objects`` as JSON, built once per worker (each bundle
+    gets its own copy)."""
     out: list[dict[str, Any]] = []
     for mit, how in for_technique(technique_id):
         coa_id = deterministic_id("course-of-action", producer_id, "mitre-attack", mit.id)
@@ -159,7 +168,7 @@ def mitigation_objects(
             "relationship_type": "mitigates", "description": how or None,
             "source_ref": coa_id, "target_ref": pattern_id, "object_marking_refs": list(markings),
         })
-    return [{k: v for k, v in o.items() if v is not None} for o in out]
+    return json.dumps([{k: v for k, v in o.items() if v is not None} for o in out])
 
 
 def main(argv: list[str]) -> int:
