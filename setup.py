@@ -28,6 +28,7 @@ setup(
         "zstandard>=0.22",
         "taxii2-client>=2.3.0,<3",  # cranewatch share / intel import --taxii
         "jinja2>=3.1",  # report.html: autoescaped templates (log lines are hostile input)
+        "orjson>=3.10",  # STIX bundles' canonical JSON, same bytes as json.dumps(indent=2), faster
     ],
     extras_require={
         # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside
