@@ -103,3 +103,36 @@ def test_misp_does_not_flag_known_vendor_infrastructure_for_detection(tmp_path: 
     assert flags[EXTERNAL_VPN_PEER] is False and flags[EGRESS_PEER] is True
     got = {c.meta.get("external_id") for g in event.galaxies for c in g.clusters}
     assert {"T0822", "T0859", "T0855", "T0836", "T0883", "T0882"} <= got
+
+
+def test_what_a_misp_analyst_sees_for_a_threat_intel_match(tmp_path: Path) -> None:
+    """A TLP:AMBER bundle holding the ISAC's TLP:GREEN indicator that matched: the event is
+    titled by the grouping and tagged TLP:AMBER; the ISAC's indicator arrives as a STIX
+    pattern object flagged for detection and tagged with its own TLP:GREEN; the port's
+    observed flow is context (``to_ids`` only on the listed destination); techniques and
+    MITRE's mitigations are galaxy clusters; the STIX sightings do not become MISP sightings
+    (the importer makes none), which is why the event report carries the counts in text."""
+    from tests.test_stix_intel_sighting import IND, intel_config, intel_incident
+
+    cfg = intel_config(tmp_path)
+    bundle = incident_bundle(intel_incident([IND]), cfg)
+    misp, errors = misp_import(write_bundle(bundle, tmp_path / "out"))
+    assert {e.rsplit(":", 1)[-1].strip() for e in errors} == KNOWN_UNSUPPORTED
+    event = json.loads(misp.to_json())
+    assert event["info"] == next(o for o in bundle["objects"] if o["type"] == "grouping")["name"]
+    assert [t["name"] for t in event["Tag"] if t["name"].startswith("tlp:")] == ["tlp:amber"]
+    pattern = next(o for o in event["Object"] if o["name"] == "stix2-pattern")
+    value = next(a for a in pattern["Attribute"] if a["object_relation"] == "stix2-pattern")
+    assert value["value"] == "[ipv4-addr:value ISSUBSET '91.92.240.0/22']" and value["to_ids"] is True
+    assert [t["name"] for t in value["Tag"]] == ["tlp:green"]  # the ISAC's marking, not the bundle's
+    flow = next(o for o in event["Object"] if o["name"] == "network-traffic")
+    flags = {a["object_relation"]: a["to_ids"] for a in flow["Attribute"] if a["object_relation"] in ("src_ip", "dst_ip")}
+    assert flags == {"src_ip": False, "dst_ip": True}
+    galaxies = {g["type"]: {c["meta"]["external_id"][0] if isinstance(c["meta"]["external_id"], list) else c["meta"]["external_id"]
+                            for c in g["GalaxyCluster"]} for g in event["Galaxy"]}
+    assert galaxies["stix-2.1-attack-pattern"] == {"T0822", "T0869"}
+    assert galaxies["stix-2.1-course-of-action"] == {
+        c["external_references"][0]["external_id"] for c in bundle["objects"] if c["type"] == "course-of-action"}
+    assert "Sighting" not in event and not any(a.get("Sighting") for a in event.get("Attribute", []))
+    report = event["EventReport"][0]["content"]
+    assert "Techniques: T0822 External Remote Services; T0869 Standard Application Layer Protocol" in report
