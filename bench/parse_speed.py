@@ -1,70 +1,106 @@
-"""Time the zeek_conn parser on N synthetic conn.log TSV lines (the bulk path).
+"""Parse throughput per input format, against a reference checkout, interleaved.
 
-    .venv/bin/python bench/parse_speed.py [N]          # default 1,000,000
-    taskset -c 0 .venv/bin/python bench/parse_speed.py  # one core
+    .venv/bin/python bench/parse_speed.py --reference ../main            # generated corpus
+    .venv/bin/python bench/parse_speed.py --reference ../main --corpus DIR --rounds 3
 
-Prints rows/s for parse_file (read + parse, events and dead letters built). Not a test:
-timing depends on the machine. Target: >= 600k rows/s on one core.
+For each source of a corpus's config (``cranewatch generate``; made once under --out when
+--corpus is not given), each file is parsed (read + parse, events and dead letters built)
+by this checkout (B) and by the reference checkout (A, e.g. a worktree of the previous
+release) in child processes, A, B, A, B, ..., each child timing only its parse. Prints
+rows/s per format for both, the ratio B/A (median of rounds) and the load average beside
+each round. Not a test: timing depends on the machine and its load.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import random
+import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from transforms.parsers import parse_file  # noqa: E402
+_CHILD = r"""
+import glob, json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from transforms.parsers import parse_file
+jobs = json.loads(sys.argv[2])
+out = {}
+for fmt, paths in jobs.items():
+    rows = dead = 0
+    start = time.perf_counter()
+    for path in paths:
+        for r in parse_file(fmt, "bench", path):
+            rows += r.events.num_rows
+            dead += len(r.dead_letters)
+    out[fmt] = [rows, dead, time.perf_counter() - start]
+print(json.dumps(out))
+"""
 
-HEADER = (
-    "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n"
-    "#open\t2026-11-20-08-00-00\n"
-    "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\t"
-    "orig_bytes\tresp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\t"
-    "orig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\ttunnel_parents\n"
-    "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tinterval\tcount\tcount\tstring\t"
-    "bool\tbool\tcount\tstring\tcount\tcount\tcount\tcount\tset[string]\n"
-)
+
+def _jobs(corpus: str) -> dict[str, list[str]]:
+    """format → files, from the corpus's config (relative globs, as generated)."""
+    import glob
+
+    import yaml
+
+    with open(os.path.join(corpus, "config.yaml"), encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh)
+    jobs: dict[str, list[str]] = {}
+    for src in cfg["sources"]:
+        files = sorted(f for p in src["paths"] for f in glob.glob(os.path.join(corpus, p)))
+        if files:
+            jobs.setdefault(src["format"], []).extend(files)
+    return jobs
 
 
-def write_corpus(path: str, n: int, seed: int = 7) -> None:
-    rnd = random.Random(seed)
-    t0 = 1_763_625_600.0
-    services = ["modbus", "-", "ssl", "http", "dns", "s7comm"]
-    states = ["SF", "S0", "RSTO", "REJ", "OTH"]
-    with open(path, "w") as fh:
-        fh.write(HEADER)
-        for i in range(n):
-            fh.write(
-                f"{t0 + i * 0.0005:.6f}\tC{rnd.getrandbits(64):x}\t10.30.{i % 250}.{rnd.randrange(1, 254)}"
-                f"\t{rnd.randrange(1024, 65535)}\t10.40.{i % 16}.{rnd.randrange(1, 254)}\t502\ttcp"
-                f"\t{services[i % 6]}\t{rnd.random() * 10:.6f}\t{rnd.randrange(0, 5000)}"
-                f"\t{rnd.randrange(0, 90000)}\t{states[i % 5]}\tT\tT\t0\tShADadFf\t{rnd.randrange(1, 60)}"
-                f"\t{rnd.randrange(40, 9000)}\t{rnd.randrange(1, 60)}\t{rnd.randrange(40, 99000)}\t-\n"
-            )
-        fh.write("#close\t2026-11-20-09-00-00\n")
+def _child(tree: str, jobs: dict[str, list[str]], python: str) -> dict[str, list[float]]:
+    done = subprocess.run([python, "-c", _CHILD, tree, json.dumps(jobs)], check=True, capture_output=True,
+                          text=True, cwd=tree)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _load() -> str:
+    with open("/proc/loadavg", encoding="ascii") as fh:
+        return " ".join(fh.read().split()[:3])
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "conn.log")
-        write_corpus(path, n)
-        size = os.path.getsize(path)
-        best = None
-        for _ in range(3):
-            start = time.perf_counter()
-            rows = dead = 0
-            for result in parse_file("zeek_conn", "bench", path):
-                rows += result.events.num_rows
-                dead += len(result.dead_letters)
-            elapsed = time.perf_counter() - start
-            best = elapsed if best is None else min(best, elapsed)
-        print(f"{n} lines, {size / 1e6:.0f} MB: {rows} events, {dead} dead letters; "
-              f"best of 3 {best:.2f} s = {rows / best:,.0f} rows/s")
+    from bench._corpus import cached_corpus, header
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reference", required=True, help="another checkout of cranewatch (A)")
+    ap.add_argument("--reference-python", default=sys.executable,
+                    help="the Python for the reference (default: this one)")
+    ap.add_argument("--corpus", help="a generated corpus folder (default: generate one under --out)")
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench-out"))
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    print(header())
+    corpus = args.corpus or cached_corpus(args.out, "corpus", args.events, args.seed)
+    jobs = _jobs(os.path.abspath(corpus))
+    runs: dict[str, list[dict]] = {"A": [], "B": []}
+    for r in range(args.rounds):
+        for side, tree, py in (("A", args.reference, args.reference_python), ("B", str(ROOT), sys.executable)):
+            load = _load()
+            started = time.perf_counter()
+            runs[side].append(_child(tree, jobs, py))
+            print(f"round {r + 1} {side}: {time.perf_counter() - started:5.1f} s wall, load {load}", flush=True)
+    print(f"\n{'format':<20}{'rows':>10}{'A rows/s':>12}{'B rows/s':>12}{'B/A':>7}   (speed ratio, median of {args.rounds} rounds)")
+    for fmt in jobs:
+        rows = runs["B"][0][fmt][0]
+        a = statistics.median(run[fmt][2] for run in runs["A"])
+        b = statistics.median(run[fmt][2] for run in runs["B"])
+        same = all(run[fmt][:2] == runs["B"][0][fmt][:2] for run in runs["A"] + runs["B"])
+        print(f"{fmt:<20}{rows:>10}{rows / a:>12,.0f}{rows / b:>12,.0f}{a / b:>6.2f}x"
+              f"{'' if same else '   (event/dead-letter counts differ!)'}")
+    print(f"load after: {_load()}")
 
 
 if __name__ == "__main__":

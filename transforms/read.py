@@ -20,6 +20,8 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
+import numpy as np
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -45,26 +47,96 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True)
 class Block:
-    """Consecutive lines of one file: ``lines[i]`` is line ``first_line + i`` (1-based).
+    """Consecutive lines of one file: line ``i`` is line ``first_line + i`` (1-based).
 
-    Lines are bytes without the line terminator (``\\n`` or ``\\r\\n``); decoding is the
-    parser's job, so that a line with bad bytes can be dead-lettered alone.
+    The block is kept as the bytes read (``buffer``) with each line's span: line ``i`` is
+    ``buffer[starts[i]:ends[i]]``, without its terminator (``\\n`` or ``\\r\\n``), and
+    ``starts[count]`` is where the block's bytes end. Bulk parsers hand Arrow the buffer (or
+    one Arrow array of all lines) without making a Python object per line; ``lines`` (bytes
+    per line) is made on first use for the per-line formats. Decoding is the parser's job,
+    so that a line with bad bytes can be dead-lettered alone.
     """
 
-    source: str
-    path: str
-    first_line: int
-    lines: list[bytes]
+    def __init__(self, source: str, path: str, first_line: int, lines: list[bytes] | None = None, *,
+                 buffer: bytes | None = None, starts: np.ndarray | None = None,
+                 ends: np.ndarray | None = None) -> None:
+        self.source, self.path, self.first_line = source, path, first_line
+        if lines is not None:  # a block made from lines (tests, the line-by-line retry)
+            lines = list(lines)
+            lengths = np.fromiter(map(len, lines), np.int64, len(lines))
+            starts = np.zeros(len(lines) + 1, np.int64)
+            np.cumsum(lengths + 1, out=starts[1:])
+            if len(lines):
+                starts[-1] -= 1
+            ends = starts[:-1] + lengths
+            buffer = b"\n".join(lines)
+            self.__dict__["lines"] = lines
+            # A line holding a newline would read as two lines from the buffer.
+            self.__dict__["verbatim"] = buffer.count(b"\n") == max(len(lines) - 1, 0)
+        assert buffer is not None and starts is not None and ends is not None
+        self.buffer, self.starts, self.ends = buffer, starts, ends
+
+    @property
+    def count(self) -> int:
+        """The number of lines."""
+        return len(self.ends)
+
+    def line(self, i: int) -> bytes:
+        return self.buffer[int(self.starts[i]):int(self.ends[i])]
+
+    @functools.cached_property
+    def lines(self) -> list[bytes]:
+        """Each line as bytes (per-line formats; made once, on first use)."""
+        buf = self.buffer
+        return [buf[s:e] for s, e in zip(self.starts[:-1].tolist(), self.ends.tolist())]
+
+    @functools.cached_property
+    def verbatim(self) -> bool:
+        """The buffer from a line's start to another's end is those lines and their
+        terminators, as read (so it can be handed to Arrow's readers as it is)."""
+        return True
 
     @functools.cached_property
     def binary(self) -> "pa.Array":
-        """The lines as one Arrow binary array, made once: the record count and the Arrow
-        parsers share it."""
+        """The lines as one Arrow binary array, made once from the buffer in a few
+        vectorized passes: the record count and the Arrow parsers share it."""
         import pyarrow as pa
 
-        return pa.array(self.lines, pa.binary())
+        n, buf = self.count, self.buffer
+        if n == 0:
+            return pa.array([], pa.binary())
+        starts, ends = self.starts, self.ends
+        end = int(starts[-1])  # the block's bytes are buffer[starts[0]:end]
+        cut = starts[1:] - ends  # terminator bytes after each line
+        last = int(cut[-1]) == 0 or (int(cut[-1]) == 1 and buf[int(ends[-1])] == 10)
+        if last and self.verbatim and bool((cut[:-1] == 1).all()):  # newlines only: drop them all
+            region = buf if int(starts[0]) == 0 and end == len(buf) else buf[int(starts[0]):end]
+            data = region.replace(b"\n", b"")
+        else:  # CRLF or mixed: keep the bytes inside lines
+            edge = np.zeros(len(buf) + 1, np.int8)
+            edge[ends] += 1  # each index once: ends and starts are strictly increasing
+            edge[starts[1:]] -= 1
+            inside = np.cumsum(edge[:-1]) == 0
+            data = np.frombuffer(buf, np.uint8)[int(starts[0]):end][inside[int(starts[0]):end]].tobytes()
+        removed = np.zeros(n + 1, np.int64)
+        np.cumsum(cut, out=removed[1:])
+        offsets = np.empty(n + 1, np.int64)
+        offsets[:-1] = starts[:-1] - removed[:-1] - int(starts[0])
+        offsets[-1] = len(data)
+        if len(data) >= 2**31 - 1:
+            return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+                                         ).cast(pa.binary())
+        return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                      pa.py_buffer(data)])
+
+    def span(self, first: int, last: int) -> "pa.Buffer":
+        """Lines ``first`` to ``last`` (inclusive) as read, terminators between them
+        included: a zero-copy slice of the buffer (only when ``verbatim``)."""
+        import pyarrow as pa
+
+        start, end = int(self.starts[first]), int(self.ends[last])
+        return pa.py_buffer(self.buffer).slice(start, end - start)
 
 
 @dataclass(frozen=True)
@@ -218,9 +290,9 @@ class BlockReader:
             yield from self._blocks(fh)
 
     def _blocks(self, fh: _Stream) -> Iterator[Block]:
-        """Pieces of at most 1 MiB are split as they arrive and their lines collected until
-        a block is full: the bounds are checked per piece, and nothing but the carried
-        partial line is ever copied."""
+        """Pieces of at most 1 MiB are scanned for newlines (numpy) as they arrive and
+        kept until a block is full, then joined once: the bounds are checked per piece,
+        and no Python object is made per line."""
         lim = self.limits
         piece_size = min(self.block_bytes, _PIECE)
         line_no, offset = 1, 0  # the next block's first line and its decompressed byte offset
@@ -228,12 +300,14 @@ class BlockReader:
         total = 0
         head: bytes | None = b""  # the first bytes, until a BOM can be told (None after)
         while True:
-            parts: list[bytes] = []
-            got = len(carry)  # bytes of this block's lines and the carry
+            pieces: list[bytes] = [carry] if carry else []
+            size = len(carry)  # bytes in pieces
+            newlines: list[np.ndarray] = []  # newline positions, relative to the block's bytes
+            tail = len(carry)  # length of the partial last line so far
             fresh = 0  # bytes read for this block
-            crlf = False
             reason = None
             at_end = False
+            cut: int | None = None  # the block-relative index of a line past the bound
             while fresh < self.block_bytes and not at_end:
                 try:
                     piece = fh.read1(piece_size)
@@ -260,36 +334,50 @@ class BlockReader:
                     piece, head = head, None
                 if not piece:
                     continue
-                got += len(piece)
                 fresh += len(piece)
-                lines = piece.split(b"\n")
-                if carry:
-                    lines[0] = carry + lines[0]  # only the carried line is copied
-                carry = lines.pop()
-                if lines:
-                    parts.extend(lines)
-                    if len(lines[0]) > lim.max_line_bytes or len(piece) > lim.max_line_bytes:
-                        cut = next((i for i, p in enumerate(parts) if len(p) > lim.max_line_bytes), None)
-                        if cut is not None:  # a line past the bound: the rest of the file is not read
-                            reason = f"line {line_no + cut} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
-                            carry = b"\n".join([*parts[cut:], carry])[:STOP_RAW_BYTES]
-                            del parts[cut:]
-                            got = sum(map(len, parts)) + len(parts) + len(carry)
-                            at_end = True
-                            break
-                crlf = crlf or b"\r" in piece
-                if len(carry) > lim.max_line_bytes:
-                    reason = f"line {line_no + len(parts)} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
+                pos = np.flatnonzero(np.frombuffer(piece, np.uint8) == 10)
+                if len(pos):
+                    if tail + int(pos[0]) > lim.max_line_bytes or len(piece) > lim.max_line_bytes:
+                        lengths = np.diff(pos, prepend=-1 - tail) - 1
+                        long = np.flatnonzero(lengths > lim.max_line_bytes)
+                        if len(long):  # a line past the bound: the rest of the file is not read
+                            cut = sum(map(len, newlines)) + int(long[0])
+                    newlines.append(pos + size)
+                    tail = len(piece) - int(pos[-1]) - 1
+                else:
+                    tail += len(piece)
+                pieces.append(piece)
+                size += len(piece)
+                if cut is not None:
                     at_end = True
-            if at_end and reason is None and carry:  # the last line has no newline: keep it
-                parts.append(carry)
-                carry = b""
-            if parts:
-                if crlf or parts[0].endswith(b"\r"):  # CRLF files
-                    parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
-                yield Block(self.source, self.path, line_no, parts)
-                line_no += len(parts)
-                offset += got - len(carry)
+                    break
+                if tail > lim.max_line_bytes:
+                    reason = f"line {line_no + sum(map(len, newlines))} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
+                    at_end = True
+            buf = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            nl = np.concatenate(newlines) if newlines else np.zeros(0, np.int64)
+            rest = int(nl[-1]) + 1 if len(nl) else 0  # where the partial last line starts
+            if cut is not None:
+                start = int(nl[cut - 1]) + 1 if cut else 0
+                reason = f"line {line_no + cut} longer than max_line_bytes ({lim.max_line_bytes} bytes)"
+                nl, rest, carry = nl[:cut], start, buf[start:start + STOP_RAW_BYTES]
+            elif at_end and reason is None and rest < len(buf):  # the last line has no newline: keep it
+                nl, rest, carry = np.append(nl, len(buf)), len(buf), b""
+            else:
+                carry = buf[rest:]
+            if len(nl):
+                starts = np.zeros(len(nl) + 1, np.int64)
+                starts[1:-1] = nl[:-1] + 1
+                starts[-1] = rest
+                ends = nl.astype(np.int64)  # copy: the CR strip below writes to it
+                if b"\r" in buf:  # CRLF files: one CR before the newline belongs to the terminator
+                    arr = np.frombuffer(buf, np.uint8)
+                    cr = ends > starts[:-1]
+                    cr[cr] = arr[ends[cr] - 1] == 13
+                    ends[cr] -= 1
+                yield Block(self.source, self.path, line_no, buffer=buf, starts=starts, ends=ends)
+                line_no += len(nl)
+                offset += rest
                 self.next_line = line_no
             if reason is not None:
                 self.stop = ReadStop(line_no, offset, f"{reason}; reading stopped at line {line_no}, "

@@ -68,7 +68,7 @@ def iter_results(parser: Parser, path: str, ctx: ParseContext, block_bytes: int 
     reader = BlockReader(ctx.source, path, block_bytes, limits)
     next_line = 1
     for block in reader:
-        next_line = block.first_line + len(block.lines)
+        next_line = block.first_line + block.count
         result, state = parse_block_safely(parser, block, state, ctx, prefix)
         yield result, next_line
     finish = getattr(parser, "finish_file", None)

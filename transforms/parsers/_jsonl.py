@@ -3,9 +3,10 @@
 Shared by the JSON-lines parsers (Suricata EVE, Windows Security, remote-access JSON lines,
 mapped JSON lines). The whole block goes through ``pyarrow.json`` with an explicit schema
 of just the fields the format uses (others are ignored, at any depth), so clean data costs
-one C++ pass. When that fails (a line that is not JSON, a field of another type) the block
-is read again line by line with ``json.loads`` and each wanted field is checked against
-its type: the bad lines become dead letters naming the reason, the rest still parse.
+one C++ pass. The lines Arrow rejects (not JSON, a field of another type; ``_json_rows``
+finds them) are read line by line with ``json.loads`` and each wanted field is checked
+against its type: the bad lines become dead letters naming the reason, the rest still
+parse.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms.model import DeadLetter
+from transforms.parsers._buffers import block_text, has_cr, take_rows
 from transforms.parsers._common import Reject, _np_mask, dead, decode, is_blank, json_object
+from transforms.parsers._json_rows import read_rows, suspect_rows
 from transforms.read import Block
 
 
@@ -33,7 +36,7 @@ class JsonBlock:
     records: int = 0
 
     def raw(self) -> pa.Array:
-        return self.lines.take(pa.array(self.rows, pa.int64()))
+        return take_rows(self.lines, self.rows)
 
     def line_numbers(self, block: Block) -> np.ndarray:
         return np.asarray(self.rows + block.first_line)
@@ -41,57 +44,65 @@ class JsonBlock:
 
 def read_jsonl_block(block: Block, source: str, schema: pa.Schema, infer: bool = False) -> JsonBlock:
     """``infer``: let ``pyarrow.json`` infer the types (any JSON types in the wanted fields;
-    the caller finds its fields with ``column``); the line-by-line fallback still reads
-    ``schema``."""
-    n = len(block.lines)
-    texts: list[str] = []
+    the caller finds its fields with ``column``) for the whole block, or read it line by
+    line when that fails; the line-by-line fallback still reads ``schema``. Otherwise rows
+    are read with ``schema`` and only the rows Arrow rejects go line by line
+    (``_json_rows``)."""
+    n = block.count
+    lines = block.binary.view(pa.string())
     bad = np.zeros(n, dtype=bool)
-    joined = b"\n".join(block.lines)
-    utf8_ok = True
-    if not joined.isascii():
+    if not block.buffer.isascii():
         try:
-            joined.decode("utf-8")
-        except UnicodeDecodeError:
-            utf8_ok = False
-    if utf8_ok:
-        lines = block.binary.view(pa.string())
-    else:
-        for i, line in enumerate(block.lines):
-            try:
-                texts.append(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                bad[i] = True
-                texts.append(decode(line))
-        lines = pa.array(texts, pa.string())
+            lines.validate(full=True)  # UTF-8 checked in C++
+        except pa.ArrowInvalid:
+            texts: list[str] = []
+            for i, line in enumerate(block.lines):
+                try:
+                    texts.append(line.decode("utf-8"))
+                except UnicodeDecodeError:
+                    bad[i] = True
+                    texts.append(decode(line))
+            lines = pa.array(texts, pa.string())
     skip = is_blank(lines) | _np_mask(pc.starts_with(lines, "###"))
-    dl = [dead(source, block.path, block.first_line + int(i), "not valid UTF-8", block.lines[i])
+    dl = [dead(source, block.path, block.first_line + int(i), "not valid UTF-8", block.line(int(i)))
           for i in np.flatnonzero(bad & ~skip)]
     idx = np.flatnonzero(~skip & ~bad)
     records = int((~skip).sum())
     if not len(idx):
         return JsonBlock(schema.empty_table(), idx, lines, dl, records)
-    table = _fast(joined if utf8_ok and len(idx) == n else None, lines, idx, None if infer else schema)
-    if table is None:
-        table, idx, more = _slow(block, source, lines, idx, schema)
+    if infer:
+        table = _fast(block_text(block, lines, idx, as_read=False), idx)
+        if table is None:
+            table, idx, more = _slow(block, source, lines, idx, schema)
+            dl += more
+            dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
+        return JsonBlock(table, idx, lines, dl, records)
+    suspect = suspect_rows(lines)[idx]
+    parts, rest = read_rows(block, lines, idx[~suspect], schema)
+    rest = np.union1d(rest, idx[suspect]).astype(np.int64)
+    parts = [(rows, t.select(schema.names).cast(schema)) for rows, t in parts]
+    if len(rest):
+        table, good, more = _slow(block, source, lines, rest, schema)
+        parts.append((good, table))
         dl += more
         dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-    return JsonBlock(table, idx, lines, dl, records)
+    rows = np.concatenate([r for r, _ in parts]) if parts else np.zeros(0, np.int64)
+    table = pa.concat_tables([t for _, t in parts]) if parts else schema.empty_table()
+    if len(parts) > 1:  # back in line order
+        order = np.argsort(rows, kind="stable")
+        rows, table = rows[order], table.take(pa.array(order))
+    return JsonBlock(table, rows.astype(np.int64), lines, dl, records)
 
 
-def _fast(data: bytes | None, lines: pa.Array, idx: np.ndarray, schema: pa.Schema | None) -> pa.Table | None:
-    """The selected lines in one ``pyarrow.json`` pass (``data``: all lines, already joined)."""
+def _fast(data: pa.Buffer, idx: np.ndarray) -> pa.Table | None:
+    """The selected lines (``data``) in one ``pyarrow.json`` pass, types inferred."""
     import pyarrow.json as pj
 
-    if data is None:
-        sel = lines.take(pa.array(idx))
-        one = pa.ListArray.from_arrays(pa.array([0, len(sel)], pa.int32()), sel)
-        data = pc.binary_join(one, "\n")[0].as_py().encode("utf-8")
-    if b"\r" in data:
+    if has_cr(data):
         return None  # a raw CR would split a row for Arrow: let the slow path judge it
     try:
-        table = pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
-                             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-                             if schema is not None else pj.ParseOptions())
+        table = pj.read_json(pa.BufferReader(data),
+                             read_options=pj.ReadOptions(use_threads=False, block_size=data.size + 1))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     return table if table.num_rows == len(idx) else None

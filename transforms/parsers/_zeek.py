@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from transforms.model import DeadLetter, empty_events
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import block_text
 from transforms.parsers._common import _np_mask, dead, decode
 from transforms.parsers.base import ParseContext, ParseResult
 from transforms.read import Block
@@ -80,7 +81,7 @@ class _Reading:
     source: str
     wanted: dict[str, pa.DataType]
     lines: pa.Array
-    joined: bytes
+    as_read: bool  # ``lines`` are the block's bytes unchanged (no bad UTF-8 escaped)
     dl: list[DeadLetter] = field(default_factory=list)
     blank: int = 0  # whitespace-only lines found by a reader: not records
 
@@ -88,13 +89,10 @@ class _Reading:
         self.dl.append(dead(self.source, self.block.path, self.block.first_line + i, reason,
                             self.lines[i].as_py()))
 
-    def data(self, idx: np.ndarray) -> bytes:
-        """The selected lines joined by newlines (the whole block when all are selected)."""
-        if len(idx) == len(self.lines):
-            return self.joined
-        sel = self.lines.take(pa.array(idx))
-        one = pa.ListArray.from_arrays(pa.array([0, len(sel)], pa.int32()), sel)
-        return pc.binary_join(one, "\n")[0].as_py().encode("utf-8")
+    def data(self, idx: np.ndarray) -> pa.Buffer:
+        """The selected lines as newline-separated text: the block's own bytes when they
+        are consecutive (a clean header section), else joined in one Arrow pass."""
+        return block_text(self.block, self.lines, idx, self.as_read)
 
 
 def read_zeek_block(block: Block, state: ZeekState, source: str, wanted: dict[str, pa.DataType]
@@ -109,28 +107,26 @@ def read_zeek_block(block: Block, state: ZeekState, source: str, wanted: dict[st
     count, bad JSON), the number of records, and the block's lines as a string array
     (for ``raw``). ``#`` lines and blank lines are not records.
     """
-    n = len(block.lines)
-    joined = b"\n".join(block.lines)
+    n = block.count
     bad = np.zeros(n, dtype=bool)
-    fixed = block.lines
-    if not joined.isascii():
+    lines = block.binary.view(pa.string())
+    if not block.buffer.isascii():
         try:
-            joined.decode("utf-8")
-        except UnicodeDecodeError:
+            lines.validate(full=True)  # UTF-8 checked in C++
+        except pa.ArrowInvalid:
             fixed = list(block.lines)
             for i, line in enumerate(block.lines):
                 try:
                     line.decode("utf-8")
                 except UnicodeDecodeError:
                     bad[i], fixed[i] = True, decode(line).encode()
-            joined = b"\n".join(fixed)
-    lines = (pa.array(fixed, pa.binary()) if bad.any() else block.binary).view(pa.string())
-    r = _Reading(block, source, wanted, lines, joined)
+            lines = pa.array(fixed, pa.binary()).view(pa.string())
+    r = _Reading(block, source, wanted, lines, not bad.any())
     hashes = _np_mask(pc.starts_with(lines, "#"))
     skip = hashes | c.is_blank(lines)
     for i in np.flatnonzero(bad & ~skip):
         r.dl.append(dead(source, block.path, block.first_line + int(i), "not valid UTF-8", block.lines[i]))
-    if b"\r" in joined:  # Zeek escapes CR; a raw one would end an Arrow row early
+    if b"\r" in block.buffer:  # Zeek escapes CR; a raw one would end an Arrow row early
         stray = _np_mask(pc.match_substring(lines, "\r")) & ~skip & ~bad
         for i in np.flatnonzero(stray):
             r.dead(int(i), "carriage return inside the record")
@@ -179,7 +175,7 @@ def _read_tsv(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | Non
             table = pcsv.read_csv(
                 pa.BufferReader(data),
                 read_options=pcsv.ReadOptions(column_names=list(fields), use_threads=False,
-                                              block_size=len(data) + 1),
+                                              block_size=data.size + 1),
                 parse_options=pcsv.ParseOptions(delimiter=sep, quote_char=False, escape_char=False,
                                                 ignore_empty_lines=False, invalid_row_handler=handler),
                 convert_options=pcsv.ConvertOptions(
@@ -226,7 +222,7 @@ def _read_json(r: _Reading, state: ZeekState, idx: np.ndarray) -> ZeekBatch | No
     data = r.data(idx)
     try:
         table = pj.read_json(pa.BufferReader(data),
-                             read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1))
+                             read_options=pj.ReadOptions(use_threads=False, block_size=data.size + 1))
         if table.num_rows != len(idx):
             raise pa.ArrowInvalid("row count mismatch")
         cols = {f: table.column(f).combine_chunks() for f in r.wanted if f in table.column_names}
@@ -285,7 +281,7 @@ class ZeekLogParser:
         """A headerless file: pick the sibling layout its first record's field count names."""
         if state.mode is not None or state.fields is not None or not self.layouts:
             return
-        first = next((ln for ln in block.lines if ln.strip()), None)
+        first = next((ln for ln in map(block.line, range(block.count)) if ln.strip()), None)
         if first is None or first.startswith(b"#") or first.lstrip().startswith(b"{"):
             return
         layout = self.layouts.get(first.count(b"\t") + 1)

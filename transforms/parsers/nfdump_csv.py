@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from transforms.model import DeadLetter, empty_events
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import block_text, take_rows
 from transforms.parsers.base import ParseContext, ParseResult
 from transforms.read import Block
 
@@ -54,6 +55,50 @@ class NfdumpCsvParser:
         return CsvState()
 
     def parse_block(self, block: Block, state: CsvState, ctx: ParseContext) -> ParseResult:
+        sections = self._sections_fast(block, state)
+        if sections is not None:
+            dl: list[DeadLetter] = []
+            records, structure = sections.pop()
+        else:
+            dl, sections, records, structure = self._sections(block, state, ctx)
+        tables = []
+        for header, idx in sections:
+            table, more = self._section(block, header, np.array(idx, dtype=np.int64), ctx)
+            tables.append(table)
+            dl += more
+        dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
+        events = pa.concat_tables(tables) if tables else empty_events()
+        return ParseResult(events, dl, records, structure)
+
+    def _sections_fast(self, block: Block, state: CsvState) -> list | None:
+        """The usual block (valid UTF-8, no summary or "no flows" lines, maybe a header)
+        split into sections in Arrow; ``None`` sends any other block through ``_sections``.
+        The last item is ``(records, structure)``."""
+        lines = block.binary.view(pa.string())
+        if state.in_summary or (not block.buffer.isascii() and not _valid_utf8(lines)):
+            return None
+        skip = c.is_blank(lines) | c._np_mask(pc.starts_with(lines, "###"))
+        odd = pc.or_(pc.match_substring(lines, "Summary"),
+                     pc.or_(pc.match_substring(lines, "No matching flows"), pc.match_substring(lines, "No flows matched")))
+        if (c._np_mask(odd) & ~skip).any():
+            return None
+        head = c._np_mask(pc.or_(pc.starts_with(lines, "ts,"), pc.or_(pc.starts_with(lines, "firstSeen,"),
+                                                                       pc.starts_with(lines, "tfs,"))))
+        sections: list = []
+        start = 0
+        for cut in [int(i) for i in np.flatnonzero(head)] + [block.count]:
+            idx = np.arange(start, cut)[~skip[start:cut]]
+            if len(idx):
+                sections.append((state.header, idx))
+            if cut < block.count:
+                state.header = tuple(block.line(cut).strip().decode("utf-8").split(","))
+            start = cut + 1
+        structure = int(head.sum())
+        sections.append((int((~skip).sum()) - structure, structure))
+        return sections
+
+    def _sections(self, block: Block, state: CsvState, ctx: ParseContext) -> tuple:
+        """Line by line: summary trailers, "no flows" notes, headers and bad UTF-8."""
         dl: list[DeadLetter] = []
         sections: list[tuple[tuple[str, ...], list[int]]] = []
         current: list[int] = []
@@ -89,25 +134,22 @@ class NfdumpCsvParser:
             current.append(i)
         if current:
             sections.append((state.header, current))
-        tables = []
-        for header, idx in sections:
-            table, more = self._section(block, header, np.array(idx, dtype=np.int64), ctx)
-            tables.append(table)
-            dl += more
-        dl.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
-        events = pa.concat_tables(tables) if tables else empty_events()
-        return ParseResult(events, dl, records, structure)
+        return dl, sections, records, structure
 
     def _section(self, block: Block, header: tuple[str, ...], idx: np.ndarray, ctx: ParseContext
                  ) -> tuple[pa.Table, list[DeadLetter]]:
         import pyarrow.csv as pcsv
 
         dl: list[DeadLetter] = []
-        idx = c.without_cr(block, ctx.source, idx, dl)
+        if b"\r" in block.buffer:
+            idx = c.without_cr(block, ctx.source, idx, dl)
         if not len(idx):
             return empty_events(), dl
-        lines = [block.lines[int(i)].rstrip(b"\r") for i in idx]
-        data = b"\n".join(lines)
+        text = block.binary.view(pa.string())
+        if b"\r" in block.buffer:  # CRs left at line ends go, as Arrow would end a row there
+            data = pa.py_buffer(b"\n".join(block.lines[int(i)].rstrip(b"\r") for i in idx))
+        else:
+            data = block_text(block, text, idx)
         rejected: list[tuple[int, int]] = []
 
         def handler(row: pcsv.InvalidRow) -> str:
@@ -119,7 +161,7 @@ class NfdumpCsvParser:
         try:
             table = pcsv.read_csv(
                 pa.BufferReader(data),
-                read_options=pcsv.ReadOptions(column_names=list(header), use_threads=False, block_size=len(data) + 1),
+                read_options=pcsv.ReadOptions(column_names=list(header), use_threads=False, block_size=data.size + 1),
                 parse_options=pcsv.ParseOptions(quote_char=False, escape_char=False, ignore_empty_lines=False,
                                                 invalid_row_handler=handler),
                 convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in include},
@@ -152,7 +194,7 @@ class NfdumpCsvParser:
             is_icmp = pc.fill_null(pc.match_substring_regex(dp, _ICMP), False)
             if c._np_mask(is_icmp).any():
                 icmp, dp = pc.if_else(is_icmp, dp, None), pc.if_else(is_icmp, None, dp)
-        raw = pa.array([block.lines[int(i)].decode("utf-8") for i in rows], pa.string())
+        raw = take_rows(text, rows)
         line_numbers = np.asarray(rows + block.first_line)
         strip = lambda a: None if a is None else pc.utf8_trim_whitespace(a)  # noqa: E731
         dst_port = c.to_int(dp, wanted["dp"] or "dp", chk, "port", 65535, pa.int32())
@@ -195,3 +237,11 @@ class NfdumpCsvParser:
 
 
 PARSER = NfdumpCsvParser()
+
+
+def _valid_utf8(lines: pa.Array) -> bool:
+    try:
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True

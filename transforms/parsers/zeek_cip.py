@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from transforms.model import DeadLetter, conform
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import take_rows
 from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
 from transforms.parsers.base import ParseContext
 from transforms.read import Block
@@ -89,7 +90,7 @@ class ZeekCipParser(ZeekLogParser):
             failed = pc.fill_null(pc.and_(pc.not_equal(status, ""), pc.not_equal(status, "Success")), False)
             result = pc.if_else(failed, c.join_text("error:", status), "ok")
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         columns = {
             **self._common_columns(b, ctx, chk, require_time),
             "service": c.const("cip", n),
@@ -113,7 +114,7 @@ class ZeekCipParser(ZeekLogParser):
         get = cols.get
         chk = c.Checks(n)
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         columns = {
             **self._common_columns(b, ctx, chk, require_time),
             "service": c.const("cip", n), "action": c.const("cip.list_identity", n),

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import take_rows
 from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
 from transforms.parsers.base import ParseContext
 from transforms.read import Block
@@ -57,7 +58,7 @@ class ZeekConnParser(ZeekLogParser):
             "action": c.const("flow", n),
         }
         line_numbers = b.rows + block.first_line
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         columns["raw"] = raw
         columns["raw_ref"] = c.raw_refs(block.path, line_numbers)
         columns["attrs"] = c.build_attrs(n, {"uid": col("uid")})

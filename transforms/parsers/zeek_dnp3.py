@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from transforms.model import DeadLetter, conform
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import take_rows
 from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
 from transforms.parsers.base import ParseContext
 from transforms.parsers.zeek_modbus import _operations
@@ -59,7 +60,7 @@ class ZeekDnp3Parser(ZeekLogParser):
         cols = {k: c.to_text(v, n, b.empty_field) for k, v in b.cols.items() if k not in ("ts", "id.orig_p", "id.resp_p")}
         get = cols.get
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         control = "function_code" in b.fields and "index_number" in b.fields
         if not control and "fc_request" not in b.fields:
             what = f"#path {b.log_path}" if b.log_path else "no fc_request field"

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from transforms.model import DeadLetter, empty_events
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import take_rows
 from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
 from transforms.parsers.base import ParseContext
 from transforms.read import Block
@@ -80,7 +81,7 @@ class ZeekDnsParser(ZeekLogParser):
             return c.to_text(col(name), n, b.empty_field)
 
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         columns = {
             **self._common_columns(b, ctx, chk, require_time),
             "proto": text("proto"),

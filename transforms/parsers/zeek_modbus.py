@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from transforms.model import DeadLetter
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import take_rows
 from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
 from transforms.parsers.base import ParseContext
 from transforms.read import Block
@@ -142,7 +143,7 @@ class ZeekModbusParser(ZeekLogParser):
                                                       pa.scalar("exception")), result)
         ops = _operations(b.memo.setdefault("ops", {}), cols.get("uid"), verb, cols.get("tid"))
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         columns = {
             **self._common_columns(b, ctx, chk, require_time),
             "proto": c.const("tcp", n),

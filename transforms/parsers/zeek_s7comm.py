@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from transforms.model import DeadLetter, conform
 from transforms.parsers import _common as c
+from transforms.parsers._buffers import take_rows
 from transforms.parsers._zeek import ZeekBatch, ZeekLogParser
 from transforms.parsers.base import ParseContext
 from transforms.read import Block
@@ -133,7 +134,7 @@ class ZeekS7commParser(ZeekLogParser):
                 require_time: bool) -> tuple[pa.Table, list[DeadLetter]]:
         n = len(b.rows)
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         if b.log_path == "s7comm_plus" or "opcode" in b.fields:
             return self._plus(b, block, lines, ctx, require_time, _text(b))
         if b.log_path == "s7comm_known_devices" or "module_serial" in b.fields:
@@ -218,7 +219,7 @@ class ZeekS7commParser(ZeekLogParser):
         key = opname if get("function_name") is None else pc.coalesce(get("function_name"), opname)
         words = pc.utf8_trim(pc.replace_substring_regex(pc.utf8_lower(key), r"[^a-z0-9]+", "_"), "_")
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         columns = {
             **self._common_columns(b, ctx, chk, require_time),
             "proto": c.const("tcp", n), "service": c.const("s7comm_plus", n),
@@ -240,7 +241,7 @@ class ZeekS7commParser(ZeekLogParser):
         get = cols.get
         chk = c.Checks(n)
         line_numbers = np.asarray(b.rows + block.first_line)
-        raw = lines.take(pa.array(b.rows))
+        raw = take_rows(lines, b.rows)
         columns = {
             **self._common_columns(b, ctx, chk, require_time),
             "proto": c.const("tcp", n), "service": c.const("s7comm", n),
