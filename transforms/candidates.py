@@ -4,9 +4,9 @@ Detection runs on every raw event, so this is the per-row cost of the pipeline's
 All enabled detections' ``kinds`` and ``where:`` blocks are evaluated together: a condition
 that several detections share (``kind: ot``, ``dst_asset`` of a crane PLC, the engineering
 hosts) is computed once per batch, and a detection stops at its first condition that no
-row meets. What the batch alone decides needs no compute at all: a batch holds one event
-kind (one file, one format), so a detection of another kind costs nothing, and a condition
-on a column the batch leaves empty (or fills everywhere) is a constant.
+row meets. What the batch alone decides needs no compute at all: a batch is a block of one
+file, so it mostly holds one event kind and a detection of another kind costs nothing; a
+condition on a column the batch leaves empty (or fills everywhere) is a constant.
 
 Only the rows some detection keeps become Python dicts, taken from the batch once for all
 detections; the timestamp column, the costliest to convert, goes through integer
@@ -208,7 +208,7 @@ def _copy(event: dict[str, Any]) -> dict[str, Any]:
 
 def to_pylist(table: pa.Table, attrs_as_dict: bool = False) -> list[dict[str, Any]]:
     """``table.to_pylist()``, equal value for value, with UTC timestamps built from their
-    integers (pyarrow looks the time zone up once per value, ~30 µs each); with
+    integers (pyarrow looks the time zone up once per value, tens of µs each); with
     ``attrs_as_dict`` the ``attrs`` map as a dict (as a detection sees it)."""
     names = table.column_names
     cols = [_column(table.column(name)) for name in names]

@@ -1,9 +1,9 @@
 """Detection: run every enabled detection over an enriched batch, emit only hits.
 
-The ``where:`` block of each detection is evaluated on the whole Arrow batch; only the rows
-it keeps become Python dicts for the detection's ``rule``. Hits with the same
-(detection, dedup key) in one batch are merged at once, so the data leaving this stage is
-small whatever the input volume.
+The ``where:`` blocks of all detections are evaluated on the whole Arrow batch in one pass
+(``transforms/candidates.py``); only the rows they keep become Python dicts for the
+detections' ``rule``. Hits with the same (detection, dedup key) in one batch are merged at
+once, so the data leaving this stage is small whatever the input volume.
 
 Stateful detections share the vectorized filter: their candidate rows (optionally reduced
 to the first row per ``distinct`` tuple in the batch) leave this stage keyed by
