@@ -58,6 +58,24 @@ def test_unknown_technique_is_rejected_at_load(tmp_path: Path) -> None:
     assert str(p) in msg and "techniques[1]" in msg and "T9999" in msg
 
 
+def test_broken_yaml_names_the_file_and_the_place(tmp_path: Path) -> None:
+    p = _yml(tmp_path, "broken", BASE.format(id="broken", techniques="[T0886", where="{kind: ot}"))
+    with pytest.raises(DetectionError) as exc:
+        load_meta(p)
+    msg = str(exc.value)
+    assert str(p) in msg and "expected valid YAML" in msg and "line 7" in msg
+
+
+def test_builtin_yaml_reads_the_same_with_either_yaml_loader() -> None:
+    import yaml
+
+    from detections.registry import BUILTIN_DIR, _load_yaml
+
+    for yml in sorted(BUILTIN_DIR.glob("*.yml")):
+        text = yml.read_text(encoding="utf-8")
+        assert _load_yaml(text) == yaml.safe_load(text), yml.name
+
+
 def test_revoked_technique_is_accepted(tmp_path: Path) -> None:
     # T0855 is revoked in ATT&CK v19; it still resolves (to its replacement) at export.
     p = _yml(tmp_path, "old_tech", BASE.format(id="old_tech", techniques="[T0855]", where="{kind: ot}"))

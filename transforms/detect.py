@@ -1,9 +1,9 @@
 """Detection: run every enabled detection over an enriched batch, emit only hits.
 
-The ``where:`` block of each detection is evaluated on the whole Arrow batch; only the rows
-it keeps become Python dicts for the detection's ``rule``. Hits with the same
-(detection, dedup key) in one batch are merged at once, so the data leaving this stage is
-small whatever the input volume.
+The ``where:`` blocks of all detections are evaluated on the whole Arrow batch in one pass
+(``transforms/candidates.py``); only the rows they keep become Python dicts for the
+detections' ``rule``. Hits with the same (detection, dedup key) in one batch are merged at
+once, so the data leaving this stage is small whatever the input volume.
 
 Stateful detections share the vectorized filter: their candidate rows (optionally reduced
 to the first row per ``distinct`` tuple in the batch) leave this stage keyed by
@@ -36,10 +36,10 @@ from detections.api import (
     criticality_severity,
     resolve_kinds,
     resolve_where,
-    where_mask,
 )
 from detections.registry import load_registry
 from pipelines.config import Config, DetectionSettings
+from transforms.candidates import BatchMasks, first_per_distinct_indices, row_indices, take_rows
 from transforms.locations import relative_ref
 from transforms.model import Evidence, Finding, sha256_text
 
@@ -92,19 +92,18 @@ class Detector:
             return [], []
         hits: list[Finding] = []
         keyed: list[tuple[str, dict[str, Any]]] = []
-        cache: dict[str, Any] = {}  # condition masks shared by the detections on this batch
+        masks = BatchMasks(table)  # condition masks shared by the detections on this batch
+        chosen: list[tuple[Detection, DetectionContext]] = []
+        wanted: list[pa.Array] = []
         for det, ctx in self.active:
-            kinds = where_mask(table, {"kind": {"in": list(det.meta.kinds)}}, cache)
-            mask = pc.and_(kinds, where_mask(table, self.where[det.meta.id], cache))
-            if det.stateful is not None and det.meta.distinct:
-                candidates = first_per_distinct(table, det.meta.distinct, mask)
-            else:
-                candidates = table.filter(mask)
-            if candidates.num_rows == 0:
-                continue
-            for event in candidates.to_pylist():
-                if isinstance(event.get("attrs"), list):
-                    event["attrs"] = dict(event["attrs"])
+            idx = row_indices(table.num_rows, masks.detection(det.meta.kinds, self.where[det.meta.id]))
+            if len(idx) and det.stateful is not None and det.meta.distinct:
+                idx = first_per_distinct_indices(table, det.meta.distinct, idx)
+            if len(idx):
+                chosen.append((det, ctx))
+                wanted.append(idx)
+        for (det, ctx), events in zip(chosen, take_rows(table, wanted)):
+            for event in events:
                 if det.stateful is not None:
                     if ctx.allowlisted(event):
                         continue
@@ -186,18 +185,10 @@ def _compact(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def first_per_distinct(table: pa.Table, fields: tuple[str, ...], mask: Any = None) -> pa.Table:
-    """The earliest row (of those ``mask`` keeps) of each distinct ``fields`` tuple,
-    vectorized and touching only the key columns until the few kept rows are taken: a
-    first-seen detection needs one row per batch, however many repeats the batch holds."""
-    idx = pc.indices_nonzero(mask) if mask is not None else pa.array(range(table.num_rows), pa.uint64())
-    keys = table.select(["time", *fields]).take(idx)
-    order = pc.sort_indices(keys, sort_keys=[("time", "ascending")])
-    keys, idx = keys.take(order), pc.take(idx, order)
-    key = pc.binary_join_element_wise(
-        *[pc.fill_null(pc.cast(keys.column(f), pa.string()), "") for f in fields], "\x1f"
-    )
-    firsts = pc.index_in(pc.unique(key), value_set=key)
-    return table.take(pc.take(idx, firsts))
+    """The earliest row (of those ``mask`` keeps) of each distinct ``fields`` tuple
+    (``transforms/candidates.py``)."""
+    idx = row_indices(table.num_rows, True if mask is None else mask)
+    return table.take(first_per_distinct_indices(table, fields, idx))
 
 
 def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule: bool = True) -> Finding | None:

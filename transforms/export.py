@@ -76,6 +76,18 @@ def _write_sorted_lines(lines: list[str], path: str, presorted: bool = False) ->
     os.replace(tmp, path)
 
 
+def write_incident_files(incidents: list[Incident], out_dir: str) -> None:
+    """``incidents.jsonl`` and ``findings.jsonl`` (each finding with its incident's id), both
+    in event-time order (ties by the JSON text, then by finding id)."""
+    rows = sorted((i.first_seen, incident_json(i)) for i in incidents)
+    _write_sorted_lines([r for _, r in rows], os.path.join(out_dir, "incidents.jsonl"), presorted=True)
+    members = sorted(
+        (f.first_seen, f.finding_id, json.dumps({**f.to_dict(), "incident_id": i.incident_id}, sort_keys=True))
+        for i in incidents for f in i.findings
+    )
+    _write_sorted_lines([r for *_, r in members], os.path.join(out_dir, "findings.jsonl"), presorted=True)
+
+
 class ExportIncidents(beam.PTransform):
     """Incidents → STIX bundles per sharing profile (``stix/``, ``stix-<profile>/``, optional
     ``reports/<profile>.json``) plus sorted ``incidents.jsonl``/``findings.jsonl``."""
@@ -87,16 +99,9 @@ class ExportIncidents(beam.PTransform):
 
     def expand(self, incidents: beam.PCollection) -> beam.PCollection:
         out = self.out_dir
-        incidents | "Incident as JSON" >> beam.Map(lambda i: (i.first_seen, incident_json(i))) | (
-            "Collect incidents" >> beam.combiners.ToList()
-        ) | "Write incidents.jsonl" >> beam.Map(
-            lambda rows: _write_sorted_lines([r for _, r in sorted(rows)], os.path.join(out, "incidents.jsonl"), presorted=True)
-        )
-        incidents | "Member findings" >> beam.FlatMap(
-            lambda i: [(f.first_seen, f.finding_id, json.dumps({**f.to_dict(), "incident_id": i.incident_id}, sort_keys=True)) for f in i.findings]
-        ) | "Collect findings" >> beam.combiners.ToList() | "Write findings.jsonl" >> beam.Map(
-            lambda rows: _write_sorted_lines([r for *_, r in sorted(rows)], os.path.join(out, "findings.jsonl"), presorted=True)
-        )
+        # One collection for both files (one combine in the graph, not one per file).
+        incidents | "Collect incidents" >> beam.combiners.ToList() | (
+            "Write incidents.jsonl and findings.jsonl" >> beam.Map(write_incident_files, out))
         from stix_export.redact import load_secret
 
         load_secret(self.cfg)  # fail before the run, not in a worker, when a needed secret is missing

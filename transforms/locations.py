@@ -50,9 +50,11 @@ def source_roots(cfg: Config) -> tuple[str, ...]:
     return _roots(cfg.base_dir, tuple(str(r) for r in extra), patterns, spools)
 
 
+@functools.lru_cache(maxsize=4096)
 def relative_path(path: str, roots: tuple[str, ...]) -> str:
     """``path`` relative to the first (longest) root holding it, ``/``-separated; a path
-    under no root keeps its file name only (never a host's absolute path)."""
+    under no root keeps its file name only (never a host's absolute path). Cached: every
+    finding's evidence asks, for the few files of a run."""
     if not os.path.isabs(path):
         return path.replace(os.sep, "/")
     full = os.path.normpath(path)
