@@ -132,6 +132,40 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     assert _hashes(a) != _hashes(c)
 
 
+def test_small_chunks_stream_the_same_complete_files(corpus: Path, truth: dict[str, Any], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Draws and writes in chunks of a few hundred rows give the default corpus byte for
+    byte, every file written in many bounded writes, complete and with its exact count."""
+    from pipelines.generate import columns, writers
+
+    monkeypatch.setattr(columns, "DRAW_CHUNK", 301)
+    monkeypatch.setattr(writers, "CHUNK", 257)
+    writes: dict[str, list[int]] = {}
+    real_init, real_write = writers._Sink.__init__, writers._Sink.write
+
+    def init(self: Any, path: str, compress: bool) -> None:
+        real_init(self, path, compress)
+        self.name = Path(path).relative_to(tmp_path).as_posix()
+
+    def write(self: Any, data: bytes) -> None:
+        writes.setdefault(self.name, []).append(data.count(b"\n") - data.count(b"\n#") - data.startswith(b"#"))
+        real_write(self, data)
+
+    monkeypatch.setattr(writers._Sink, "__init__", init)
+    monkeypatch.setattr(writers._Sink, "write", write)
+    generate(str(tmp_path), events=20000, seed=7)
+    assert _hashes(tmp_path) == _hashes(corpus)
+    assert max(n for counts in writes.values() for n in counts) <= 257
+    for name in ("zeek/conn.log", "zeek/modbus.log", "zeek/dns.log", "cms/cms-events.jsonl"):
+        assert len([n for n in writes[name] if n]) >= 3, name  # several chunks of data lines
+        assert sum(writes[name]) == truth["files"][name]
+    for name, n in truth["files"].items():
+        lines = _open_text(tmp_path / name)
+        assert len([line for line in lines if not line.startswith("#")]) == n, name
+        if name.endswith(".gz"):
+            assert lines[-1].startswith("#close"), name
+
+
 def test_regenerating_over_a_bigger_corpus_leaves_no_stale_files(tmp_path: Path) -> None:
     generate(str(tmp_path), events=400_000, seed=1)
     info = generate(str(tmp_path), events=3000, seed=1)

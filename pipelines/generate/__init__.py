@@ -65,9 +65,9 @@ def generate(out_dir: str, events: int = 20000, seed: int = 7, benign_only: bool
         for stale in glob.glob(os.path.join(out_dir, pattern)):
             os.remove(stale)
     files: dict[str, int] = {}
-    files.update(write_conn(out_dir, concat(parts.conn), start, end))
-    files.update(write_modbus(out_dir, concat(parts.modbus), start, end))
-    files.update(write_dns(out_dir, concat(parts.dns), start, end))
+    files.update(write_conn(out_dir, concat(parts.conn, release=True), start, end))
+    files.update(write_modbus(out_dir, concat(parts.modbus, release=True), start, end))
+    files.update(write_dns(out_dir, concat(parts.dns, release=True), start, end))
     files.update(write_s7comm(out_dir, parts.s7, start, end))
     files.update(write_cip(out_dir, parts.cip, start, end))
     files.update(write_cms(out_dir, parts.cms))

@@ -28,8 +28,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipelines.generate.columns import (
-    CRANE_PROFILE, IDENTIFY, OFFICE_PROFILE, READS, WRITES, Columns, Parts, concat, diurnal_times, flows,
-    modbus_sessions, periodic_times, split_counts,
+    CRANE_PROFILE, IDENTIFY, OFFICE_PROFILE, READS, WRITES, Columns, Parts, code, codes, concat, diurnal_times, drawn,
+    flows, modbus_sessions, periodic_times, split_counts,
 )
 from pipelines.generate.terminal import (
     MINUTE_US, PARAMETER_LIMITS, US, Terminal, Vendor,
@@ -51,12 +51,12 @@ def _polling(rng: np.random.Generator, pairs: list[tuple[str, str]], txns: int, 
         # (however sparse the corpus) it is a known master before the learning period ends.
         times[:1] = np.minimum(times[:1], start + int(rng.integers(0, 15 * MINUTE_US)))
         ts.append(times)
-        orig += [o] * int(k)
-        resp += [r] * int(k)
+        orig.append(np.full(int(k), code(o), np.int32))
+        resp.append(np.full(int(k), code(r), np.int32))
     ts_all = np.concatenate(ts)
     n_txn = split_counts(rng, max(txns, len(ts_all)), len(ts_all))
-    f = rng.choice(np.array(funcs), int(n_txn.sum()), p=np.array(probs))
-    return modbus_sessions(rng, ts_all, np.array(orig), np.array(resp), n_txn, f, gap_us)
+    f = rng.choice(codes(funcs), int(n_txn.sum()), p=np.array(probs))
+    return modbus_sessions(rng, ts_all, np.concatenate(orig), np.concatenate(resp), n_txn, f, gap_us)
 
 
 def modbus_traffic(rng: np.random.Generator, term: Terminal, start: int, end: int,
@@ -80,16 +80,16 @@ def modbus_traffic(rng: np.random.Generator, term: Terminal, start: int, end: in
     n_sess = max(2, round(ews_txns / 6))
     centers = diurnal_times(rng, max(1, n_sess // 3), start, end_s - 40 * MINUTE_US, CRANE_PROFILE)
     ts = np.sort(rng.choice(centers, n_sess) + rng.integers(0, 30 * MINUTE_US, n_sess))
-    ews = np.array([h.address for h in term.engineering])[rng.integers(0, len(term.engineering), n_sess)]
-    plcs = np.array([c.plc for c in cranes])[rng.integers(0, len(cranes), n_sess)]
+    ews = codes([h.address for h in term.engineering])[rng.integers(0, len(term.engineering), n_sess)]
+    plcs = codes([c.plc for c in cranes])[rng.integers(0, len(cranes), n_sess)]
     n_txn = split_counts(rng, max(ews_txns, n_sess), n_sess)
     total = int(n_txn.sum())
     write = rng.random(total) < 0.3
     write[rng.integers(0, total)] = True  # at least one write in every corpus
     # Reads, and now and then the identification an engineering tool sends on connecting
     # (the benign look-alike of a scanner's reconnaissance reads).
-    funcs = np.where(write, rng.choice(np.array(WRITES), total, p=[.5, .35, .15]),
-                     rng.choice(np.array(READS[:3] + IDENTIFY), total, p=[.55, .25, .12, .05, .03]))
+    funcs = np.where(write, rng.choice(codes(WRITES), total, p=[.5, .35, .15]),
+                     rng.choice(codes(READS[:3] + IDENTIFY), total, p=[.55, .25, .12, .05, .03]))
     conn, txn = modbus_sessions(rng, ts, ews, plcs, n_txn, funcs, gap_us=900_000)
     out.conn.append(conn)
     out.modbus.append(txn)
@@ -103,7 +103,7 @@ def ot_flows(rng: np.random.Generator, term: Terminal, start: int, end: int, ntp
     clients += [h.address for h in (*term.engineering, term.jump_host, term.historian)]
     per = split_counts(rng, max(ntp_n, len(clients)), len(clients))
     ts = np.concatenate([periodic_times(rng, int(k), start, end, 0.1) for k in per])
-    src = np.repeat(np.array(clients), per)
+    src = np.repeat(codes(clients), per)
     parts = [flows(rng, ts, src, term.ntp.address, 123, "udp", "ntp", out_median=48,
                    in_median=48, dur_median=0.004, orig_p=123)]
     parts[0]["orig_bytes"][:] = 48
@@ -116,23 +116,23 @@ def ot_flows(rng: np.random.Generator, term: Terminal, start: int, end: int, ntp
     k = max(len(term.cranes), round(misc_n * 0.45))
     per = split_counts(rng, k, len(term.cranes))
     ts = np.concatenate([periodic_times(rng, int(n), start, end) for n in per])
-    parts.append(flows(rng, ts, np.repeat([c.cms for c in term.cranes], per), term.historian.address,
+    parts.append(flows(rng, ts, np.repeat(codes([c.cms for c in term.cranes]), per), term.historian.address,
                        4840, "tcp", "-", out_median=6000, in_median=400, dur_median=0.8))
     k = max(len(term.cranes), round(misc_n * 0.40))
     per = split_counts(rng, k, len(term.cranes))
     ts = np.concatenate([periodic_times(rng, int(n), start, end) for n in per])
     idx = np.repeat(np.arange(len(term.cranes)), per)
-    parts.append(flows(rng, ts, np.array([c.hmi for c in term.cranes])[idx],
-                       np.array([c.cms for c in term.cranes])[idx], 4840, "tcp", "-",
+    parts.append(flows(rng, ts, codes([c.hmi for c in term.cranes])[idx],
+                       codes([c.cms for c in term.cranes])[idx], 4840, "tcp", "-",
                        out_median=300, in_median=5000, dur_median=0.3))
     # Engineers reach the OT through the jump host (IT desk → jump host → workstation).
     k = max(2, misc_n - sum(len(p["ts"]) for p in parts[1:]))
     ts = diurnal_times(rng, k, start, end, OFFICE_PROFILE)
     hop = rng.random(k) < 0.5
-    office = np.array(term.office_hosts[:6])[rng.integers(0, 6, k)]
-    ews = np.array([h.address for h in term.engineering])[rng.integers(0, len(term.engineering), k)]
-    parts.append(flows(rng, ts, np.where(hop, term.jump_host.address, office),
-                       np.where(hop, ews, term.jump_host.address), 3389, "tcp", "rdp",
+    office = codes(term.office_hosts[:6])[rng.integers(0, 6, k)]
+    ews = codes([h.address for h in term.engineering])[rng.integers(0, len(term.engineering), k)]
+    jump = code(term.jump_host.address)
+    parts.append(flows(rng, ts, np.where(hop, jump, office), np.where(hop, ews, jump), 3389, "tcp", "rdp",
                        out_median=80_000, in_median=900_000, dur_median=600))
     return Parts(conn=parts)
 
@@ -151,10 +151,10 @@ def dns_lookups(rng: np.random.Generator, conn: Columns, queries: np.ndarray, an
     aaaa = rng.random(n) < 0.2  # an AAAA question: answered empty (no IPv6 for these names)
     return {"ts": conn["ts"], "uid": conn["uid"], "orig_h": conn["orig_h"], "orig_p": conn["orig_p"],
             "resp_h": conn["resp_h"], "resp_p": conn["resp_p"], "proto": conn["proto"],
-            "trans_id": rng.integers(0, 65536, n), "rtt": rng.integers(300, 40_000, n),
-            "query": queries, "qtype": np.where(aaaa, "AAAA", "A"),
-            "rcode": np.where(nxdomain, "NXDOMAIN", "NOERROR"),
-            "answers": np.where(nxdomain | aaaa, "-", answers)}
+            "trans_id": rng.integers(0, 65536, n).astype(np.int32), "rtt": rng.integers(300, 40_000, n).astype(np.int32),
+            "query": codes(queries), "qtype": np.where(aaaa, code("AAAA"), code("A")).astype(np.int32),
+            "rcode": np.where(nxdomain, code("NXDOMAIN"), code("NOERROR")).astype(np.int32),
+            "answers": np.where(nxdomain | aaaa, code("-"), codes(answers)).astype(np.int32)}
 
 
 def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
@@ -162,7 +162,7 @@ def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
     """Office IT: DNS/Kerberos/LDAP/SMB inside (each DNS flow also a dns.log lookup, so a
     lookup is two records), and bursty web traffic to the internet."""
     dc, dns, fs = (h.address for h in term.it_servers)
-    hosts = np.array(term.office_hosts)
+    hosts = codes(term.office_hosts)
     host_w = 1 / np.arange(1, len(hosts) + 1) ** 0.6
     host_w /= host_w.sum()
     parts: list[Columns] = []
@@ -173,11 +173,11 @@ def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
         kind = kind[: max(1, int(np.searchsorted(np.cumsum(1 + (kind == 0)), internal_n, side="right")))]
         n = len(kind)
         ts = diurnal_times(rng, n, start, end, OFFICE_PROFILE)
-        dst = np.array([dns, dc, dc, fs])[kind]
+        dst = codes([dns, dc, dc, fs])[kind]
         port = np.array([53, 88, 389, 445])[kind]
-        proto = np.array(["udp", "tcp", "tcp", "tcp"])[kind]
-        svc = np.array(["dns", "krb_tcp", "ldap", "smb"])[kind]
-        state = np.where(rng.random(n) < 0.01, "S0", "SF")
+        proto = codes(["udp", "tcp", "tcp", "tcp"])[kind]
+        svc = codes(["dns", "krb_tcp", "ldap", "smb"])[kind]
+        state = np.where(rng.random(n) < 0.01, code("S0"), code("SF"))
         f = flows(rng, ts, rng.choice(hosts, n, p=host_w), dst, port, proto, svc, state,
                   out_median=300, in_median=900, dur_median=0.05)
         parts.append(f)
@@ -185,8 +185,8 @@ def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
         if is_dns.any():
             k = int(is_dns.sum())
             dom_w = 1 / np.arange(1, len(DOMAINS) + 1) ** 1.1
-            q = rng.choice(np.array(DOMAINS), k, p=dom_w / dom_w.sum())
-            pool = np.array(term.internet)
+            q = rng.choice(codes(DOMAINS), k, p=dom_w / dom_w.sum())
+            pool = codes(term.internet)
             lookups.append(dns_lookups(rng, {c: v[is_dns] for c, v in f.items()}, q,
                                        rng.choice(pool, k), rng.random(k) < 0.02))
     if internet_n > 0:
@@ -199,25 +199,36 @@ def office_flows(rng: np.random.Generator, term: Terminal, start: int, end: int,
         sizes = sizes[sizes > 0]
         nb = len(sizes)
         t0 = diurnal_times(rng, nb, start, end - 2 * MINUTE_US, OFFICE_PROFILE)
-        burst = np.repeat(np.arange(nb), sizes)
-        step = rng.exponential(0.4 * US, internet_n).astype(np.int64)
-        cum = np.cumsum(step)
+        # (the bulk of a large corpus: drawn in chunks, into compact dtypes; same values)
+        burst = np.repeat(np.arange(nb, dtype=np.int32), sizes)
+        cum = np.cumsum(drawn(internet_n, lambda m: rng.exponential(0.4 * US, m), lambda v: v.astype(np.int64)))
         firsts = np.zeros(nb, dtype=np.int64)
         np.cumsum(sizes[:-1], out=firsts[1:])
-        ts = t0[burst] + cum - cum[firsts][burst]
-        pool = np.array(term.internet)
+        ts = t0[burst]
+        ts += cum
+        ts -= (cum[firsts])[burst]
+        del cum
+        np.minimum(ts, end - 1, out=ts)
+        pool = codes(term.internet)
         site_w = 1 / np.arange(1, len(pool) + 1) ** 1.1
         site = rng.choice(len(pool), nb, p=site_w / site_w.sum())
-        dst = np.where(rng.random(internet_n) < 0.7, pool[site][burst], rng.choice(pool, internet_n))
+        near = drawn(internet_n, rng.random, lambda v: v < 0.7)
+        dst = np.where(near, pool[site][burst], drawn(internet_n, lambda m: rng.choice(pool, m)))
+        del near
         src = rng.choice(hosts, nb, p=host_w)[burst]
-        kind = rng.choice(4, internet_n, p=[.78, .08, .10, .04])
-        port = np.array([443, 80, 443, 8443])[kind]
-        proto = np.array(["tcp", "tcp", "udp", "tcp"])[kind]
-        svc = np.array(["ssl", "http", "quic", "-"])[kind]
-        r = rng.random(internet_n)
-        state = np.where(r < 0.03, "S0", np.where(r < 0.05, "RSTO", np.where(r < 0.06, "REJ", "SF")))
-        state[proto == "udp"] = np.where(state[proto == "udp"] == "S0", "S0", "SF")
-        parts.append(flows(rng, np.minimum(ts, end - 1), src, dst, port, proto, svc, state,
+        del burst
+        kind = drawn(internet_n, lambda m: rng.choice(4, m, p=[.78, .08, .10, .04]), lambda v: v.astype(np.int8))
+        port = np.array([443, 80, 443, 8443], np.int32)[kind]
+        proto = codes(["tcp", "tcp", "udp", "tcp"])[kind]
+        svc = codes(["ssl", "http", "quic", "-"])[kind]
+        del kind
+        s0, sf = np.int32(code("S0")), np.int32(code("SF"))
+        rsto, rej = np.int32(code("RSTO")), np.int32(code("REJ"))
+        state = drawn(internet_n, rng.random, lambda r: np.where(r < 0.03, s0, np.where(r < 0.05, rsto, np.where(
+            r < 0.06, rej, sf))))
+        udp = proto == code("udp")
+        state[udp] = np.where(state[udp] == s0, s0, sf)
+        parts.append(flows(rng, ts, src, dst, port, proto, svc, state,
                            out_median=900, in_median=12_000, dur_median=1.5))
     return Parts(conn=parts, dns=lookups)
 
