@@ -34,7 +34,9 @@ setup(
         # apache-beam 2.77 with `pip check` clean (checked with misp-stix 2026.10.12).
         "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4",
                  # drives the system Chromium (never downloads a browser) for the report test
-                 "playwright>=1.49", "hypothesis>=6.170"],
+                 "playwright>=1.49", "hypothesis>=6.170",
+                 # an independent Sigma engine: the differential test runs each rule as SQL in SQLite
+                 "pysigma-backend-sqlite>=2.1.1,<3"],
         "bench": ["duckdb>=1.1"],
     },
     entry_points={
