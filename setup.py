@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pipelines*", "transforms*", "detections*", "stix_export*"]),
     package_data={
-        "detections": ["*.yml", "builtin/*.yml", "builtin/testdata/*.json"],
+        "detections": ["*.yml", "builtin/*.yml", "builtin/testdata/*.json", "sigma/*.yml"],
         "stix_export": ["*.yml", "*.json"],
         "pipelines.html_report": ["templates/*.j2", "templates/*.css"],
         "pipelines.mandated": ["templates/*.j2", "regimes/*.yml"],

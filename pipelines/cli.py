@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     from pipelines.formats_cli import add_parsers as add_format_parsers  # formats list
 
     add_format_parsers(sub)
+    from pipelines.sigma_cli import add_parsers as add_sigma_parsers  # sigma check
+
+    add_sigma_parsers(sub)
     return p
 
 
@@ -181,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipelines.formats_cli import run as run_formats
 
             return run_formats(args)
+        if args.command == "sigma":
+            from pipelines.sigma_cli import run as run_sigma
+
+            return run_sigma(args)
         if args.command == "demo":
             data = os.path.join(args.out, "data")
             rc = _generate(data, args.events, args.seed)
