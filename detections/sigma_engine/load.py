@@ -34,6 +34,11 @@ class LoadResult:
         return self.files.get(id(rule), "")
 
 
+def rule_from_dict(d: dict) -> SigmaRule:
+    """One rule from its parsed YAML, with the same (trusted) policy as ``load_rules``."""
+    return SigmaRule.from_dict(d, policy=TrustedPolicy)
+
+
 def rule_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[tuple[str, str]]]:
     """The rule files named by ``paths`` (folders: every .yml/.yaml below, sorted)."""
     files: list[str] = []
