@@ -28,6 +28,9 @@ setup(
         "zstandard>=0.22",
         "taxii2-client>=2.3.0,<3",  # cranewatch share / intel import --taxii
         "jinja2>=3.1",  # report.html: autoescaped templates (log lines are hostile input)
+        # Sigma rules: parsing, modifiers, conditions, correlations and processing pipelines
+        # come from pySigma (detections/sigma_engine), never from a parser of our own.
+        "pysigma>=2.0.1,<3",
     ],
     extras_require={
         # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside

@@ -39,8 +39,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c = ssub.add_parser("check", help="load rules, name load errors, unmapped fields, unsupported modifiers, "
                         "row-wise rules and the sources each rule applies to")
     c.add_argument("rules", nargs="+", help="Sigma rule files or folders")
-    c.add_argument("--config", help="a config file: list its sources per rule and use its sigma pipelines "
-                   "(default: none, formats are listed)")
+    c.add_argument("--config", help="a config file: list its sources per rule and apply its sigma.pipelines "
+                   "files (default: none, formats are listed)")
     c.add_argument("--strict", action="store_true", help="warnings fail the check too")
     c.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -50,45 +50,35 @@ def _logsource_text(ls: Any) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def config_taxonomies(cfg: Any) -> Optional[tuple]:
-    """The taxonomies a config selects and adds (``sigma.pipelines``), None for the shipped ones."""
-    from detections.sigma_engine.pipelines import build_taxonomies
-
-    sigma = getattr(cfg, "sigma", None) if cfg is not None else None
-    extra = getattr(sigma, "pipelines", None) if sigma is not None else None
-    if not extra:
-        return None
-    return build_taxonomies([e if isinstance(e, dict) else e.model_dump(exclude_none=True) for e in extra])
-
-
 def check(paths: Iterable[str], cfg: Any = None) -> list[RuleReport]:
     """One report per rule loaded and per file that failed to load."""
     from detections.sigma_engine.compile import compile_rule, rule_id
+    from detections.sigma_engine.engine import _pipeline_files, pipeline_of, rule_paths
     from detections.sigma_engine.load import load_rules
-    from detections.sigma_engine.pipelines import sources_for, taxonomy_for, taxonomy_pipeline, unmapped_fields
+    from detections.sigma_engine.pipelines import sources_for, taxonomy_for, unmapped_fields
 
-    taxes = config_taxonomies(cfg)
+    extra, pipe_errors = _pipeline_files(rule_paths(cfg)[1] if cfg is not None else ())
     loaded = load_rules(list(paths))
-    reports = [RuleReport(file=f, type="load-error", errors=[reason]) for f, reason in loaded.errors]
+    reports = [RuleReport(file=f, type="load-error", errors=[reason]) for f, reason in [*loaded.errors, *pipe_errors]]
     sources = [s for s in getattr(cfg, "sources", []) if getattr(s, "enabled", True)]
     compiled: dict[str, RuleReport] = {}
     for rule in loaded.rules:
         rep = RuleReport(file=loaded.file_of(rule), id=rule_id(rule), title=rule.title or "",
                          logsource=_logsource_text(rule.logsource))
-        tax = taxonomy_for(rule.logsource, taxes)
+        tax = taxonomy_for(rule.logsource)
         if tax is None:
             rep.warnings.append(f"log source {rep.logsource} is not mapped: the rule applies to no source "
                                 "(add a sigma pipelines: entry for it)")
         else:
             rep.pipeline = tax.name
-            rep.applies_to = (sources_for(rule.logsource, sources, taxes) if cfg is not None
+            rep.applies_to = (sources_for(rule.logsource, sources) if cfg is not None
                               else sorted(tax.formats))
             if cfg is not None and not rep.applies_to:
                 rep.warnings.append(f"no configured source reads {tax.name} ({', '.join(tax.formats)})")
-            for f in unmapped_fields(rule, taxes):
+            for f in unmapped_fields(rule):
                 rep.warnings.append(f"field {f}: not mapped for {tax.name} (looked up as attrs.{f}; "
                                     "events without that key never match it)")
-            c = compile_rule(rule, taxonomy_pipeline(tax))
+            c = compile_rule(rule, pipeline_of(rule.logsource, extra))
             rep.vectorized = c.vectorized
             for reason in c.unsupported:
                 rep.errors.append(f"not supported, the rule is not run: {reason}")
@@ -123,11 +113,7 @@ def run(args: argparse.Namespace) -> int:
         from pipelines.config import load_config
 
         cfg = load_config(args.config)  # ConfigError: the CLI prints it and exits 2
-    try:
-        reports = check(args.rules, cfg)
-    except ValueError as exc:  # a bad sigma pipelines: entry
-        print(f"{args.config}: sigma.{exc}", flush=True)
-        return EXIT_USAGE
+    reports = check(args.rules, cfg)
     errors = sum(len(r.errors) for r in reports)
     warnings = sum(len(r.warnings) for r in reports)
     if args.json:

@@ -53,13 +53,14 @@ def test_zeek_rdp_adds_the_service_condition_and_keeps_the_negation_inside() -> 
     assert _items(rule)["cranewatch_logsource"] == [("service", ["rdp"])]
 
 
-def test_unlisted_fields_are_looked_up_in_attrs_and_named() -> None:
+def test_unlisted_fields_never_read_an_event_field_of_the_same_name() -> None:
     rule = SigmaRule.from_yaml(open(os.path.join(RULES, "firewall", "net_firewall_cleartext_protocols.yml")).read())
     assert sp.unmapped_fields(rule) == ["action", "blocked"]
     sp.pipeline_for(rule.logsource).apply(rule)
     items = _items(rule)
     assert items["selection"][0][0] == "dst_port"
     assert items["selection_allow1"][0][0] == "attrs.action"  # never the flow's own action column
+    assert items["selection_allow2"][0][0] == "blocked"  # not an event field: the engine reads attrs
     assert sp.source_kinds(rule.logsource) == {"zeek_conn", "suricata_eve", "nfdump_csv", "nfdump_json"}
 
 
@@ -93,7 +94,7 @@ def test_cms_event_types_and_own_keys() -> None:
                  "  condition: sel\n")
     sp.pipeline_for(rule.logsource).apply(rule)
     assert _items(rule)["sel"] == [("action", ["cms.parameter_change"]), ("target", ["hoist.max_speed"]),
-                                   ("attrs.alarm_code", ["A1203"])]  # unknown CMS keys are kept in attrs
+                                   ("alarm_code", ["A1203"])]  # left for site pipelines; read from attrs
 
 
 def test_event_model_category_restricts_by_kind_and_mapped_sources_by_their_kind() -> None:
@@ -108,33 +109,3 @@ def test_event_model_category_restricts_by_kind_and_mapped_sources_by_their_kind
                NS(name="portal", format="jsonl_mapped", mapping=NS(kind="remote_access")),
                NS(name="conn", format="zeek_conn", mapping=None)]
     assert sp.sources_for(ls, sources) == ["jump", "badges"]
-
-
-def test_config_pipelines_extend_and_add() -> None:
-    taxes = sp.build_taxonomies([
-        {"logsource": {"product": "zeek", "service": "conn"}, "fields": {"history": "attrs.history"}},
-        {"logsource": {"product": "acme", "service": "pam"}, "formats": ["remote_access_jsonl"],
-         "fields": {"Account": "user", "SrcAddr": "src_ip"}},
-    ])
-    conn = sp.taxonomy_for({"product": "zeek", "service": "conn"}, taxes)
-    assert conn.fields["history"] == "attrs.history" and conn.fields["id.orig_h"] == "src_ip"
-    assert conn.formats == ("zeek_conn",)
-    rule = _rule("{product: acme, service: pam}", "  sel:\n    Account: bob\n  condition: sel\n")
-    sp.pipeline_for(rule.logsource, taxes).apply(rule)
-    assert _items(rule)["sel"] == [("user", ["bob"])]
-    assert sp.source_kinds(rule.logsource, taxes) == {"remote_access_jsonl"}
-    only = sp.build_taxonomies(select=["zeek/conn"])
-    assert [t.name for t in only] == ["zeek/conn"]
-
-
-@pytest.mark.parametrize("entry, message", [
-    ({"logsource": {"product": "acme"}, "fields": {"A": "nope"}}, "pipelines[0].fields: expected event fields"),
-    ({"logsource": {"vendor": "acme"}}, "pipelines[0].logsource: expected"),
-    ({"logsource": {"product": "acme"}, "formats": ["zeek_con"]}, "pipelines[0].formats: expected a list"),
-    ({"logsource": {"product": "acme"}, "extra": 1}, "pipelines[0].extra: unknown key"),
-])
-def test_bad_config_pipelines_are_named(entry: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        sp.build_taxonomies([entry])
-    with pytest.raises(ValueError, match="expected shipped pipeline names"):
-        sp.build_taxonomies(select=["zeek/con"])

@@ -58,7 +58,10 @@ class Detector:
     """Holds the enabled detections with their resolved parameters for one config."""
 
     def __init__(self, cfg: Config, registry: dict[str, Detection] | None = None):
-        registry = registry if registry is not None else load_registry()
+        if registry is None:  # built-ins and plugins, and the config's Sigma rules
+            from detections.sigma_engine.engine import sigma_registry
+
+            registry = {**load_registry(), **sigma_registry(cfg)}
         inventory = Inventory(cfg)
         self.active: list[tuple[Detection, DetectionContext]] = []
         for det_id in sorted(registry):
@@ -95,7 +98,8 @@ class Detector:
         cache: dict[str, Any] = {}  # condition masks shared by the detections on this batch
         for det, ctx in self.active:
             kinds = where_mask(table, {"kind": {"in": list(det.meta.kinds)}}, cache)
-            mask = pc.and_(kinds, where_mask(table, self.where[det.meta.id], cache))
+            own = det.mask(table, cache) if det.mask is not None else where_mask(table, self.where[det.meta.id], cache)
+            mask = pc.and_(kinds, own)
             if det.stateful is not None and det.meta.distinct:
                 candidates = first_per_distinct(table, det.meta.distinct, mask)
             else:
@@ -235,6 +239,8 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
     severity, why = criticality_severity(severity, det.meta.stage, ctx.inventory.asset(ents.asset_id))
     if why:
         more["severity_reason"] = why
+    if det.fn("finding_context"):  # e.g. a Sigma rule's id, references, false positives
+        more.update(det.fn("finding_context")(event, ctx))
     return Finding(
         finding_id=stable_id(det.meta.id, dedup, when),
         detection_id=det.meta.id,

@@ -10,14 +10,15 @@ values the parser rewrote (Zeek's ``WRITE_SINGLE_REGISTER`` is kept as the actio
 the taxonomy into a pySigma ``ProcessingPipeline`` so the rule is rewritten by pySigma
 itself, never by string surgery here. A Sigma field the taxonomy does not list is looked
 up as ``attrs.<field>`` (where CMS and mapped sources keep keys of their own) and is
-named by ``cranewatch sigma check``. The tables are documented in docs/detections.md.
+named by ``cranewatch sigma check``; a field the taxonomy does not list whose name is also
+an event field (a firewall rule's ``action``) is read from ``attrs.<field>``, never from the
+event field of the same name, which means something else. The tables are documented in docs/detections.md.
 
-Config ``sigma.pipelines`` adds taxonomies or extends the shipped ones (see
-``build_taxonomies``).
+A site maps field names of its own with pySigma pipeline files in config
+``sigma.pipelines``; the engine applies them after the pipeline here.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
@@ -154,72 +155,6 @@ TAXONOMIES: tuple[Taxonomy, ...] = (
 )
 
 
-def build_taxonomies(extra: Iterable[Mapping[str, Any]] = (), select: Optional[Iterable[str]] = None
-                     ) -> tuple[Taxonomy, ...]:
-    """The shipped taxonomies (only those named in ``select``, when given) plus config ones.
-
-    An ``extra`` entry is ``{logsource: {...}, formats: [...], fields: {...}, where: {...}}``
-    (``name`` optional); one whose logsource equals a shipped taxonomy's extends it: its
-    fields are added (and win), its formats, when given, replace the shipped ones.
-    Raises ``ValueError`` naming the entry and key on a bad entry.
-    """
-    chosen = list(TAXONOMIES)
-    if select is not None:
-        wanted = set(select)
-        unknown = wanted - {t.name for t in TAXONOMIES}
-        if unknown:
-            raise ValueError(f"expected shipped pipeline names ({', '.join(t.name for t in TAXONOMIES)}), "
-                             f"got {sorted(unknown)[0]!r}")
-        chosen = [t for t in chosen if t.name in wanted]
-    for i, entry in enumerate(extra):
-        tax = _from_entry(i, entry)
-        same = next((j for j, t in enumerate(chosen) if _norm(t.logsource) == _norm(tax.logsource)), None)
-        if same is None:
-            chosen.insert(0, tax)  # a site's own taxonomy is tried before the shipped ones
-            continue
-        base = chosen[same]
-        chosen[same] = dataclasses.replace(
-            base, fields={**base.fields, **tax.fields}, formats=tax.formats or base.formats,
-            where={**base.where, **tax.where})
-    return tuple(chosen)
-
-
-def _norm(logsource: Mapping[str, Any]) -> tuple:
-    return tuple((k, str(logsource.get(k) or "").lower()) for k in LOGSOURCE_KEYS)
-
-
-def _from_entry(i: int, entry: Mapping[str, Any]) -> Taxonomy:
-    where = f"pipelines[{i}]"
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: expected a mapping with logsource, formats and fields")
-    unknown = set(entry) - {"name", "logsource", "formats", "fields", "where"}
-    if unknown:
-        raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown key; expected one of: fields, formats, logsource, "
-                         f"name, where")
-    ls = entry.get("logsource")
-    if not isinstance(ls, Mapping) or not ls or set(ls) - set(LOGSOURCE_KEYS) \
-            or not all(isinstance(v, str) and v for v in ls.values()):
-        raise ValueError(f"{where}.logsource: expected a mapping of category/product/service to names")
-    fields = entry.get("fields", {})
-    if not isinstance(fields, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
-        raise ValueError(f"{where}.fields: expected a mapping of Sigma field to event field")
-    for v in fields.values():
-        if v not in EVENT_FIELDS and not (v.startswith("attrs.") and len(v) > 6):
-            raise ValueError(f"{where}.fields: expected event fields ({', '.join(EVENT_FIELDS)}) or attrs.<name>, "
-                             f"got {v!r}")
-    formats = entry.get("formats", [])
-    from transforms.parsers import PARSERS
-
-    if not isinstance(formats, list) or not all(isinstance(f, str) and f in PARSERS for f in formats):
-        raise ValueError(f"{where}.formats: expected a list of input formats ({', '.join(PARSERS)}), got {formats!r}")
-    cond = entry.get("where", {})
-    if not isinstance(cond, Mapping) or not all(k in EVENT_FIELDS and isinstance(v, str) for k, v in cond.items()):
-        raise ValueError(f"{where}.where: expected a mapping of event field to value")
-    name = entry.get("name") or "/".join(str(ls[k]) for k in LOGSOURCE_KEYS if k in ls)
-    return Taxonomy(str(name), dict(ls), tuple(formats), dict(fields), where=dict(cond),
-                    description="site pipeline (config)")
-
-
 def taxonomy_for(logsource: Any, taxonomies: Optional[Iterable[Taxonomy]] = None) -> Optional[Taxonomy]:
     """The most specific taxonomy matching a rule's log source (a pySigma ``SigmaLogSource``
     or a mapping), or None when cranewatch does not read that log source."""
@@ -279,7 +214,12 @@ def taxonomy_pipeline(tax: Taxonomy) -> ProcessingPipeline:
 
 
 def _attrs_field(sigma_field: Optional[str]) -> Optional[str]:
-    return None if sigma_field is None else f"attrs.{sigma_field}"
+    """An unlisted field: ``attrs.<name>`` when the name is an event field's (whose values
+    mean something else); other names stay as they are, for a site pipeline to map, and
+    the engine reads them from ``attrs``."""
+    if sigma_field is None or sigma_field not in EVENT_FIELDS:
+        return sigma_field
+    return f"attrs.{sigma_field}"
 
 
 def source_kinds(logsource: Any, taxonomies: Optional[Iterable[Taxonomy]] = None) -> frozenset[str]:
@@ -336,5 +276,5 @@ def unmapped_fields(rule: Any, taxonomies: Optional[Iterable[Taxonomy]] = None) 
     return [f for f in rule_fields(rule) if not tax.maps(f)]
 
 
-__all__ = ["KIND_FORMATS", "TAXONOMIES", "Taxonomy", "build_taxonomies", "pipeline_for", "rule_fields",
+__all__ = ["KIND_FORMATS", "TAXONOMIES", "Taxonomy", "pipeline_for", "rule_fields",
            "source_kinds", "sources_for", "taxonomy_for", "taxonomy_pipeline", "unmapped_fields"]
