@@ -61,6 +61,8 @@ def duckdb_reference(cfg, conn_files: list[str]) -> tuple[float, int, int]:
 
 
 def main() -> int:
+    if "--sigma" in sys.argv[1:]:
+        return sigma_main()
     args = corpus_args(__doc__.splitlines()[0])
 
     from pipelines.batch import run_batch
@@ -99,6 +101,13 @@ def main() -> int:
         json.dump({"events": events, "seconds": result.wall_seconds, "events_per_second": eps,
                    "peak_rss_mb": peak_mb, "duckdb_rows_per_second": rows / secs}, fh, indent=2)
     return 0 if bar_ok else 1
+
+
+def sigma_main() -> int:
+    """``--sigma N``: the same corpus with and without N single-event Sigma rules (bench/sigma_bench.py)."""
+    from bench.sigma_bench import main as run_sigma_bench
+
+    return run_sigma_bench()
 
 
 if __name__ == "__main__":
