@@ -55,7 +55,7 @@ def check(paths: Iterable[str], cfg: Any = None) -> list[RuleReport]:
     from detections.sigma_engine.compile import compile_rule, rule_id
     from detections.sigma_engine.engine import _pipeline_files, pipeline_of, rule_paths
     from detections.sigma_engine.load import load_rules
-    from detections.sigma_engine.pipelines import sources_for, taxonomy_for, unmapped_fields
+    from detections.sigma_engine.pipelines import regex_on_rewritten, sources_for, taxonomy_for, unmapped_fields
 
     extra, pipe_errors = _pipeline_files(rule_paths(cfg)[1] if cfg is not None else ())
     loaded = load_rules(list(paths))
@@ -78,6 +78,11 @@ def check(paths: Iterable[str], cfg: Any = None) -> list[RuleReport]:
             for f in unmapped_fields(rule):
                 rep.warnings.append(f"field {f}: not mapped for {tax.name} (looked up as attrs.{f}; "
                                     "events without that key never match it)")
+            for f in regex_on_rewritten(rule):
+                prefix = tax.prefixes.get(f, "")
+                rep.warnings.append(f"field {f}: a re value is matched against the event's form of the value "
+                                    f"({'prefixed ' + repr(prefix) if prefix else 'as renamed by the parser'}; "
+                                    "see docs/detections.md)")
             c = compile_rule(rule, pipeline_of(rule.logsource, extra))
             rep.vectorized = c.vectorized
             for reason in c.unsupported:

@@ -74,8 +74,17 @@ def test_unmapped_log_source_and_row_wise_rules_warn_and_strict_fails(tmp_path, 
             query|re: '(\\w+)\\.\\1'
           condition: sel
         """)
-    assert main(["sigma", "check", sysmon, backref]) == 0
+    func_re = _rule(tmp_path, "func_re.yml", """\
+        title: Writes by regex
+        logsource: {product: zeek, service: modbus}
+        detection:
+          sel:
+            func|re: '^WRITE_'
+          condition: sel
+        """)
+    assert main(["sigma", "check", sysmon, backref, func_re]) == 0
     out = capsys.readouterr().out
+    assert "warning: field func: a re value is matched against the event's form of the value (prefixed 'modbus.'" in out
     assert "warning: log source {category: process_creation, product: windows} is not mapped" in out
     assert "applies to formats: (none)" in out
     assert "pipeline zeek/dns, row-wise" in out and "warning: evaluated row-wise" in out

@@ -267,6 +267,28 @@ def rule_fields(rule: Any) -> list[str]:
     return list(seen)
 
 
+def regex_on_rewritten(rule: Any, taxonomies: Optional[Iterable[Taxonomy]] = None) -> list[str]:
+    """Fields whose values the parser rewrote (``func`` → ``modbus.<function>``) that the
+    rule matches with ``re``: the pipeline cannot rewrite a regex, so it must match the
+    event's form."""
+    tax = taxonomy_for(rule.logsource, taxonomies)
+    if tax is None:
+        return []
+    rewritten = set(tax.prefixes) | set(tax.values)
+    out: dict[str, None] = {}
+
+    def walk(det: Any) -> None:
+        for item in getattr(det, "detection_items", []):
+            if hasattr(item, "detection_items"):
+                walk(item)
+            elif item.field in rewritten and any(type(v).__name__ == "SigmaRegularExpression" for v in item.value):
+                out.setdefault(item.field, None)
+
+    for det in rule.detection.detections.values():
+        walk(det)
+    return list(out)
+
+
 def unmapped_fields(rule: Any, taxonomies: Optional[Iterable[Taxonomy]] = None) -> list[str]:
     """Fields of a rule its log source's taxonomy does not list (looked up as ``attrs.<name>``,
     which only CMS records with such a key and mapped sources fill)."""
@@ -276,5 +298,5 @@ def unmapped_fields(rule: Any, taxonomies: Optional[Iterable[Taxonomy]] = None) 
     return [f for f in rule_fields(rule) if not tax.maps(f)]
 
 
-__all__ = ["KIND_FORMATS", "TAXONOMIES", "Taxonomy", "pipeline_for", "rule_fields",
+__all__ = ["KIND_FORMATS", "TAXONOMIES", "Taxonomy", "pipeline_for", "regex_on_rewritten", "rule_fields",
            "source_kinds", "sources_for", "taxonomy_for", "taxonomy_pipeline", "unmapped_fields"]
