@@ -63,14 +63,21 @@ def _config(corpus: Path, name: str, sigma: Any) -> Path:
     ({"rules": ["sigma"], "pipelines": ["sigma/maintenance_mode.yml"]},
      r"sigma.rules: .*maintenance_mode.yml: expected a pySigma processing pipeline"),
 ])
-def test_bad_sigma_config_is_one_line_and_exit_2(corpus: Path, sigma: Any, line: str) -> None:
+def test_bad_sigma_config_is_one_line(corpus: Path, sigma: Any, line: str) -> None:
     import re
 
+    from pipelines.config import check_file
+
     path = _config(corpus, "bad.yaml", sigma)
+    errors = check_file(path).errors
+    assert len(errors) == 1 and errors[0].startswith(f"{path}: ") and re.search(line, errors[0]), errors
+
+
+def test_bad_sigma_config_exits_2(corpus: Path) -> None:
+    path = _config(corpus, "bad.yaml", {"rules": ["sigma"], "skip_invalid": "yes"})
     proc = _cli("validate", "--config", str(path))
-    assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"{path}: ") and re.search(line, lines[0]), proc.stderr
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"{path}: sigma.skip_invalid: expected a valid boolean, got 'yes'"), proc.stderr
 
 
 def test_a_rule_that_fails_to_load_fails_the_run(corpus: Path, tmp_path: Path) -> None:
