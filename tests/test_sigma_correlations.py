@@ -222,3 +222,16 @@ def test_correlation_problems_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"sigma.rules: .*rules.yml: event_count correlation: not supported: "
                                           r"rule 'inner' is a correlation"):
         config(tmp_path, LOGIN, inner, nested)
+
+
+def test_detection_settings_apply_to_sigma_rules(tmp_path: Path) -> None:
+    from pipelines.config import ConfigError
+
+    rule = corr("event_count", ["cms_login"], {"gte": 2})
+    cfg = config(tmp_path, LOGIN, rule)
+    det_id = "sigma:" + rule["id"]
+    assert run(cfg, [cms(0), cms(1)]) != []
+    off = terminal_config({"sigma": {"rules": [str(tmp_path / "rules.yml")]}, "detections": {det_id: {"enabled": False}}})
+    assert run(off, [cms(0), cms(1)]) == []
+    with pytest.raises(ConfigError, match="expected a known detection id"):
+        terminal_config({"sigma": {"rules": [str(tmp_path / "rules.yml")]}, "detections": {"sigma:nope": {}}})
