@@ -235,3 +235,13 @@ def test_detection_settings_apply_to_sigma_rules(tmp_path: Path) -> None:
     assert run(off, [cms(0), cms(1)]) == []
     with pytest.raises(ConfigError, match="expected a known detection id"):
         terminal_config({"sigma": {"rules": [str(tmp_path / "rules.yml")]}, "detections": {"sigma:nope": {}}})
+
+
+def test_correlation_of_a_keyword_rule(tmp_path: Path) -> None:
+    # Keywords search the raw record text, which candidates kept in state no longer carry.
+    kw = {"title": "hoist keyword", "name": "hoist_kw", "logsource": CMS,
+          "detection": {"keywords": ["hoist.max"], "condition": "keywords"}}
+    cfg = config(tmp_path, kw, corr("event_count", ["hoist_kw"], {"gte": 2}))
+    hoist = [cms(i, "parameter_change", target="hoist.max_load_t") for i in range(2)]
+    assert counts(run(cfg, hoist)) == [("bob", 2)]
+    assert run(cfg, [hoist[0], cms(1, "parameter_change", target="trolley.speed")]) == []

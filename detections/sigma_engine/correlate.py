@@ -46,6 +46,7 @@ _OPS: dict[Op, Callable[[float, float], bool]] = {
 _GROWING = {Op.GT, Op.GTE}
 _METRICS = ("event_count", "value_count", "value_sum", "value_avg", "value_median", "value_percentile")
 _KEPT = 10000  # events kept per key and window (a flood beyond that is judged on the newest)
+MATCHED = "sigma_inputs"  # on a candidate: the indices of the correlation's rules it matched
 #: Timers fire this long after a window's end, so an event exactly at the end is still in it.
 _EPS = 0.001
 
@@ -208,14 +209,16 @@ class Correlation(StatefulDetection):
         return "|".join(str(p) for p in parts) or "*"
 
     def key(self, event: dict[str, Any], ctx: DetectionContext) -> str | None:
-        for i in self._inputs(event):
-            k = self._group(event, i)
-            if k is not None:
-                return k
-        return None
+        # Which rules matched is decided here, on the whole event (a keyword rule reads the
+        # raw text, which the candidate kept in state no longer carries).
+        matched = [i for i in self._inputs(event) if self._group(event, i) is not None]
+        event[MATCHED] = matched
+        return self._group(event, matched[0]) if matched else None
 
     def on_event(self, event: dict[str, Any], state: KeyState, ctx: DetectionContext) -> list[dict[str, Any]]:
-        matched = [i for i in self._inputs(event) if self._group(event, i) is not None]
+        matched = event.get(MATCHED)
+        if matched is None:
+            matched = [i for i in self._inputs(event) if self._group(event, i) is not None]
         if not matched:
             return []
         key = self._group(event, matched[0]) or "*"
