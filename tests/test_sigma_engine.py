@@ -242,3 +242,12 @@ def test_nulls_never_match_and_not_of_null_matches() -> None:
     table = pa.table({"other": [1]})  # no user column at all
     c = compiled({"sel": {"user": "admin"}, "condition": "not sel"})
     assert c.mask(table).to_pylist() == [True] and c.mask(table, rowwise=True).to_pylist() == [True]
+
+
+def test_case_folding_is_the_same_on_ascii_and_other_text() -> None:
+    # RE2 folds "ſ" (long s) to "s" and the Kelvin sign to "k": rows that are not ASCII take
+    # the RE2 path, ASCII rows the lowercased one; both answer as the row-wise reference.
+    events = [dict(EVENTS[3], user=u) for u in ("ASK", "aſk", "ask", "\u212aey", "KEY", "Straße")]
+    assert hits({"sel": {"user": "ask"}, "condition": "sel"}, events) == [0, 1, 2]
+    assert hits({"sel": {"user|startswith": "ke"}, "condition": "sel"}, events) == [3, 4]
+    assert hits({"sel": {"user|contains": "STRASSE"}, "condition": "sel"}, events) == []

@@ -27,7 +27,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from detections.sigma_engine import meta
-from detections.sigma_engine.match import Matcher, Unsupported, matcher
+from detections.sigma_engine.match import Matcher, NumberMatch, NumbersMatch, Unsupported, View, matcher
 from transforms.model import EVENT_FIELDS
 
 RAW = "raw"  # where keywords are searched
@@ -116,11 +116,17 @@ class CompiledRule:
 
 
 def _vec(node: Any, table: pa.Table, cache: dict[str, Any] | None) -> Any:
+    if cache is None:
+        cache = {}
     if isinstance(node, Leaf):
         col = column(table, node.field, cache)
-        other: Callable[[str], Any] = lambda f: column(table, f, cache)  # noqa: E731
         if node.m.vectorizable:
-            return pc.fill_null(node.m.vector(col, other), False)
+            memo = f"\x00sigma-leaf:{node.field}:{node.m.key}"  # the same test in another rule
+            if memo not in cache:
+                def other(f: str) -> View:
+                    return View(column(table, f, cache), cache, f)
+                cache[memo] = pc.fill_null(node.m.vector(View(col, cache, node.field), other), False)
+            return cache[memo]
         vals = col.to_pylist()
         refs = {r: column(table, r, cache).to_pylist() for r in node.m.refs}
         return pa.array([node.m.one(v, lambda f, i=i: refs[f][i]) for i, v in enumerate(vals)], pa.bool_())
@@ -181,9 +187,21 @@ class _Builder:
             return self.leaf(None, node.value)
         if isinstance(node, (ConditionAND, ConditionOR, ConditionNOT)):
             op = {ConditionAND: "and", ConditionOR: "or", ConditionNOT: "not"}[type(node)]
-            return Op(op, [self.walk(a) for a in node.args])
+            args = [self.walk(a) for a in node.args]
+            return Op(op, _numbers_in(args) if op == "or" else args)
         self.unsupported.append(f"condition item {type(node).__name__} is not supported")
         return None
+
+
+def _numbers_in(args: list[Any]) -> list[Any]:
+    """Or-ed numbers of one field (``dst_port: [21, 23, 80, ...]``) as one set look-up."""
+    by_field: dict[str, list[Leaf]] = {}
+    for a in args:
+        if isinstance(a, Leaf) and type(a.m) is NumberMatch:
+            by_field.setdefault(a.field, []).append(a)
+    out = [a for a in args if not (isinstance(a, Leaf) and type(a.m) is NumberMatch and len(by_field[a.field]) > 1)]
+    out += [Leaf(f, NumbersMatch([x.m.n for x in leaves])) for f, leaves in by_field.items() if len(leaves) > 1]
+    return out
 
 
 def rule_id(rule: Any) -> str:

@@ -12,7 +12,10 @@ after the first is in). Conditions that can only grow true (``gt``/``gte``; ``te
 and ``temporal_ordered`` without ``not``) are checked on every event, over each window
 that holds it, and fire at once; the others (``lt``, ``lte``, ``eq``, ``neq``, an extended
 condition with ``not``) are judged when a window closes, and only where the input reaches
-past the close (``needs_horizon``), never because the input ended.
+past the close (``needs_horizon``), never because the input ended. Growing windows keep
+their events for ``correlation.allowed_lateness`` past the window, so a late event still
+meets the events of its window; a late event for a window already judged at its close
+cannot change that judgement and is left out.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ _OPS: dict[Op, Callable[[float, float], bool]] = {
 _GROWING = {Op.GT, Op.GTE}
 _METRICS = ("event_count", "value_count", "value_sum", "value_avg", "value_median", "value_percentile")
 _KEPT = 10000  # events kept per key and window (a flood beyond that is judged on the newest)
+MATCHED = "sigma_inputs"  # on a candidate: the indices of the correlation's rules it matched
 #: Timers fire this long after a window's end, so an event exactly at the end is still in it.
 _EPS = 0.001
 
@@ -205,14 +209,16 @@ class Correlation(StatefulDetection):
         return "|".join(str(p) for p in parts) or "*"
 
     def key(self, event: dict[str, Any], ctx: DetectionContext) -> str | None:
-        for i in self._inputs(event):
-            k = self._group(event, i)
-            if k is not None:
-                return k
-        return None
+        # Which rules matched is decided here, on the whole event (a keyword rule reads the
+        # raw text, which the candidate kept in state no longer carries).
+        matched = [i for i in self._inputs(event) if self._group(event, i) is not None]
+        event[MATCHED] = matched
+        return self._group(event, matched[0]) if matched else None
 
     def on_event(self, event: dict[str, Any], state: KeyState, ctx: DetectionContext) -> list[dict[str, Any]]:
-        matched = [i for i in self._inputs(event) if self._group(event, i) is not None]
+        matched = event.get(MATCHED)
+        if matched is None:
+            matched = [i for i in self._inputs(event) if self._group(event, i) is not None]
         if not matched:
             return []
         key = self._group(event, matched[0]) or "*"
@@ -221,11 +227,14 @@ class Correlation(StatefulDetection):
         value = value_of(event, self.c.inputs[matched[0]].value) if self.c.inputs[matched[0]].value else None
         rows: list[list[Any]] = state.data.setdefault("rows", [])
         newest = max([t] + [r[0] for r in rows])
-        rows[:] = [r for r in rows if r[0] >= newest - span][-_KEPT:]
+        keep = newest - span - (ctx.cfg.correlation.allowed_lateness if self.c.growing else 0)
+        rows[:] = [r for r in rows if r[0] >= keep][-_KEPT:]
         if self.c.growing:
-            bisect.insort(rows, [t, event.get("raw_ref") or "", matched, value, event], key=lambda r: (r[0], r[1]))
-            state.set_timer(newest + span + _EPS)  # all state expires then
-            return self._check(rows, t, key, state)
+            row = [t, event.get("raw_ref") or "", matched, value, event]
+            bisect.insort(rows, row, key=lambda r: (r[0], r[1]))
+            # Kept for the allowed lateness past the window: a late event still finds its window.
+            state.set_timer(newest + span + ctx.cfg.correlation.allowed_lateness + _EPS)
+            return self._check(rows, row, key, state)
         # Judged at the window's close: a window opens at its first event.
         start = state.data.get("start")
         if start is None:
@@ -259,21 +268,23 @@ class Correlation(StatefulDetection):
     def _tag_key(self, key: str) -> str:
         return f"{self.c.id}|{key}"
 
-    def _check(self, rows: list[list[Any]], t: float, key: str, state: KeyState) -> list[dict[str, Any]]:
+    def _check(self, rows: list[list[Any]], row: list[Any], key: str, state: KeyState) -> list[dict[str, Any]]:
         """Does a window holding the new event meet the condition? The first window that
-        does fires with all its events; later events while it holds join that finding."""
-        span = self.c.timespan
-        for s in sorted({r[0] for r in rows if t - span <= r[0] <= t}):
-            window = [r for r in rows if s <= r[0] <= s + span]
+        does fires with all its events (the chain, for temporal_ordered); later events of
+        windows overlapping it join that finding."""
+        span, t = self.c.timespan, row[0]
+        # Trailing windows (the timespan up to an event) that hold the new event: in order,
+        # only the one ending at it; a late event also falls in windows ending after it.
+        for end in sorted({r[0] for r in rows if t <= r[0] <= t + span}):
+            window = [r for r in rows if end - span <= r[0] <= end]
             hit = self._holds(window)
             if not hit:
                 continue
             fired = state.data.get("fired_until")
-            state.data["fired_until"] = max(fired or s + span, s + span)
+            state.data["fired_until"] = max(fired or end, end)
             chain = hit if isinstance(hit, list) else window
-            if fired is not None and fired >= s:
-                new = [r for r in chain if r[0] == t] or [r for r in window if r[0] == t]
-                return [_tag(r[4], self._tag_key(key)) for r in new]
+            if fired is not None and fired >= end - span:
+                return [_tag(row[4], self._tag_key(key))]
             return [_tag(r[4], self._tag_key(key)) for r in chain]
         return []
 

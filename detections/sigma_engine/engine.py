@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaLogSource, SigmaRule
+from sigma.rule import SigmaLogSource
 
 from detections.api import Detection, DetectionContext, DetectionMeta
 from detections.declarative import pattern_entities
@@ -243,5 +243,3 @@ def sigma_registry(cfg: "Config") -> dict[str, Detection]:
         found[det.meta.id] = det
     return found
 
-
-__all__ = ["SigmaRule", "sigma_registry", "sigma_set", "load_set", "SigmaSet", "SigmaEntry", "Route"]

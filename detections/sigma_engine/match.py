@@ -105,10 +105,54 @@ def _re2(pattern: str) -> Any:
     return re2.compile(pattern)
 
 
+class View:
+    """One field of one batch as the matchers read it, each form computed once per batch
+    and shared by every rule (``cache``): the column, as text, as numbers, lowercased."""
+
+    def __init__(self, col: Any, memo: dict[str, Any], name: str):
+        self.raw, self._memo, self._name = col, memo, name
+
+    def _get(self, kind: str, fn: Callable[[], Any]) -> Any:
+        key = f"\x00sigma-{kind}:{self._name}"
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def text(self) -> Any:
+        return self._get("text", lambda: as_text(self.raw))
+
+    @property
+    def number(self) -> Any:
+        return self._get("number", lambda: as_number(self.raw))
+
+    @property
+    def lower(self) -> Any:
+        return self._get("lower", lambda: pc.utf8_lower(self.text))
+
+    @property
+    def ascii(self) -> Any:
+        return self._get("ascii", lambda: pc.string_is_ascii(self.text))
+
+    @property
+    def all_ascii(self) -> bool:
+        return self._get("all-ascii", lambda: bool(pc.all(pc.fill_null(self.ascii, True)).as_py() is not False))
+
+
 class Matcher:
     vectorizable = True
     #: Other event fields this matcher reads (a field reference).
     refs: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Identifies what this matcher tests, so rules testing the same share the result."""
+        parts = {k: (v.key if isinstance(v, Matcher) else [p.key for p in v] if k == "parts" else v)
+                 for k, v in sorted(vars(self).items()) if not k.startswith("_") and k not in ("py",)}
+        return f"{type(self).__name__}{parts!r}"
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
         raise NotImplementedError
@@ -130,6 +174,10 @@ class StringMatch(Matcher):
         body = "".join(_escape(p) if isinstance(p, str) else (".*" if p == SpecialChars.WILDCARD_MULTI else ".")
                        for p in parts)
         self.regex = ("" if cased else "(?i)") + "(?s)^" + body + "$"
+        self.ascii = all(p.isascii() for p in parts if isinstance(p, str))
+        self.lowered = "(?s)^" + "".join(
+            _escape(p.lower()) if isinstance(p, str) else (".*" if p == SpecialChars.WILDCARD_MULTI else ".")
+            for p in parts) + "$"
         # A value with no letters that change case matches by plain equality, also uncased.
         self.exact = self.plain and (cased or (self.value.lower() == self.value == self.value.upper()))
         strs = [p for p in parts if isinstance(p, str)]
@@ -144,17 +192,27 @@ class StringMatch(Matcher):
                 self.shape = "contains"
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        col = as_text(col)
         if self.exact:
-            return pc.equal(col, pa.scalar(self.value, pa.string()))
-        ic = not self.cased
+            return pc.equal(col.text, pa.scalar(self.value, pa.string()))
+        if self.cased or not self.ascii:
+            return self._shaped(col.text, self.value, not self.cased, self.regex)
+        # ASCII value, uncased: on ASCII text, RE2's case folding is plain ASCII lowercase,
+        # so the (shared) lowercased column answers without a case-insensitive scan.
+        fast = self._shaped(col.lower, self.value.lower(), False, self.lowered)
+        if col.all_ascii:
+            return fast
+        return pc.if_else(col.ascii, fast, self._shaped(col.text, self.value, True, self.regex))
+
+    def _shaped(self, col: Any, value: str, ic: bool, regex: str) -> Any:
         if self.shape == "prefix":
-            return pc.starts_with(col, self.value, ignore_case=ic)
+            return pc.starts_with(col, value, ignore_case=ic)
         if self.shape == "suffix":
-            return pc.ends_with(col, self.value, ignore_case=ic)
+            return pc.ends_with(col, value, ignore_case=ic)
         if self.shape == "contains":
-            return pc.match_substring(col, self.value, ignore_case=ic)
-        return pc.match_substring_regex(col, self.regex)
+            return pc.match_substring(col, value, ignore_case=ic)
+        if self.plain and not ic:
+            return pc.equal(col, pa.scalar(value, pa.string()))
+        return pc.match_substring_regex(col, regex)
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         t = text(v)
@@ -170,11 +228,26 @@ class NumberMatch(Matcher):
         self.n = float(n.number)
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        return pc.equal(as_number(col), self.n)
+        return pc.equal(col.number, self.n)
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         x = number(v)
         return x is not None and x == self.n
+
+
+class NumbersMatch(Matcher):
+    """Several numbers of one field or-ed (a list of ports): one set look-up."""
+
+    def __init__(self, numbers: list[float]):
+        self.ns = sorted(set(numbers))
+        self._set = set(self.ns)
+
+    def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
+        return pc.is_in(col.number, value_set=pa.array(self.ns, pa.float64()))
+
+    def one(self, v: Any, other: Callable[[str], Any]) -> bool:
+        x = number(v)
+        return x is not None and x in self._set
 
 
 class BoolMatch(Matcher):
@@ -191,7 +264,7 @@ class BoolMatch(Matcher):
 
 class NullMatch(Matcher):
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        return pc.is_null(col)
+        return pc.is_null(col.raw)
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         return v is None
@@ -202,7 +275,7 @@ class ExistsMatch(Matcher):
         self.exists = exists
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        return pc.is_valid(col) if self.exists else pc.is_null(col)
+        return pc.is_valid(col.raw) if self.exists else pc.is_null(col.raw)
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         return (v is not None) == self.exists
@@ -228,7 +301,7 @@ class RegexMatch(Matcher):
         self.py = None if self.vectorizable else re.compile(body, flags)
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        return pc.match_substring_regex(as_text(col), self.pattern)
+        return pc.match_substring_regex(col.text, self.pattern)
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         t = text(v)
@@ -255,10 +328,9 @@ class CidrMatch(Matcher):
         return addr.version == self.network.version and addr in self.network
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        col = as_text(col)
-        uniq = pc.unique(col)
+        uniq = pc.unique(col.text)
         hits = [v for v in uniq.to_pylist() if v is not None and self._inside(v)]
-        return pc.is_in(col, value_set=pa.array(hits, pa.string()))
+        return pc.is_in(col.text, value_set=pa.array(hits, pa.string()))
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         t = text(v)
@@ -278,7 +350,7 @@ class CompareMatch(Matcher):
         self.fn, self.py = _CMP[c.op]
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        return getattr(pc, self.fn)(as_number(col), self.n)
+        return getattr(pc, self.fn)(col.number, self.n)
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         x = number(v)
@@ -296,7 +368,7 @@ class FieldRefMatch(Matcher):
         self.vectorizable = not (self.starts or self.ends)
 
     def vector(self, col: Any, other: Callable[[str], Any]) -> Any:
-        return pc.equal(as_text(col), as_text(other(self.ref)))
+        return pc.equal(col.text, other(self.ref).text)
 
     def one(self, v: Any, other: Callable[[str], Any]) -> bool:
         a, b = text(v), text(other(self.ref))
