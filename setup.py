@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pipelines*", "transforms*", "detections*", "stix_export*"]),
     package_data={
-        "detections": ["*.yml", "builtin/*.yml", "builtin/testdata/*.json"],
+        "detections": ["*.yml", "builtin/*.yml", "builtin/testdata/*.json", "sigma/*.yml"],
         "stix_export": ["*.yml", "*.json"],
         "pipelines.html_report": ["templates/*.j2", "templates/*.css"],
         "pipelines.mandated": ["templates/*.j2", "regimes/*.yml"],
@@ -29,13 +29,18 @@ setup(
         "taxii2-client>=2.3.0,<3",  # cranewatch share / intel import --taxii
         "jinja2>=3.1",  # report.html: autoescaped templates (log lines are hostile input)
         "orjson>=3.10",  # STIX bundles' canonical JSON, same bytes as json.dumps(indent=2), faster
+        # Sigma rules: parsing, modifiers, conditions, correlations and processing pipelines
+        # come from pySigma (detections/sigma_engine), never from a parser of our own.
+        "pysigma>=2.0.1,<3",
     ],
     extras_require={
         # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside
         # apache-beam 2.77 with `pip check` clean (checked with misp-stix 2026.10.12).
         "test": ["pytest>=8.0", "duckdb>=1.1", "misp-stix>=2026.10.12", "medallion>=3.0.0,<4",
                  # drives the system Chromium (never downloads a browser) for the report test
-                 "playwright>=1.49", "hypothesis>=6.170"],
+                 "playwright>=1.49", "hypothesis>=6.170",
+                 # an independent Sigma engine: the differential test runs each rule as SQL in SQLite
+                 "pysigma-backend-sqlite>=2.1.1,<3"],
         "bench": ["duckdb>=1.1"],
     },
     entry_points={

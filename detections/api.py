@@ -135,6 +135,9 @@ class Detection:
     stateful: StatefulDetection | None = None
     #: Functions used where the module defines none (a declarative pattern's dedup key).
     defaults: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: A vectorized filter of its own instead of ``where:`` (a compiled Sigma condition):
+    #: ``mask(table, cache) -> BooleanArray`` over the batch.
+    mask: Callable[[pa.Table, dict[str, Any]], Any] | None = None
 
     @property
     def is_stateful(self) -> bool:

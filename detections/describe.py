@@ -22,7 +22,11 @@ class ParamDoc:
 
 
 def shape(det: Detection) -> str:
-    """``row``, ``stateful`` or ``stateful:<pattern>`` (a declarative YAML pattern)."""
+    """``row``, ``stateful``, ``stateful:<pattern>`` (a declarative YAML pattern), ``sigma``
+    or ``sigma:<correlation type>``."""
+    if det.meta.id.startswith("sigma:"):  # a Sigma rule, or a Sigma correlation rule
+        kind = getattr(det.stateful, "c", None)
+        return f"sigma:{kind.type}" if kind is not None else "sigma"
     if det.meta.pattern is not None:
         return f"stateful:{det.meta.pattern[0]}"
     return "stateful" if det.stateful is not None else "row"

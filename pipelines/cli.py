@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     from pipelines.formats_cli import add_parsers as add_format_parsers  # formats list
 
     add_format_parsers(sub)
+    from pipelines.sigma_cli import add_parsers as add_sigma_parsers  # sigma check
+
+    add_sigma_parsers(sub)
     return p
 
 
@@ -181,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pipelines.formats_cli import run as run_formats
 
             return run_formats(args)
+        if args.command == "sigma":
+            from pipelines.sigma_cli import run as run_sigma
+
+            return run_sigma(args)
         if args.command == "demo":
             data = os.path.join(args.out, "data")
             rc = _generate(data, args.events, args.seed)
@@ -250,6 +257,9 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, ke
 
     checked = check(config, allow_roots)  # the same checks as validate: any failing one exits 2
     cfg = checked.cfg
+    from pipelines.config_sigma import report_skipped
+
+    report_skipped(cfg)  # sigma.skip_invalid: the rules left out, one line each
     for line in check_intel(cfg, config):  # unusable intel is skipped, one line each (also in summary.json)
         print(line, file=sys.stderr)
     for name in checked.empty_sources:  # a typo'd glob would otherwise read nothing quietly
@@ -287,7 +297,10 @@ def _stream(args: argparse.Namespace, own: list[str], beam_args: list[str]) -> i
     """``cranewatch stream``: isolate the network, run until stopped, exit without Beam's
     slow exit hook (README "Streaming")."""
     cfg = load_config(args.config)
+    from pipelines.config_sigma import report_skipped
     from stix_export.redact import load_secret
+
+    report_skipped(cfg)
 
     load_secret(cfg)
     from pipelines.streaming import isolate, run_stream, spool_sources
@@ -333,6 +346,11 @@ def _detections(args: argparse.Namespace) -> int:
     if args.action == "list":
         cfg = load_config(args.config) if args.config else None
         from detections.describe import shape
+
+        if cfg is not None:  # the config's Sigma rules, beside the built-ins
+            from detections.sigma_engine.engine import sigma_registry
+
+            registry = {**registry, **sigma_registry(cfg)}
 
         rows = [(det_id, "yes" if (cfg.detections[det_id].enabled if cfg and det_id in cfg.detections else True)
                  else "no", shape(det), ",".join(det.meta.kinds), ",".join(det.meta.techniques), det.meta.title)

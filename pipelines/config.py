@@ -18,6 +18,7 @@ from pydantic import (BaseModel, BeforeValidator, Field, StrictBool, StrictInt, 
                       field_validator)
 
 from pipelines import config_values, source_paths, strict_yaml
+from pipelines.config_sigma import SigmaSettings
 from pipelines.config_base import ASSET_KINDS, Strict  # noqa: F401 - ASSET_KINDS: read as config.ASSET_KINDS
 from pipelines.config_reporting import (  # noqa: F401 - re-exported: the mandated-report drafts read them here
     DEFAULT_REPORTABLE, Facility, RegimeSettings, Reporting, ReportableRule, reporting_errors)
@@ -226,6 +227,7 @@ class Config(Strict):
     # config file or absolute); never /proc, /sys or /dev (pipelines/source_paths.py).
     allowed_roots: list[str] = Field(default_factory=list)
     reporting: Reporting = Field(default_factory=Reporting)
+    sigma: SigmaSettings = Field(default_factory=SigmaSettings)  # Sigma rules as detections
 
     # Set by ``load_config``: where relative source paths are resolved from, the file's
     # name (for messages) and roots allowed on the command line (``--allow-root``).
@@ -401,7 +403,9 @@ def check_file(path: str | os.PathLike[str], allow_roots: tuple[str, ...] | list
 def _cross_check(cfg: Config, path: str) -> list[str]:
     from pipelines import config_checks  # late: it reads the models above
 
-    return config_checks.cross_check(cfg, path) + reporting_errors(cfg, path)
+    from pipelines.config_sigma import sigma_errors
+
+    return config_checks.cross_check(cfg, path) + reporting_errors(cfg, path) + sigma_errors(cfg, path)
 
 
 @dataclass(frozen=True)

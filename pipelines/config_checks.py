@@ -74,6 +74,10 @@ def cross_check(cfg: Config, path: str) -> list[str]:
         if profile_names.count(prof.name) > 1:
             errors.append(f"{path}: export.profiles[{i}].name: expected a unique profile name, got {prof.name!r} twice")
     registry = load_registry()
+    if any(d.startswith("sigma:") for d in cfg.detections):  # settings of the config's Sigma rules
+        from detections.sigma_engine.engine import sigma_registry
+
+        registry = {**registry, **sigma_registry(cfg)}
     for det_id, settings in cfg.detections.items():
         det = registry.get(det_id)
         if det is None:

@@ -34,12 +34,19 @@ class BatchMasks:
         self.table = table
         self.n = table.num_rows
         self._memo: dict[str, Mask] = {}
+        self.cache: dict[str, Any] = {}  # for detections that compile their own masks (Sigma)
         kinds = pc.unique(table.column(_STATIC_KIND)).to_pylist() if self.n else []
         self.kinds: frozenset[Any] = frozenset(kinds)
 
     def detection(self, kinds: tuple[str, ...], where: dict[str, Any]) -> Mask:
         """The rows of one detection: one of its event kinds, and its ``where:`` block."""
         return self.block(where, self._term(_STATIC_KIND, {"in": list(kinds)}))
+
+    def with_own(self, kinds: tuple[str, ...], own: Any) -> Mask:
+        """The rows of a detection with its own mask function (``own(table, cache)``): one
+        of its kinds, and what the function keeps (nulls count as false)."""
+        mask = self.detection(kinds, {})
+        return mask if mask is False else _and(mask, _clean(own(self.table, self.cache)))
 
     def block(self, where: dict[str, Any], mask: Mask = True) -> Mask:
         """All conditions of a block must hold (and ``mask``); stops at the first that

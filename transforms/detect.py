@@ -58,7 +58,10 @@ class Detector:
     """Holds the enabled detections with their resolved parameters for one config."""
 
     def __init__(self, cfg: Config, registry: dict[str, Detection] | None = None):
-        registry = registry if registry is not None else load_registry()
+        if registry is None:  # built-ins and plugins, and the config's Sigma rules
+            from detections.sigma_engine.engine import sigma_registry
+
+            registry = {**load_registry(), **sigma_registry(cfg)}
         inventory = Inventory(cfg)
         self.active: list[tuple[Detection, DetectionContext]] = []
         for det_id in sorted(registry):
@@ -96,7 +99,10 @@ class Detector:
         chosen: list[tuple[Detection, DetectionContext]] = []
         wanted: list[pa.Array] = []
         for det, ctx in self.active:
-            idx = row_indices(table.num_rows, masks.detection(det.meta.kinds, self.where[det.meta.id]))
+            if det.mask is not None:  # a Sigma rule: its own compiled mask, sharing the batch's cache
+                idx = row_indices(table.num_rows, masks.with_own(det.meta.kinds, det.mask))
+            else:
+                idx = row_indices(table.num_rows, masks.detection(det.meta.kinds, self.where[det.meta.id]))
             if len(idx) and det.stateful is not None and det.meta.distinct:
                 idx = first_per_distinct_indices(table, det.meta.distinct, idx)
             if len(idx):
@@ -230,6 +236,8 @@ def hit(det: Detection, ctx: DetectionContext, event: dict[str, Any], check_rule
     severity, why = criticality_severity(severity, stage, ctx.inventory.asset(ents.asset_id))
     if why:
         more["severity_reason"] = why
+    if det.fn("finding_context"):  # e.g. a Sigma rule's id, references, false positives
+        more.update(det.fn("finding_context")(event, ctx))
     return Finding(
         finding_id=stable_id(det.meta.id, dedup, when),
         detection_id=det.meta.id,

@@ -1,0 +1,50 @@
+"""The ``sigma:`` config section: Sigma rule files and folders run as detections.
+
+Every rule that cannot be loaded (or uses something the engine does not support) is an
+error of this section, one line per rule naming its file and the reason, so a run with a
+broken rule stops with exit status 2 unless ``skip_invalid: true``; then the run leaves
+those rules out and says so on stderr.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from pydantic import Field, StrictBool
+
+from pipelines.config_base import Strict
+
+if TYPE_CHECKING:
+    from pipelines.config import Config
+
+
+class SigmaSettings(Strict):
+    # Rule files or folders (every .yml/.yaml below), relative to the config file.
+    rules: list[str] = Field(default_factory=list)
+    # true: rules that fail to load are left out (listed on stderr) instead of failing the run.
+    skip_invalid: StrictBool = False
+    # pySigma processing pipeline files (YAML) applied after the shipped per-log-source
+    # pipeline, e.g. to map a site's own field names.
+    pipelines: list[str] = Field(default_factory=list)
+
+
+def sigma_errors(cfg: "Config", path: str) -> list[str]:
+    """One line per rule that failed, as config errors (none with ``skip_invalid``)."""
+    if not cfg.sigma.rules:
+        return []
+    from detections.sigma_engine.engine import sigma_set
+
+    problems = sigma_set(cfg).errors
+    if cfg.sigma.skip_invalid:
+        return []
+    return [f"{path}: sigma.rules: {file}: {reason}" for file, reason in problems]
+
+
+def report_skipped(cfg: "Config") -> None:
+    """With ``skip_invalid``, say on stderr which rules were left out and why."""
+    if not cfg.sigma.rules or not cfg.sigma.skip_invalid:
+        return
+    from detections.sigma_engine.engine import sigma_set
+
+    for file, reason in sigma_set(cfg).errors:
+        print(f"{cfg.config_path}: sigma.rules: skipped {file}: {reason}", file=sys.stderr)
