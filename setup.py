@@ -28,6 +28,7 @@ setup(
         "zstandard>=0.22",
         "taxii2-client>=2.3.0,<3",  # cranewatch share / intel import --taxii
         "jinja2>=3.1",  # report.html: autoescaped templates (log lines are hostile input)
+        "confluent-kafka>=2.16,<3",  # the Kafka source (transforms/kafka_source.py): librdkafka's consumer
     ],
     extras_require={
         # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside
