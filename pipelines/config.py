@@ -19,7 +19,7 @@ from pydantic import (BaseModel, BeforeValidator, Field, StrictBool, StrictInt, 
 
 from pipelines import config_values, source_paths, strict_yaml
 from pipelines.config_base import ASSET_KINDS, Strict  # noqa: F401 - ASSET_KINDS: read as config.ASSET_KINDS
-from pipelines.config_kafka import KafkaSettings
+from pipelines.config_kafka import NO_CREDENTIAL, KafkaSettings
 from pipelines.config_reporting import (  # noqa: F401 - re-exported: the mandated-report drafts read them here
     DEFAULT_REPORTABLE, Facility, RegimeSettings, Reporting, ReportableRule, reporting_errors)
 from pipelines.config_site import (  # noqa: F401 - re-exported: the site model lives below the loader
@@ -295,6 +295,8 @@ def _format_error(path: str, err: dict[str, Any]) -> str:
     msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
     if not msg.startswith("expected"):
         msg = "expected " + msg[0].lower() + msg[1:] if msg else "invalid value"
+    if msg.startswith(NO_CREDENTIAL):
+        return f"{path}: {key}: {msg}"  # never repeat a secret
     got = err.get("input")
     return f"{path}: {key}: {msg}, got {got!r}"
 

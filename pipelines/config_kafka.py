@@ -12,8 +12,10 @@ from typing import Literal, Optional
 from pydantic import Field, StrictInt, field_validator, model_validator
 
 from pipelines.config_base import Strict
+from pipelines.config_site import PositiveDuration
 
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+NO_CREDENTIAL = "expected no credential in the config"  # its error never quotes the value
 _SECRET_WORDS = ("password", "secret", "sasl.jaas", "oauthbearer.config", "key.pem", "certificate.pem")
 
 
@@ -56,7 +58,7 @@ class KafkaSettings(Strict):
     start: Literal["earliest", "latest"] = "earliest"  # with no committed offset and nothing read before
     max_message_bytes: StrictInt = Field(default=1 << 20, ge=1, le=256 << 20)  # larger: a dead letter
     batch_records: StrictInt = Field(default=20000, ge=1, le=1_000_000)  # records read per poll at most
-    partition_refresh: float = Field(default=10.0, gt=0)  # seconds between looks for new partitions
+    partition_refresh: PositiveDuration = 10.0  # between looks for new partitions
     security: KafkaSecurity = Field(default_factory=KafkaSecurity)
     options: dict[str, str] = Field(default_factory=dict)  # further librdkafka consumer settings
 
@@ -67,7 +69,7 @@ class KafkaSettings(Strict):
         for part in parts:
             m = _HOST_PORT.match(part.strip())
             if not m or not 0 < int(m.group(2)) < 65536:
-                raise ValueError(f"expected HOST:PORT[,HOST:PORT...] such as 127.0.0.1:9092, got {v!r}")
+                raise ValueError("expected HOST:PORT[,HOST:PORT...] such as 127.0.0.1:9092")
         return ",".join(p.strip() for p in parts)
 
     @field_validator("options")
@@ -75,8 +77,8 @@ class KafkaSettings(Strict):
     def _no_secrets(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
             if any(word in key.lower() for word in _SECRET_WORDS):
-                raise ValueError(f"expected no credential in the config (got option {key!r}): name the file "
-                                 "or environment variable that holds it under security:")
+                raise ValueError(f"{NO_CREDENTIAL} (got option {key!r}): name the file or environment "
+                                 "variable that holds it under security:")
             if key in ("bootstrap.servers", "group.id", "enable.auto.commit", "security.protocol"):
                 raise ValueError(f"expected {key!r} to be set by its own key (bootstrap, group, security), not options")
         return v

@@ -46,10 +46,11 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 from transforms.kafka_parse import Message, MessageParser
 from transforms.kafka_state import (
     BatchRecord, PartitionMark, ReadLog, read_marks, replay_start, safe_start, source_newest, write_mark,
+    write_source_watermark,
 )
 from transforms.model import DeadLetter
 from transforms.parse import DEAD
-from transforms.spool import _split_late, _time_bounds, _Watermarks, _write_watermark
+from transforms.spool import _split_late, _time_bounds, _Watermarks
 
 log = logging.getLogger("cranewatch.kafka")
 END_HEADER = "cranewatch-end"
@@ -347,13 +348,17 @@ class _Offsets(RestrictionProvider):
         return None
 
 
-def _state(spec: KafkaSource, partition: int) -> dict[str, Any]:
+def _state(spec: KafkaSource, partition: int, start: int) -> dict[str, Any]:
+    """The partition's reading in this process. A restart that replays starts from no
+    newest time: the watermark follows the replayed records, so none of them arrives
+    behind it (their detection timers fire in order, as in the first run)."""
     key = _key(spec, partition)
     with _LOCK:
         if key not in _PARTITION:
-            bs = ReadLog.of(spec.state_dir, spec.source).batches.get(partition, [])
-            times = [b.max_time for b in bs if b.max_time is not None]
-            _PARTITION[key] = {"newest": max(times) if times else None, "last_new": time.time(),
+            read = ReadLog.of(spec.state_dir, spec.source)
+            times = [b.max_time for b in read.batches.get(partition, []) if b.max_time is not None]
+            replaying = start < read.recorded_end.get(partition, -1)
+            _PARTITION[key] = {"newest": max(times) if times and not replaying else None, "last_new": time.time(),
                                "committed": None, "committed_at": 0.0, "replay_from": None}
         return _PARTITION[key]
 
@@ -385,7 +390,7 @@ class _ReadPartitionFn(beam.DoFn):
         if r.start >= r.stop:
             return
         read = ReadLog.of(spec.state_dir, spec.source)
-        st = _state(spec, p)
+        st = _state(spec, p, r.start)
         replay_end = read.recorded_end.get(p, -1)  # offsets below it were read before a restart
         parser = MessageParser(spec.source, spec.format, spec.topic, p, spec.timezone, spec.mapping,
                                spec.max_message_bytes)
@@ -419,7 +424,7 @@ class _ReadPartitionFn(beam.DoFn):
             replays = [m for m in claimed if m.offset < replay_end]
             fresh = [m for m in claimed if m.offset >= replay_end]
             if replays:
-                yield from self._replay(spec, read, parser, p, replays)
+                yield from self._replay(spec, read, parser, p, replays, st)
             if fresh or ended:
                 yield from self._read(spec, read, parser, p, fresh, estimator, st, ended, end_offset)
         now = time.time()
@@ -444,7 +449,7 @@ class _ReadPartitionFn(beam.DoFn):
             tracker.defer_remainder(Duration.of(0))
 
     def _replay(self, spec: KafkaSource, read: ReadLog, parser: MessageParser, p: int,
-                msgs: list[Message]) -> Iterator[pa.Table]:
+                msgs: list[Message], st: dict[str, Any]) -> Iterator[pa.Table]:
         """Records read before a restart: only the replay horizon's, not counted again."""
         start = replay_start(spec.state_dir, spec.horizon)
         groups: dict[Optional[float], list[Message]] = {}
@@ -457,6 +462,9 @@ class _ReadPartitionFn(beam.DoFn):
                 if start > -math.inf:
                     on_time, _ = _split_late(on_time, start)
                 if on_time.num_rows:
+                    hi = _time_bounds([on_time])[1]
+                    if hi is not None:
+                        st["newest"] = hi if st["newest"] is None else max(st["newest"], hi)
                     yield on_time
 
     def _read(self, spec: KafkaSource, read: ReadLog, parser: MessageParser, p: int, msgs: list[Message],
@@ -489,10 +497,16 @@ class _ReadPartitionFn(beam.DoFn):
                  got: bool, now: float) -> None:
         from confluent_kafka import TopicPartition
 
-        caught_up = not got
-        if got:
-            _, high = consumer.get_watermark_offsets(TopicPartition(spec.topic, p), cached=True)
-            caught_up = high >= 0 and _NEXT.get(_key(spec, p)) is not None and _NEXT[_key(spec, p)] >= high
+        # Caught up: nothing left below the partition's high-water mark (asked of the broker
+        # when this call read nothing: a consumer just assigned may not have fetched yet).
+        position = _NEXT.get(_key(spec, p))
+        try:
+            tp = TopicPartition(spec.topic, p)
+            _, high = consumer.get_watermark_offsets(tp, cached=True) if got else \
+                consumer.get_watermark_offsets(tp, timeout=2)
+        except Exception:  # noqa: BLE001 - unknown for now: not caught up
+            high = -1
+        caught_up = high >= 0 and position is not None and position >= high
         target = st["newest"] - spec.out_of_orderness if st["newest"] is not None else None
         if caught_up:  # nothing left to read: follow the source's other partitions
             newest = source_newest(spec.state_dir, spec.source)
@@ -514,9 +528,8 @@ class _ReadPartitionFn(beam.DoFn):
         values = [m.watermark for m in marks.values()]
         low = None if any(v is None for v in values) else min(values)
         all_ended = bool(marks) and all(m.ended for m in marks.values())
-        ts = MAX_TIMESTAMP if all_ended else (Timestamp.of(low) if low is not None and low < math.inf else None)
-        newest = source_newest(spec.state_dir, spec.source)
-        _write_watermark(spec, ts, newest if newest is not None else -math.inf, idle, all_ended)  # type: ignore[arg-type]
+        write_source_watermark(spec.state_dir, spec.source, math.inf if all_ended else low,
+                               source_newest(spec.state_dir, spec.source), idle, all_ended)
 
 
 class ReadKafka(beam.PTransform):

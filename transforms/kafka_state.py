@@ -20,6 +20,7 @@ import json
 import math
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -169,6 +170,25 @@ def write_mark(state_dir: str, source: str, partition: int, mark: PartitionMark)
     os.replace(tmp, path)
 
 
+def write_source_watermark(state_dir: str, source: str, watermark: Optional[float], newest: Optional[float],
+                           idle: bool, ended: bool) -> None:
+    """The source's watermark (the minimum over its partitions) where the spool sources
+    keep theirs (``transforms/spool.py``): the summary and a restart's replay read it. Each
+    writer uses its own temporary name: the partitions of a source write it concurrently."""
+    import datetime as dt
+
+    from transforms.spool import watermark_path
+
+    path = watermark_path(state_dir, source)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    value = None if watermark is None else "+inf" if watermark == math.inf else \
+        dt.datetime.fromtimestamp(watermark, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"watermark": value, "newest_record": newest, "idle": idle, "ended": ended}, fh, sort_keys=True)
+    os.replace(tmp, path)
+
+
 def read_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:
     directory = os.path.join(state_dir, "kafka", source)
     out: dict[int, PartitionMark] = {}
@@ -185,6 +205,10 @@ def read_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:
     return out
 
 
+RUN_STARTED = time.time()  # marks left by an earlier run of the job are not this run's reading
+
+
 def source_newest(state_dir: str, source: str) -> Optional[float]:
-    values = [m.newest for m in read_marks(state_dir, source).values() if m.newest is not None]
+    """The newest record time any partition of the source has read in this run."""
+    values = [m.newest for m in read_marks(state_dir, source).values() if m.newest is not None and m.at >= RUN_STARTED]
     return max(values) if values else None
