@@ -183,11 +183,13 @@ def run_kafka(corpus: Path, work: Path, rate: float, chunk: int, limit: int, spo
             k = sustained(broker, client, corpus, work, chunk)
             print(f"kafka  : {k['read']:,} records in {k['messages']:,} messages, all produced first: {k['wall']:.2f} s "
                   f"wall = {k['eps_with_startup']:,.0f} records/s with start-up, {k['eps_reading']:,.0f} records/s "
-                  f"first to last batch read; {k['incidents']} incidents (bar >= 30,000 records/s; spool beside it: "
-                  f"{spool['eps_reading']:,.0f} events/s first to last file read)")
+                  f"first to last batch read; {k['incidents']} incidents (bar >= 30,000 records/s; spool in this run: "
+                  f"{spool['eps_with_startup']:,.0f} events/s with start-up = kafka/spool "
+                  f"{k['eps_with_startup'] / spool['eps_with_startup']:.2f})")
             lat = latency(broker, client, corpus, work, rate, chunk, limit)
             print(f"kafka latency: {lat['offered']:,} records produced at {lat['rate']:,.0f}/s; {lat['incidents']} "
-                  f"incidents: produce -> first bundle median {lat['median']:.2f} s, p99 {lat['p99']:.2f} s")
+                  f"incidents: produce -> first bundle median {lat['median']:.2f} s, p99 {lat['p99']:.2f} s "
+                  f"(spool in this run: arrival -> first bundle median {spool['median']:.2f} s, p99 {spool['p99']:.2f} s)")
         finally:
             client.close()
         shutil.rmtree(work / "kafka-broker", ignore_errors=True)

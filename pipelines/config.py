@@ -101,6 +101,8 @@ class Source(Strict):
             raise ValueError("expected paths (a list of files or globs), spool (a directory) or kafka (a topic)")
         if self.spool is not None and self.kafka is not None:
             raise ValueError("expected spool or kafka, not both (a source streams from one of them)")
+        if self.kafka is not None and self.format == "parquet":
+            raise ValueError("expected a line or JSON format with kafka (a Parquet file is not a message)")
 
 
 class Correlation(Strict):

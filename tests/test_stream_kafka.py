@@ -254,8 +254,11 @@ def test_kafka_restart_loses_no_incident_duplicates_nothing_and_commits_behind_t
     run = restarted
     batch = {r["incident_id"] for r in jsonl(path / "batch-r" / "incidents.jsonl")}
     assert batch and batch <= set(final_incidents(run["out"])), "an incident of the batch run is missing"
-    finals = [r["incident_id"] for r in jsonl(run["out"] / "incidents.jsonl") if r["version"] == "final"]
-    assert len(finals) == len(set(finals)), "an incident was written final twice"
+    # A final version is written again only as a revision (a late finding joined, or more
+    # hits): never the same content twice, the replay after the restart included.
+    finals = [(r["incident_id"], json.dumps([(f["finding_id"], f["count"], f["last_seen"]) for f in r["findings"]]))
+              for r in jsonl(run["out"] / "incidents.jsonl") if r["version"] == "final"]
+    assert len(finals) == len(set(finals)), "an incident version was written twice"
     for name in {p.stem for p in (run["out"] / "stix").glob("*.json")}:
         assert name in final_incidents(run["out"]), name
     # Each offset was recorded as read once, before and after the restart together.
