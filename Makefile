@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DEMO_EVENTS ?= 50000
 CHROMIUM ?= chromium
 
-.PHONY: demo test bench install clean chromium prism
+.PHONY: demo test bench install clean chromium prism kafka kafka-up kafka-down
 
 # Prism, Beam's portable runner, for `cranewatch stream` and its tests: built once from the
 # Go module proxy into the git-ignored cache, at the installed apache-beam version.
@@ -19,6 +19,24 @@ $(PRISM):
 	GOPATH=$(CACHE)/gopath GOBIN=$(dir $(PRISM)) GOFLAGS=-modcacherw go install github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
 
 prism: $(PRISM)
+
+# Apache Kafka's broker jars, for the Kafka source's tests, its bench and `make kafka-up`:
+# fetched with Maven (scripts/kafka/pom.xml) into the git-ignored cache.
+KAFKA_VERSION := $(shell sed -n 's/.*<kafka.version>\(.*\)<\/kafka.version>.*/\1/p' scripts/kafka/pom.xml)
+KAFKA_LIBS    := $(CACHE)/kafka/$(KAFKA_VERSION)/libs
+
+$(KAFKA_LIBS):
+	python3 scripts/kafka_broker.py fetch
+
+kafka: $(KAFKA_LIBS)
+
+# A single-node KRaft broker on 127.0.0.1:19092 inside its own network namespace; run the
+# stream beside it with `.venv/bin/python scripts/kafka_broker.py exec -- .venv/bin/cranewatch stream ...`.
+kafka-up: $(VENV)/.installed $(KAFKA_LIBS)
+	$(BIN)/python scripts/kafka_broker.py up
+
+kafka-down:
+	$(BIN)/python scripts/kafka_broker.py down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +58,7 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/cranewatch demo --out demo-out --events $(DEMO_EVENTS)
 
-test: $(VENV)/.installed-test chromium $(PRISM)
+test: $(VENV)/.installed-test chromium $(PRISM) $(KAFKA_LIBS)
 	$(BIN)/python -m pytest -q tests
 
 # The report's browser test (tests/test_report_browser.py) loads report.html in Debian's

@@ -32,6 +32,7 @@ setup(
         # Sigma rules: parsing, modifiers, conditions, correlations and processing pipelines
         # come from pySigma (detections/sigma_engine), never from a parser of our own.
         "pysigma>=2.0.1,<3",
+        "confluent-kafka>=2.16,<3",  # the Kafka source (transforms/kafka_source.py): librdkafka's consumer
     ],
     extras_require={
         # misp-stix pulls pymisp and pins requests/setuptools ranges; it installs beside

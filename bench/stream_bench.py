@@ -201,6 +201,9 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=10_000.0, help="offered records/s in the latency run")
     ap.add_argument("--chunk", type=int, default=2_000, help="records per dropped file in the latency run")
     ap.add_argument("--latency-events", type=int, default=300_000, help="records offered in the latency run")
+    ap.add_argument("--source", choices=("spool", "kafka"), default="spool",
+                    help="kafka: after the spool figure, the same corpus from a loopback Kafka broker "
+                         "(bench/stream_bench_kafka.py)")
     args = ap.parse_args()
     print(header())
     corpus = Path(cached_corpus(args.out, "corpus", args.events, args.seed))
@@ -216,6 +219,10 @@ def main() -> int:
     print(f"latency: {lat['offered']:,} records offered at {lat['rate']:,.0f}/s in files of {args.chunk:,}; "
           f"{lat['incidents']} incidents: arrival -> first bundle median {lat['median']:.2f} s, "
           f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s (bar p99 <= 5 s)")
+    if args.source == "kafka":  # the same corpus from a loopback broker, beside the spool figures
+        from bench.stream_bench_kafka import run_kafka
+
+        run_kafka(corpus, work, args.rate, min(args.chunk, 500), args.latency_events, {**s, **lat})
     return 0
 
 

@@ -303,10 +303,12 @@ def _stream(args: argparse.Namespace, own: list[str], beam_args: list[str]) -> i
     report_skipped(cfg)
 
     load_secret(cfg)
+    from pipelines.stream_kafka import kafka_sources
     from pipelines.streaming import isolate, run_stream, spool_sources
 
-    if not spool_sources(cfg, args.output):
-        print(f"{args.config}: sources: expected at least one source with a spool: directory for cranewatch stream",
+    if not spool_sources(cfg, args.output) and not kafka_sources(cfg, args.output):
+        print(f"{args.config}: sources: expected at least one source with a spool: directory or a kafka: topic "
+              "for cranewatch stream",
               file=sys.stderr)
         return EXIT_USAGE
     endpoint = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--job_endpoint=")), None)

@@ -20,6 +20,7 @@ from pydantic import (BaseModel, BeforeValidator, Field, StrictBool, StrictInt, 
 from pipelines import config_values, source_paths, strict_yaml
 from pipelines.config_sigma import SigmaSettings
 from pipelines.config_base import ASSET_KINDS, Strict  # noqa: F401 - ASSET_KINDS: read as config.ASSET_KINDS
+from pipelines.config_kafka import NO_CREDENTIAL, KafkaSettings
 from pipelines.config_reporting import (  # noqa: F401 - re-exported: the mandated-report drafts read them here
     DEFAULT_REPORTABLE, Facility, RegimeSettings, Reporting, ReportableRule, reporting_errors)
 from pipelines.config_site import (  # noqa: F401 - re-exported: the site model lives below the loader
@@ -90,14 +91,19 @@ class Source(Strict):
     paths: list[str] = Field(default_factory=list)  # files, globs, directories (batch)
     # A directory log shippers drop files into (``cranewatch stream``); relative to the config.
     spool: Optional[str] = None
+    kafka: Optional[KafkaSettings] = None  # a Kafka topic to stream from instead of a spool (README "Streaming")
     out_of_orderness: Optional[Duration] = None  # overrides stream.out_of_orderness
     timezone: str = "UTC"
     enabled: StrictBool = True
     mapping: Optional[SourceMapping] = None  # required by csv_mapped, jsonl_mapped, parquet
 
     def model_post_init(self, __context: Any) -> None:
-        if not self.paths and self.spool is None:
-            raise ValueError("expected paths (a list of files or globs) or spool (a directory), or both")
+        if not self.paths and self.spool is None and self.kafka is None:
+            raise ValueError("expected paths (a list of files or globs), spool (a directory) or kafka (a topic)")
+        if self.spool is not None and self.kafka is not None:
+            raise ValueError("expected spool or kafka, not both (a source streams from one of them)")
+        if self.kafka is not None and self.format == "parquet":
+            raise ValueError("expected a line or JSON format with kafka (a Parquet file is not a message)")
 
 
 class Correlation(Strict):
@@ -293,6 +299,8 @@ def _format_error(path: str, err: dict[str, Any]) -> str:
     msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
     if not msg.startswith("expected"):
         msg = "expected " + msg[0].lower() + msg[1:] if msg else "invalid value"
+    if msg.startswith(NO_CREDENTIAL):
+        return f"{path}: {key}: {msg}"  # never repeat a secret
     got = err.get("input")
     return f"{path}: {key}: {msg}, got {got!r}"
 

@@ -36,6 +36,7 @@ from pipelines.assembly import assemble
 from pipelines.config import Config
 from pipelines.outputs import write_stream_marker
 from transforms.spool import END_MARKER, STATE_DIR, FinishedFiles, ReadSpools, SpoolSource, watermark_path
+from transforms.kafka_source import KafkaSource, ReadKafka
 from transforms.stream_sinks import WriteStreamOutputs
 
 log = logging.getLogger("cranewatch.stream")
@@ -86,10 +87,19 @@ def spool_sources(cfg: Config, out_dir: str) -> list[SpoolSource]:
     return out
 
 
-def build_stream(p: beam.Pipeline, cfg: Config, sources: list[SpoolSource], out_dir: str) -> None:
-    """The streaming ends around the shared stages: spool directories in, versions out."""
-    parsed = p | "Read spool directories" >> ReadSpools(sources)
-    stages = assemble(cfg, parsed.events, parsed.dead_letters, early=True)
+def build_stream(p: beam.Pipeline, cfg: Config, sources: list[Any], out_dir: str) -> None:
+    """The streaming ends around the shared stages: spool directories and Kafka topics in,
+    versions out."""
+    spools = [s for s in sources if isinstance(s, SpoolSource)]
+    topics = [s for s in sources if isinstance(s, KafkaSource)]
+    reads = ([p | "Read spool directories" >> ReadSpools(spools)] if spools else []) + (
+        [p | "Read Kafka topics" >> ReadKafka(topics)] if topics else [])
+    if len(reads) == 1:
+        events, dead = reads[0].events, reads[0].dead_letters
+    else:
+        events = tuple(r.events for r in reads) | "All sources' events" >> beam.Flatten()
+        dead = tuple(r.dead_letters for r in reads) | "All sources' dead letters" >> beam.Flatten()
+    stages = assemble(cfg, events, dead, early=True)
     stages.as_dict() | "Write outputs" >> WriteStreamOutputs(cfg, os.path.abspath(out_dir))
 
 
@@ -108,8 +118,13 @@ def stream_summary(cfg: Config, sources: list[SpoolSource], out_dir: str, starte
     records), its watermark, and the incidents written (from the sinks' index)."""
     from transforms.stream_sinks import _read_index
 
+    from pipelines.stream_kafka import kafka_summary
+
     per_source: dict[str, Any] = {}
     for spec in sources:
+        if isinstance(spec, KafkaSource):
+            per_source[spec.source] = kafka_summary(spec)
+            continue
         recs = [r for r in FinishedFiles(os.path.join(spec.state_dir, "spool", f"{spec.source}.jsonl")).records.values()
                 if r.name != END_MARKER]
         try:
@@ -272,9 +287,11 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
     On a signal the job is cancelled (Prism fires no pending timers then: the incidents
     still open keep their early version on disk, and a restart rebuilds them), Prism is
     stopped by PID and the summary rewritten; the caller then exits with ``os._exit``."""
-    sources = spool_sources(cfg, out_dir)
+    from pipelines.stream_kafka import commit_finished, kafka_sources
+
+    sources: list[Any] = [*spool_sources(cfg, out_dir), *kafka_sources(cfg, out_dir)]
     if not sources:
-        raise ValueError("no source has a spool: directory to stream from")
+        raise ValueError("no source has a spool: directory or a kafka: topic to stream from")
     os.makedirs(out_dir, exist_ok=True)
     options = PipelineOptions(stream_beam_args(beam_args))
     p = beam.Pipeline(options=options)
@@ -318,5 +335,7 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
             signal.signal(s, handler)
         refresh_reports(cfg, write_stream_summary(cfg, sources, out_dir, started), out_dir)
     state = "DONE" if "DONE" in state else "CANCELLED" if "CANCELLED" in state or stop.is_set() else "FAILED"
+    if state == "DONE":  # every sink has written: the Kafka sources' offsets can be committed
+        commit_finished([s for s in sources if isinstance(s, KafkaSource)])
     write_stream_marker(out_dir, state.lower(), started)
     return StreamResult(state, time.time() - started)
