@@ -1,9 +1,9 @@
 """A/B: this checkout's ``cranewatch run`` against a reference checkout's, on one corpus.
 
 For a speed change that must not change what a run writes. Runs alternate (A, B, A, B, ...)
-in one process run so both see the same machine load; each line prints the wall time of
-the whole ``cranewatch run`` process, its peak RSS and the load average beside it, and the
-end prints the B/A wall-time ratio per pair and their median. Every run's output folder is
+in one process run so both see the same machine load; each line prints the wall and CPU
+time of the whole ``cranewatch run`` process, its peak RSS and the load average beside it,
+and the end prints the B/A ratios per pair and their median. Every run's output folder is
 compared with the first reference run's, file by file and byte for byte; only what states
 the run itself (wall time, run id, PID, start and end time, "run took", and the reporting
 clocks' "due in" / "overdue by", counted from the wall clock) is masked first. Any other difference fails the script (exit status 1).
@@ -39,8 +39,9 @@ VOLATILE_TEXT = [
 ]
 
 
-def run_once(checkout: str, config: str, out: str) -> tuple[float, int]:
-    """One ``cranewatch run`` with ``checkout``'s code: (wall seconds, peak RSS in MB)."""
+def run_once(checkout: str, config: str, out: str) -> tuple[float, float, int]:
+    """One ``cranewatch run`` with ``checkout``'s code: (wall seconds, CPU seconds (user +
+    system), peak RSS in MB). CPU time moves less with other work on the machine."""
     env = {**os.environ, "PYTHONPATH": os.path.abspath(checkout)}
     cmd = [sys.executable, "-c", RUN, "run", "--config", config, "--output", out, "--quiet"]
     started = time.perf_counter()
@@ -52,7 +53,7 @@ def run_once(checkout: str, config: str, out: str) -> tuple[float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{checkout}: cranewatch run failed ({proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_maxrss // 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024
 
 
 def _normalized(path: Path) -> bytes:
@@ -105,23 +106,26 @@ def main() -> int:
     print(header())
     print(f"A (reference): {os.path.abspath(args.ref)}\nB (new):       {os.path.abspath(args.new)}\ncorpus: {config}")
     first = os.path.join(args.out, "ab-A-1")
-    ratios, failed = [], False
+    ratios, cpu_ratios, failed = [], [], False
     for i in range(1, args.pairs + 1):
-        walls = {}
+        walls, cpus = {}, {}
         for label, checkout in (("A", args.ref), ("B", args.new)):
             out = os.path.join(args.out, f"ab-{label}-{i}")
             load = open("/proc/loadavg").read().split()[0]
-            walls[label], rss = run_once(checkout, config, out)
+            walls[label], cpus[label], rss = run_once(checkout, config, out)
             diff = differences(first, out) if out != first else []
             failed |= bool(diff)
-            print(f"pair {i} {label}: {walls[label]:7.2f} s  peak RSS {rss:5d} MB  load {load:>5}  "
+            print(f"pair {i} {label}: {walls[label]:7.2f} s wall  {cpus[label]:7.2f} s CPU  peak RSS {rss:5d} MB  "
+                  f"load {load:>5}  "
                   f"{'identical' if not diff else f'{len(diff)} DIFFERENT'}")
             for d in diff[:20]:
                 print(f"    {d}")
         ratios.append(walls["B"] / walls["A"])
-        print(f"pair {i} B/A wall: {ratios[-1]:.3f}")
-    print(f"B/A wall, median of {len(ratios)} pairs: {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); outputs {'DIFFER' if failed else 'byte-identical'}")
+        cpu_ratios.append(cpus["B"] / cpus["A"])
+        print(f"pair {i} B/A wall: {ratios[-1]:.3f}  CPU: {cpu_ratios[-1]:.3f}")
+    print(f"B/A, median of {len(ratios)} pairs: wall {statistics.median(ratios):.3f} "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f}), CPU {statistics.median(cpu_ratios):.3f}; "
+          f"outputs {'DIFFER' if failed else 'byte-identical'}")
     return 1 if failed else 0
 
 
