@@ -257,9 +257,9 @@ def _run(config: str, output: str, beam_args: list[str], quiet: bool = False, ke
 
     checked = check(config, allow_roots)  # the same checks as validate: any failing one exits 2
     cfg = checked.cfg
-    from pipelines.config_sigma import report_skipped
+    from pipelines.config_sigma import report_rules
 
-    report_skipped(cfg)  # sigma.skip_invalid: the rules left out, one line each
+    report_rules(cfg)  # rules left out (sigma.skip_invalid) and technique tags not mapped
     for line in check_intel(cfg, config):  # unusable intel is skipped, one line each (also in summary.json)
         print(line, file=sys.stderr)
     for name in checked.empty_sources:  # a typo'd glob would otherwise read nothing quietly
@@ -297,10 +297,10 @@ def _stream(args: argparse.Namespace, own: list[str], beam_args: list[str]) -> i
     """``cranewatch stream``: isolate the network, run until stopped, exit without Beam's
     slow exit hook (README "Streaming")."""
     cfg = load_config(args.config)
-    from pipelines.config_sigma import report_skipped
+    from pipelines.config_sigma import report_rules
     from stix_export.redact import load_secret
 
-    report_skipped(cfg)
+    report_rules(cfg)
 
     load_secret(cfg)
     from pipelines.stream_kafka import kafka_sources

@@ -40,11 +40,17 @@ def sigma_errors(cfg: "Config", path: str) -> list[str]:
     return [f"{path}: sigma.rules: {file}: {reason}" for file, reason in problems]
 
 
-def report_skipped(cfg: "Config") -> None:
-    """With ``skip_invalid``, say on stderr which rules were left out and why."""
-    if not cfg.sigma.rules or not cfg.sigma.skip_invalid:
+def report_rules(cfg: "Config") -> None:
+    """On stderr: with ``skip_invalid``, which rules were left out and why; and every tag
+    naming a technique that is not mapped (not ATT&CK for ICS, or not in the pinned data)."""
+    if not cfg.sigma.rules:
         return
     from detections.sigma_engine.engine import sigma_set
 
-    for file, reason in sigma_set(cfg).errors:
-        print(f"{cfg.config_path}: sigma.rules: skipped {file}: {reason}", file=sys.stderr)
+    s = sigma_set(cfg)
+    if cfg.sigma.skip_invalid:
+        for file, reason in s.errors:
+            print(f"{cfg.config_path}: sigma.rules: skipped {file}: {reason}", file=sys.stderr)
+    for file, rule in [(e.file, e.compiled) for e in s.entries] + [(c.file, c) for c in s.correlations]:
+        for note in rule.notes:
+            print(f"{cfg.config_path}: sigma.rules: note: {file}: {rule.title}: {note}", file=sys.stderr)

@@ -251,3 +251,18 @@ def test_case_folding_is_the_same_on_ascii_and_other_text() -> None:
     assert hits({"sel": {"user": "ask"}, "condition": "sel"}, events) == [0, 1, 2]
     assert hits({"sel": {"user|startswith": "ke"}, "condition": "sel"}, events) == [3, 4]
     assert hits({"sel": {"user|contains": "STRASSE"}, "condition": "sel"}, events) == []
+
+
+def test_config_pipelines_extend_the_shipped_mapping(tmp_path: Path) -> None:
+    from detections.sigma_engine.engine import load_set
+
+    rule = {"title": "site field", "logsource": {"product": "cranewatch", "service": "cms"},
+            "detection": {"sel": {"operator_name": "bob", "event_type": "cms.login"}, "condition": "sel"}}
+    rules = _write(tmp_path, "r.yml", yaml.safe_dump(rule))
+    pipe = _write(tmp_path, "site.yml", yaml.safe_dump({"name": "site fields", "priority": 30, "transformations": [
+        {"id": "site_user", "type": "field_name_mapping", "mapping": {"operator_name": "user"}}]}))
+    plain = load_set((str(rules),)).entries[0].compiled
+    mapped = load_set((str(rules),), (str(pipe),)).entries[0].compiled
+    assert plain.unmapped == ["operator_name"] and mapped.unmapped == [] and "user" in mapped.fields
+    table = events_table([{"time": "2026-11-15T10:00:00Z", "kind": "ot", "action": "cms.login", "user": "bob"}])
+    assert mapped.mask(table).to_pylist() == [True] and plain.mask(table).to_pylist() == [False]

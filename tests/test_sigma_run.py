@@ -100,6 +100,9 @@ def test_skip_invalid_runs_the_rest_and_names_what_it_skipped(sigma_run) -> None
     proc, out, path = sigma_run
     assert proc.returncode == 0, proc.stderr
     assert f"{path}: sigma.rules: skipped {path.parent / 'broken' / 'broken.yml'}: Broken:" in proc.stderr
+    rule_file = path.parent / "sigma" / "maintenance_mode.yml"
+    assert (f"{path}: sigma.rules: note: {rule_file}: {RULE['title']}: tag attack.t1021: an ATT&CK Enterprise "
+            "technique, not ATT&CK for ICS; not mapped") in proc.stderr
 
 
 def test_sigma_finding_reaches_incidents_and_stix(sigma_run, corpus: Path) -> None:
