@@ -64,14 +64,14 @@ class StreamingStatefulFn(beam.DoFn):
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
         key, (state_key, event) = element
-        guard = Guard(version, self.stage_id, key)
-        state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
-        st: _Pending = state.read() or _Pending()
-        armed: set[float] = armed_state.read() or set()
-        st.events.append((state_key, event))
-        self._arm(flush, armed, event["time"].timestamp())
-        state.write(st)
-        armed_state.write(armed)
+        with Guard(version, self.stage_id, key) as guard:
+            state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
+            st: _Pending = state.read() or _Pending()
+            armed: set[float] = armed_state.read() or set()
+            st.events.append((state_key, event))
+            self._arm(flush, armed, event["time"].timestamp())
+            state.write(st)
+            armed_state.write(armed)
         return iter(())
 
     @on_timer(FLUSH)
@@ -85,32 +85,32 @@ class StreamingStatefulFn(beam.DoFn):
         version: Any = beam.DoFn.StateParam(VERSION),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
-        guard = Guard(version, self.stage_id, key)
-        state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
-        until = float(tag)
-        armed: set[float] = armed_state.read() or set()
-        armed.discard(until)
-        st: _Pending = state.read() or _Pending()
-        ready: dict[str, list[dict[str, Any]]] = {}
-        rest = []
-        for k, e in st.events:
-            if e["time"].timestamp() <= until:
-                ready.setdefault(k, []).append(e)
-            else:
-                rest.append((k, e))
-        found: list[Finding] = []
-        if ready or any(ks.timer is not None and ks.timer <= until for ks in st.keys.values()):
-            st.events = rest
-            due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
-            for k in sorted(set(ready) | set(due)):
-                ks = st.keys.setdefault(k, KeyState())
-                found += self.detector.advance(k, ks, ready.get(k, []), until)
-                if not ks.data and ks.timer is None:
-                    del st.keys[k]
-            for ks in st.keys.values():  # detection timers need a bucket of their own
-                if ks.timer is not None:
-                    self._arm(flush, armed, ks.timer)
-            state.write(st)
-        armed_state.write(armed)
+        with Guard(version, self.stage_id, key) as guard:
+            state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
+            until = float(tag)
+            armed: set[float] = armed_state.read() or set()
+            armed.discard(until)
+            st: _Pending = state.read() or _Pending()
+            ready: dict[str, list[dict[str, Any]]] = {}
+            rest = []
+            for k, e in st.events:
+                if e["time"].timestamp() <= until:
+                    ready.setdefault(k, []).append(e)
+                else:
+                    rest.append((k, e))
+            found: list[Finding] = []
+            if ready or any(ks.timer is not None and ks.timer <= until for ks in st.keys.values()):
+                st.events = rest
+                due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
+                for k in sorted(set(ready) | set(due)):
+                    ks = st.keys.setdefault(k, KeyState())
+                    found += self.detector.advance(k, ks, ready.get(k, []), until)
+                    if not ks.data and ks.timer is None:
+                        del st.keys[k]
+                for ks in st.keys.values():  # detection timers need a bucket of their own
+                    if ks.timer is not None:
+                        self._arm(flush, armed, ks.timer)
+                state.write(st)
+            armed_state.write(armed)
         for f in found:
             yield beam.window.TimestampedValue(f, fire_ts)
