@@ -127,6 +127,13 @@ class StatefulDetection:
     #: True: the runner keeps ``KeyState.horizon`` up to date (absence detections).
     needs_horizon: bool = False
 
+    def state_horizon(self, ctx: "DetectionContext") -> float | None:
+        """How far back in event time (seconds) a key's state can reach: a restarted stream
+        replays at least this much input so the state is rebuilt as it was. None (the
+        default): without bound, as for a first-seen detection's learned set; a restart then
+        replays every finished spool file."""
+        return None
+
 
 @dataclass(frozen=True)
 class Detection:

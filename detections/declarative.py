@@ -159,6 +159,11 @@ class Pattern(StatefulDetection):
         self.needs_horizon = kind == "absence"
         self._resolved: dict[int, tuple[DetectionContext, dict[str, Any]]] = {}
 
+    def state_horizon(self, ctx: DetectionContext) -> float | None:
+        """A pattern keeps only what its ``within`` / ``window`` can still use."""
+        spec = self._r(ctx)
+        return float(spec.get("within", spec.get("window", 0)))
+
     def _r(self, ctx: DetectionContext) -> dict[str, Any]:
         """The block with parameters and asset kinds resolved (once per context)."""
         cached = self._resolved.get(id(ctx))

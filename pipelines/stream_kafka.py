@@ -43,7 +43,10 @@ def _settings(cfg: Config, k: Any) -> tuple[tuple[str, str], ...]:
 
 def kafka_sources(cfg: Config, out_dir: str) -> list[KafkaSource]:
     """One ``KafkaSource`` per enabled source with a ``kafka:`` topic."""
+    from pipelines.streaming import replay_horizon  # the spool sources' replay rule, shared
+
     state_dir = os.path.join(os.path.abspath(out_dir), STATE_DIR)
+    horizon = replay_horizon(cfg)
     out = []
     for s in cfg.sources:
         if not s.enabled or s.kafka is None:
@@ -55,7 +58,7 @@ def kafka_sources(cfg: Config, out_dir: str) -> list[KafkaSource]:
             state_dir=state_dir, timezone=s.timezone,
             mapping=s.mapping.model_dump_json() if s.mapping is not None else None,
             out_of_orderness=bound, allowed_lateness=cfg.correlation.allowed_lateness,
-            horizon=cfg.correlation.gap + cfg.correlation.allowed_lateness, idle_timeout=cfg.stream.idle_timeout,
+            horizon=horizon, idle_timeout=cfg.stream.idle_timeout,
             poll_interval=cfg.stream.poll_interval, start=k.start, max_message_bytes=k.max_message_bytes,
             batch_records=k.batch_records, partition_refresh=k.partition_refresh,
             settings=_settings(cfg, k), secrets=_secrets(cfg, k.security),

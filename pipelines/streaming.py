@@ -17,6 +17,7 @@ import datetime as dt
 import fcntl
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -66,9 +67,24 @@ def stream_beam_args(beam_args: Sequence[str]) -> list[str]:
     return out + args
 
 
+def replay_horizon(cfg: Config) -> float:
+    """How much event time a restart replays (seconds; inf: every finished file): the
+    correlation horizon (gap + allowed lateness) plus the longest state horizon of the
+    enabled stateful detections, so each detection's keyed state and each open incident
+    are rebuilt as an uninterrupted run has them. A detection whose state has no bound
+    (a first-seen detection's learned set) makes it every finished file still in the spool."""
+    from transforms.detect import Detector
+
+    horizons = [det.stateful.state_horizon(ctx) for det, ctx in Detector(cfg).active if det.stateful is not None]
+    if any(h is None for h in horizons):
+        return math.inf
+    return cfg.correlation.gap + cfg.correlation.allowed_lateness + max(horizons, default=0.0)
+
+
 def spool_sources(cfg: Config, out_dir: str) -> list[SpoolSource]:
     """One ``SpoolSource`` per enabled source with a ``spool:`` directory."""
     state_dir = os.path.join(os.path.abspath(out_dir), STATE_DIR)
+    horizon = replay_horizon(cfg)
     out = []
     for s in cfg.sources:
         if not s.enabled or s.spool is None:
@@ -80,7 +96,7 @@ def spool_sources(cfg: Config, out_dir: str) -> list[SpoolSource]:
             source=s.name, format=s.format, directory=os.path.abspath(directory), state_dir=state_dir,
             timezone=s.timezone, mapping=s.mapping.model_dump_json() if s.mapping is not None else None,
             out_of_orderness=bound, allowed_lateness=cfg.correlation.allowed_lateness,
-            horizon=cfg.correlation.gap + cfg.correlation.allowed_lateness,
+            horizon=horizon,
             idle_timeout=cfg.stream.idle_timeout, settle=cfg.stream.settle, poll_interval=cfg.stream.poll_interval,
             limits=cfg.limits.read_limits(),
         ))
@@ -313,8 +329,12 @@ def run_stream(cfg: Config, out_dir: str, beam_args: Sequence[str] = ()) -> Stre
                 summary = write_stream_summary(cfg, sources, out_dir, started)
                 next_summary = time.time() + cfg.stream.summary_interval
                 if time.time() >= next_report:
+                    took = time.time()
                     refresh_reports(cfg, summary, out_dir)
-                    next_report = time.time() + cfg.stream.report_interval
+                    took = time.time() - took
+                    # The driver shares the worker's interpreter (loopback): a report that
+                    # takes long to build is rebuilt less often, at most a tenth of the time.
+                    next_report = time.time() + max(cfg.stream.report_interval, 9 * took)
             try:
                 state = str(result.state)
             except Exception:  # Prism gone (the whole process group got the signal)

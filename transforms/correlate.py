@@ -187,8 +187,14 @@ class _CorrelateFn(beam.DoFn):
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         key, finding = element
-        findings, close_at, early_sent, emitted, watermark = self._guard(
+        guard, (findings, close_at, early_sent, emitted, watermark) = self._guard(
             key, version, findings, close_at, early_sent, emitted, watermark)
+        with guard:  # outputs are collected and leave after the key's state is settled
+            out = list(self._on_finding(finding, findings, close_at, early_sent, emitted, watermark, close, gc))
+        yield from out
+
+    def _on_finding(self, finding: Finding, findings: Any, close_at: Any, early_sent: Any, emitted: Any,
+                    watermark: Any, close: Any, gc: Any) -> Iterator[Any]:
         kept = list(emitted.read() or [])
         buffered: list[Finding] = list(findings.read() or [])
         if kept and self._joins_open(buffered, finding):
@@ -216,10 +222,10 @@ class _CorrelateFn(beam.DoFn):
         if self.early:
             yield from self._early(correlate(buffered, self.gap), {}, early_sent)
 
-    def _guard(self, key: Any, version: Any, *cells: Any) -> list[Cell]:
+    def _guard(self, key: Any, version: Any, *cells: Any) -> tuple[Guard, list[Cell]]:
         guard = Guard(version, self.stage_id, key)
         names = ("findings", "close_at", "early_sent", "emitted", "watermark")
-        return [guard.bind(n, c) for c, n in zip(cells, names)]
+        return guard, [guard.bind(n, c) for c, n in zip(cells, names)]
 
     def _joins_open(self, buffered: list[Finding], finding: Finding) -> bool:
         """Whether ``finding`` merges into or links with the open (buffered) findings: then it
@@ -254,8 +260,14 @@ class _CorrelateFn(beam.DoFn):
         close: Any = beam.DoFn.TimerParam(CLOSE),
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
-        findings, close_at, early_sent, emitted, watermark = self._guard(
+        guard, (findings, close_at, early_sent, emitted, watermark) = self._guard(
             key, version, findings, close_at, early_sent, emitted, watermark)
+        with guard:
+            out = list(self._on_close(fire_ts, findings, close_at, early_sent, emitted, watermark, close, gc))
+        yield from out
+
+    def _on_close(self, fire_ts: Any, findings: Any, close_at: Any, early_sent: Any, emitted: Any,
+                  watermark: Any, close: Any, gc: Any) -> Iterator[Any]:
         watermark.write(max(float(fire_ts), watermark.read() or 0.0))
         buffered = list(findings.read() or [])
         close_at.clear()
@@ -290,10 +302,10 @@ class _CorrelateFn(beam.DoFn):
         gc: Any = beam.DoFn.TimerParam(GC),
     ) -> Iterator[Any]:
         """Forget incidents the watermark has passed by gap + allowed lateness."""
-        guard = Guard(version, self.stage_id, key)
-        emitted, watermark = guard.bind("emitted", emitted), guard.bind("watermark", watermark)
-        watermark.write(max(float(fire_ts), watermark.read() or 0.0))
-        self._keep(emitted, gc, [i for i in emitted.read() or [] if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
+        with Guard(version, self.stage_id, key) as guard:
+            emitted, watermark = guard.bind("emitted", emitted), guard.bind("watermark", watermark)
+            watermark.write(max(float(fire_ts), watermark.read() or 0.0))
+            self._keep(emitted, gc, [i for i in emitted.read() or [] if ms_ceil(self._expiry(i.last_seen)) > fire_ts])
         return iter(())
 
 

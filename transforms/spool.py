@@ -15,8 +15,10 @@ source: its watermark goes to +infinity and, once every source has ended, the jo
 
 Every finished file is recorded (``<out>/_stream/spool/<source>.jsonl``: name, record
 counts, time span, the watermark it was read under), before its records are emitted. A
-restarted job skips recorded files and first replays the records of the correlation horizon
-from them (``replay_start``), so the incidents open at the stop are rebuilt.
+restarted job skips recorded files and first replays records from them (``replay_start``):
+the correlation horizon and the stateful detections' state horizons behind the watermark at
+the stop, which is every finished file while a detection keeps state without bound. So the
+incidents open at the stop and the detections' keyed state are rebuilt as they were.
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class SpoolSource:
     mapping: Optional[str] = None
     out_of_orderness: float = 300.0
     allowed_lateness: float = 3600.0
-    horizon: float = 5400.0  # correlation gap + allowed lateness: what a restart replays
+    horizon: float = math.inf  # event time a restart replays (pipelines.streaming.replay_horizon)
     idle_timeout: float = 7200.0
     settle: float = 2.0
     poll_interval: float = 0.5
@@ -320,8 +322,8 @@ def replay_start(spec: SpoolSource, finished: FinishedFiles, incident_spans: lis
     """Where a restart's replay begins (epoch seconds; -inf: everything), or None when
     nothing was read before.
 
-    The correlation horizon (gap + allowed lateness) behind the job's watermark at the stop
-    (the same for every source), moved back to the first finding of every incident
+    ``spec.horizon`` (the correlation horizon plus the stateful detections' state horizons)
+    behind the job's watermark at the stop (the same for every source), moved back to the first finding of every incident
     overlapping it (``incident_spans``: the (first, last) seen of the incidents the sinks
     wrote), so no incident is rebuilt from its tail only."""
     if not any(r.max_time is not None for r in finished.records.values()):
@@ -368,21 +370,22 @@ class _ReadSpoolFn(beam.DoFn):
         r: SpoolRestriction = tracker.current_restriction()
         if not r.replayed:
             start = replay_start(spec, finished, incident_spans(spec.state_dir))
-            newest = r.newest
-            if start is not None:
-                for rec in sorted(finished.records.values(), key=lambda x: (x.min_time or 0, x.name)):
-                    if rec.max_time is None or rec.max_time < start or rec.name == END_MARKER:
-                        continue
-                    path = os.path.join(spec.directory, rec.name)
-                    if not os.path.exists(path):
-                        continue  # moved away since: its records cannot be replayed
-                    keep = start if start > -math.inf else None
-                    yield from read_file(spec, path, rec.read_watermark, keep_from=keep).tables
-                newest = max([newest, *(x.max_time for x in finished.records.values() if x.max_time is not None)])
+            times = [x.max_time for x in finished.records.values() if x.max_time is not None]
+            newest = max([r.newest, *times]) if start is not None else r.newest
             ended = END_MARKER in finished.records
+            # Claimed before a record is emitted: a checkpoint taken meanwhile resumes after
+            # the replay, never repeating it (repeated records would double hit counts).
             if not tracker.try_claim(replace(r, replayed=True, newest=newest, ended=ended)):
                 return
             r = tracker.current_restriction()
+            for rec in sorted(finished.records.values(), key=lambda x: (x.min_time or 0, x.name)) if start is not None else ():
+                if rec.max_time is None or rec.max_time < start or rec.name == END_MARKER:
+                    continue
+                path = os.path.join(spec.directory, rec.name)
+                if not os.path.exists(path):
+                    continue  # moved away since: its records cannot be replayed
+                keep = start if start > -math.inf else None
+                yield from read_file(spec, path, rec.read_watermark, keep_from=keep).tables
         now = time.time()
         names = [] if r.ended else ready_files(spec, finished, now)
         for name in names:

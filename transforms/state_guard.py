@@ -9,6 +9,11 @@ takes the kept value when the kept version is at least the stored one (a stale r
 or simply no need to decode the cell again), and the runner's cell otherwise (a fresh
 worker, or a key another worker wrote since). On a runner with correct state the guard
 changes nothing but saves decoding the cells the worker itself wrote.
+
+A guard also holds a per-(stage, key) lock from its creation until ``release`` (the end of
+the DoFn call): should the runner ever run two bundles of one key at once (two calls
+reading the same committed state, the later commit losing the earlier one's additions),
+the worker serializes them, and the second reads the first's kept values.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from typing import Any
 
 _KEPT: dict[tuple[str, Any], tuple[int, dict[str, Any]]] = {}
 _LOCK = threading.Lock()
+_SLOTS: dict[tuple[str, Any], threading.Lock] = {}
+_CONTENDED: list[bool] = []  # said once per worker process
 
 
 def new_stage_id() -> str:
@@ -31,6 +38,16 @@ class Guard:
     def __init__(self, version_cell: Any, stage: str, key: Any):
         self.vcell = version_cell
         self.slot = (stage, key)
+        with _LOCK:
+            self._lock = _SLOTS.setdefault(self.slot, threading.Lock())
+        if not self._lock.acquire(blocking=False):
+            if not _CONTENDED:
+                _CONTENDED.append(True)
+                import sys
+
+                print("cranewatch: two bundles of one stateful key ran at once; serialized", file=sys.stderr)
+            self._lock.acquire()
+        self._held = True
         stored = version_cell.read() or 0
         with _LOCK:
             kept = _KEPT.get(self.slot)
@@ -38,6 +55,18 @@ class Guard:
             self.version, self.values = kept[0], dict(kept[1])
         else:
             self.version, self.values = stored, {}
+
+    def release(self) -> None:
+        """The end of the call: the next call of this key may read."""
+        if self._held:
+            self._held = False
+            self._lock.release()
+
+    def __enter__(self) -> "Guard":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
     def bind(self, name: str, cell: Any) -> "Cell":
         return Cell(self, name, cell)

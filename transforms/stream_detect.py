@@ -22,7 +22,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 
 from detections.api import KeyState
 from pipelines.config import Config
-from transforms.detect import Detector, _Pending, ms_ceil
+from transforms.detect import CLOCK, Detector, _Pending, ms_ceil
 from transforms.model import Finding
 from transforms.state_guard import Guard, new_stage_id
 
@@ -64,14 +64,21 @@ class StreamingStatefulFn(beam.DoFn):
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
         key, (state_key, event) = element
-        guard = Guard(version, self.stage_id, key)
-        state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
-        st: _Pending = state.read() or _Pending()
-        armed: set[float] = armed_state.read() or set()
-        st.events.append((state_key, event))
-        self._arm(flush, armed, event["time"].timestamp())
-        state.write(st)
-        armed_state.write(armed)
+        with Guard(version, self.stage_id, key) as guard:
+            state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
+            st: _Pending = state.read() or _Pending()
+            armed: set[float] = armed_state.read() or set()
+            t = event["time"].timestamp()
+            if event.get(CLOCK):  # how far the input reaches: absence timers up to it may fire
+                st.seen = max(st.seen if st.seen is not None else t, t)
+                for ks in st.keys.values():
+                    if ks.timer is not None and ks.timer <= t:
+                        self._arm(flush, armed, ks.timer)
+            else:
+                st.events.append((state_key, event))
+                self._arm(flush, armed, t)
+            state.write(st)
+            armed_state.write(armed)
         return iter(())
 
     @on_timer(FLUSH)
@@ -85,32 +92,33 @@ class StreamingStatefulFn(beam.DoFn):
         version: Any = beam.DoFn.StateParam(VERSION),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[Any]:
-        guard = Guard(version, self.stage_id, key)
-        state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
-        until = float(tag)
-        armed: set[float] = armed_state.read() or set()
-        armed.discard(until)
-        st: _Pending = state.read() or _Pending()
-        ready: dict[str, list[dict[str, Any]]] = {}
-        rest = []
-        for k, e in st.events:
-            if e["time"].timestamp() <= until:
-                ready.setdefault(k, []).append(e)
-            else:
-                rest.append((k, e))
-        found: list[Finding] = []
-        if ready or any(ks.timer is not None and ks.timer <= until for ks in st.keys.values()):
-            st.events = rest
-            due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
-            for k in sorted(set(ready) | set(due)):
-                ks = st.keys.setdefault(k, KeyState())
-                found += self.detector.advance(k, ks, ready.get(k, []), until)
-                if not ks.data and ks.timer is None:
-                    del st.keys[k]
-            for ks in st.keys.values():  # detection timers need a bucket of their own
-                if ks.timer is not None:
-                    self._arm(flush, armed, ks.timer)
-            state.write(st)
-        armed_state.write(armed)
+        with Guard(version, self.stage_id, key) as guard:
+            state, armed_state = guard.bind("state", state), guard.bind("armed", armed_state)
+            until = float(tag)
+            armed: set[float] = armed_state.read() or set()
+            armed.discard(until)
+            st: _Pending = state.read() or _Pending()
+            ready: dict[str, list[dict[str, Any]]] = {}
+            rest = []
+            for k, e in st.events:
+                if e["time"].timestamp() <= until:
+                    ready.setdefault(k, []).append(e)
+                else:
+                    rest.append((k, e))
+            found: list[Finding] = []
+            if ready or any(ks.timer is not None and ks.timer <= until for ks in st.keys.values()):
+                st.events = rest
+                due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
+                for k in sorted(set(ready) | set(due)):
+                    ks = st.keys.setdefault(k, KeyState())
+                    found += self.detector.advance(k, ks, ready.get(k, []), until, st.seen)
+                    if not ks.data and ks.timer is None:
+                        del st.keys[k]
+                covered = st.seen if st.seen is not None else float("-inf")
+                for k, ks in st.keys.items():  # detection timers need a bucket of their own
+                    if ks.timer is not None and (ks.timer <= covered or not self.detector.needs_horizon(k)):
+                        self._arm(flush, armed, ks.timer)
+                state.write(st)
+            armed_state.write(armed)
         for f in found:
             yield beam.window.TimestampedValue(f, fire_ts)

@@ -146,16 +146,31 @@ class _WriteVersionFn(beam.DoFn):
 
         return [incident_bundle(incident, self.cfg, p, self.secret) for p in self.cfg.export.effective_profiles()]
 
-    def _texts(self, incident: Incident) -> list[str]:
-        return [serialize_bundle(b) for b in self._bundles(incident)]
+    def _text(self, incident: Incident, n: int) -> str:
+        """The bundle text of the ``n``-th sharing profile."""
+        from stix_export.bundle import incident_bundle
+
+        return serialize_bundle(incident_bundle(incident, self.cfg, self.cfg.export.effective_profiles()[n], self.secret))
+
+    def start_bundle(self) -> None:
+        self.pending: list[tuple[str, Any]] = []
 
     def process(self, element: tuple[str, Any]) -> Iterator[str]:
-        kind, payload = element
+        self.pending.append(element)  # written at the end of the bundle, see finish_bundle
+        return iter(())
+
+    def finish_bundle(self) -> None:
+        """Write the bundle's versions. Of several versions of one incident in one bundle only
+        the last early one (or the finals, in order) are written: each later version holds
+        every member of the earlier ones, so the files end the same with one rewrite instead
+        of several (a backlog brings many versions of one incident at once)."""
         with _LOCK:
-            if kind == "withdrawn":
-                yield from self._withdraw(payload)
-            elif payload.severity >= self.cfg.export.min_severity:
-                yield from self._write(kind, payload)
+            for kind, payload in coalesce(self.pending):
+                if kind == "withdrawn":
+                    list(self._withdraw(payload))
+                elif payload.severity >= self.cfg.export.min_severity:
+                    list(self._write(kind, payload))
+        self.pending = []
 
     def _withdraw(self, incident_id: str) -> Iterator[str]:
         prev = self.index.entries.get(incident_id)
@@ -185,17 +200,17 @@ class _WriteVersionFn(beam.DoFn):
             if kind == "final" and not prev["final"] and digest == prev.get("digest"):
                 yield from self._log(kind, incident, {**prev, "kind": kind, "final": True})  # early was final
             return  # already written, or an older version arriving late (or a restart's replay)
-        texts = self._texts(incident)
+        natural = self._bundles(incident)  # built once per version: the costly step
+        texts = [serialize_bundle(b) for b in natural]
         paths = self._paths(incident.incident_id)
         on_disk = _read(paths[0])
         if on_disk is not None and on_disk != texts[0]:
             written = _bundle_modified(on_disk)
             if written is not None and _seconds(incident.modified or incident.last_seen) <= _seconds(written):
-                same = self._texts(dataclasses.replace(incident, modified=written))
-                if same[0] == on_disk:
-                    texts = same  # this content is already written, under a later version
+                at_written = dataclasses.replace(incident, modified=written)
+                if self._text(at_written, 0) == on_disk:  # the first profile decides
+                    texts = [on_disk, *(self._text(at_written, n) for n in range(1, len(paths)))]
                 else:
-                    natural = self._bundles(incident)
                     incident = dataclasses.replace(incident, modified=_rfc3339(_seconds(written) + 0.001))
                     texts = [serialize_bundle(_reversioned(_read(path), n, b))
                              for path, n, b in zip(paths, natural, self._bundles(incident))]
@@ -228,6 +243,21 @@ class _WriteVersionFn(beam.DoFn):
                 for f in incident.findings
             ])
         yield incident.incident_id
+
+
+def coalesce(elements: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """One bundle's (kind, incident or id) versions, in order, without the early versions of
+    an incident that a later version in the same list supersedes (a later early one, or a
+    final). Withdrawals and finals all stay."""
+    last_early: dict[str, int] = {}
+    has_final: set[str] = set()
+    for n, (kind, payload) in enumerate(elements):
+        if kind == "early":
+            last_early[payload.incident_id] = n
+        elif kind == "final":
+            has_final.add(payload.incident_id)
+    return [(kind, payload) for n, (kind, payload) in enumerate(elements)
+            if kind != "early" or (payload.incident_id not in has_final and last_early[payload.incident_id] == n)]
 
 
 def _reversioned(on_disk: Optional[str], natural: dict[str, Any], bumped: dict[str, Any]) -> dict[str, Any]:

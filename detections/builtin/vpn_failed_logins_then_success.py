@@ -35,6 +35,9 @@ class FailedThenSuccess(StatefulDetection):
         state.data.clear()
         return []
 
+    def state_horizon(self, ctx: DetectionContext) -> float | None:
+        return duration_seconds(ctx.params["window"])  # older failures are forgotten
+
 
 def title(event: dict[str, Any], ctx: DetectionContext) -> str:
     return f"Repeated failed VPN logins for {event.get('user')}, then a successful login"

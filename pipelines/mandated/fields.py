@@ -75,7 +75,11 @@ class Context:
         from stix_export.redact import Redactor
         from pipelines.config import SharingProfile
 
-        r = self.redactor or Redactor(SharingProfile(name="internal", tlp="red"), self.cfg, None)
+        r = self.redactor
+        if r is None:  # one plain redactor per context, not one per address
+            r = self.__dict__.get("_plain")
+            if r is None:
+                r = self.__dict__["_plain"] = Redactor(SharingProfile(name="internal", tlp="red"), self.cfg, None)
         return r.is_internal(addr)
 
 
