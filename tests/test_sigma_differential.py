@@ -201,7 +201,7 @@ def _fixture_case(draw: st.DrawFn) -> tuple[SigmaRule, Taxonomy, list[dict]]:
     return rule, tax, draw(_rows(tax, fields, _rule_values(rule)))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(_fixture_case())
 def test_fixture_rules_on_drawn_events(case: tuple[SigmaRule, Taxonomy, list[dict]]) -> None:
     rule, tax, rows = case
@@ -233,7 +233,7 @@ def _yaml_value(v: Any) -> str:
 
 
 @st.composite
-def _variant(draw: st.DrawFn) -> tuple[SigmaRule, Taxonomy, list[dict]]:
+def _variant(draw: st.DrawFn) -> tuple[str, Taxonomy, list[dict]]:
     tax = BY_NAME[draw(st.sampled_from(_VARIANT_TAXES))]
     fields = draw(st.lists(st.sampled_from(sorted(tax.fields)), min_size=1, max_size=4, unique=True))
     text_fields = [f for f in fields if _kind(tax.event_field(f)) == "text"]
@@ -244,6 +244,8 @@ def _variant(draw: st.DrawFn) -> tuple[SigmaRule, Taxonomy, list[dict]]:
         for f in draw(st.lists(st.sampled_from(fields), min_size=1, max_size=2, unique=True)):
             kind = _kind(tax.event_field(f))
             mods = _IP_MODS if kind == "ip" else _NUM_MODS if kind in ("number", "float") else _TEXT_MODS
+            if f in tax.prefixes or f in tax.values:  # a regex is not rewritten (documented; sigma check warns)
+                mods = [m for m in mods if not m.startswith("|re")]
             mod = draw(st.sampled_from(mods))
             if mod == "|exists":
                 vals: list[Any] = [draw(st.booleans())]
@@ -274,18 +276,18 @@ def _variant(draw: st.DrawFn) -> tuple[SigmaRule, Taxonomy, list[dict]]:
     for i, items in enumerate(sels):
         text += f"  sel{i}:\n" + "\n".join(items) + "\n"
     text += f"  condition: {condition}\n"
-    rule = SigmaRule.from_yaml(text)
-    return rule, tax, draw(_rows(tax, fields, used))
+    return text, tax, draw(_rows(tax, fields, used))  # the YAML: readable when hypothesis reports a case
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(_variant())
-def test_rule_variants_match_like_sqlite(case: tuple[SigmaRule, Taxonomy, list[dict]]) -> None:
-    rule, tax, rows = case
+def test_rule_variants_match_like_sqlite(case: tuple[str, Taxonomy, list[dict]]) -> None:
+    text, tax, rows = case
+    rule = SigmaRule.from_yaml(text)
     events = _events(tax, rows)
     got, compiled = engine_matches(rule, tax, events)
     assert not compiled.unsupported  # every drawn modifier and condition shape is evaluated
-    assert got == reference_matches(rule, tax, events), (rule.detection.detections, rows)
+    assert got == reference_matches(rule, tax, events), (text, rows)
 
 
 @pytest.mark.xfail(strict=True, reason="known difference: the engine reads text with blanks around a number "

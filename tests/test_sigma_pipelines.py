@@ -27,11 +27,11 @@ def _items(rule: SigmaRule) -> dict[str, list[tuple[str, list[str]]]]:
 def test_zeek_modbus_fields_and_function_values_become_event_fields() -> None:
     rule = _rule("{product: zeek, service: modbus}",
                  "  sel:\n    func|startswith: WRITE_\n    id.orig_h: 10.1.1.1\n    unit: '1'\n"
-                 "  sel2:\n    func: [READ_COILS]\n  condition: sel or sel2\n")
+                 "  sel2:\n    func: [READ_COILS, modbus.read_input_registers]\n  condition: sel or sel2\n")
     sp.pipeline_for(rule.logsource).apply(rule)
     items = _items(rule)
     assert items["sel"] == [("action", ["modbus.WRITE_*"]), ("src_ip", ["10.1.1.1"]), ("attrs.unit", ["1"])]
-    assert items["sel2"] == [("action", ["modbus.READ_COILS"])]
+    assert items["sel2"] == [("action", ["modbus.READ_COILS", "modbus.read_input_registers"])]  # event form kept
     assert sp.source_kinds(rule.logsource) == {"zeek_modbus"}
 
 

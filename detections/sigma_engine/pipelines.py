@@ -26,7 +26,7 @@ from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.conditions import IncludeFieldCondition
 from sigma.processing.transformations import AddConditionTransformation, FieldFunctionTransformation
 from sigma.processing.transformations.base import StringValueTransformation
-from sigma.types import SigmaString, SigmaType
+from sigma.types import SigmaExpansion, SigmaString, SigmaType
 
 from transforms.model import EVENT_FIELDS
 
@@ -175,10 +175,15 @@ def _as_mapping(logsource: Any) -> dict[str, Optional[str]]:
 class _NativeValues(StringValueTransformation):
     """A native value → the event's form of it: whole values renamed by the parser
     (``tunnel-up`` → ``vpn.login``), else the parser's prefix put in front (wildcards kept:
-    ``WRITE_*`` → ``modbus.WRITE_*``)."""
+    ``WRITE_*`` → ``modbus.WRITE_*``). A value already in the event's form is kept."""
 
     prefix: str = ""
     renamed: Mapping[str, str] = field(default_factory=dict)
+
+    def apply_value(self, field: Optional[str], val: SigmaType) -> Optional[SigmaType]:
+        if isinstance(val, SigmaExpansion):  # windash/base64offset alternatives: each rewritten
+            return SigmaExpansion([self.apply_value(field, v) or v for v in val.values])
+        return super().apply_value(field, val)
 
     def apply_string_value(self, field: Optional[str], val: SigmaString) -> Optional[SigmaType]:
         if not val.contains_special():
@@ -186,7 +191,10 @@ class _NativeValues(StringValueTransformation):
             for native, event in self.renamed.items():
                 if plain == native.lower():
                     return SigmaString(event)
-        return SigmaString(self.prefix) + val if self.prefix else None
+        head = val.s[0] if val.s else ""
+        if not self.prefix or (isinstance(head, str) and head.lower().startswith(self.prefix.lower())):
+            return None  # already in the event's form (``cms.login``): no native value starts so
+        return SigmaString(self.prefix) + val
 
 
 def pipeline_for(logsource: Any, taxonomies: Optional[Iterable[Taxonomy]] = None) -> Optional[ProcessingPipeline]:
