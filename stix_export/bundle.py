@@ -30,6 +30,7 @@ from stix_export.ids import deterministic_id
 from stix_export.producer import PRODUCER_DATE, producer_identity, producer_location  # noqa: F401
 from stix_export.indicators import IndicatorSection
 from stix_export.mitigations import mitigation_objects
+from stix_export.stix_values import sigma_references
 from stix_export.techniques import shared_stage, shared_techniques
 from stix_export.redact import Redactor, holds_redacted, redact_objects
 from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
@@ -296,7 +297,7 @@ class _Builder(IndicatorSection):
             number_observed=_count(f.count),
             object_refs=refs,
             confidence=int(f.confidence),
-            external_references=evidence or None,
+            external_references=(evidence + sigma_references(f)) or None,
         )
         self.observations.append(obs)
         self.finding_observed[f.finding_id] = obs["id"]
@@ -502,6 +503,9 @@ class _Builder(IndicatorSection):
         ]
         if self.finding_other[f.finding_id]:
             parts.append(f"Other entities: {', '.join(self.finding_other[f.finding_id])}.")
+        sigma = f.context.get("sigma") if isinstance(f.context, dict) else None
+        if isinstance(sigma, dict) and sigma.get("falsepositives"):
+            parts.append(f"Sigma rule's known false positives: {'; '.join(map(str, sigma['falsepositives']))}.")
         parts.append(f"Part of cranewatch incident {self.incident_ref}.")
         return " ".join(parts)
 
@@ -590,3 +594,4 @@ def incident_bundle(
     ``redact.RedactionError`` if a value the profile redacts would remain in the bundle.
     """
     return _Builder(incident, cfg, profile, secret).build()
+

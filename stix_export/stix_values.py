@@ -146,3 +146,15 @@ def _known_marking(ref: str) -> dict[str, Any] | None:
         if ref == m.id:
             return json.loads(m.serialize())
     return None
+
+
+def sigma_references(f: Any) -> list[dict[str, str]]:
+    """A Sigma finding names its rule (id and title, the way SigmaHQ ids are shared) and the
+    rule's own references, so a recipient can look the rule up; other findings add none."""
+    sigma = f.context.get("sigma") if isinstance(f.context, dict) else None
+    if not isinstance(sigma, dict) or not sigma.get("id"):
+        return []
+    out = [{"source_name": "sigma", "external_id": str(sigma["id"]), "description": str(sigma.get("title") or "")}]
+    out += [{"source_name": "sigma-reference", "url": str(u)} for u in sigma.get("references") or ()
+            if isinstance(u, str) and u.startswith(("https://", "http://"))]
+    return out

@@ -123,6 +123,12 @@ def test_sigma_finding_reaches_incidents_and_stix(sigma_run, corpus: Path) -> No
     assert any(g["detection_id"] == f"sigma:{RULE_ID}" for inc in incidents for g in inc["findings"])
     bundles = "\n".join(p.read_text() for p in (out / "stix").rglob("*.json"))
     assert f"Detection sigma:{RULE_ID}" in bundles
+    # the rule's id, references and false positives travel with the finding's STIX objects
+    objects = [o for p in (out / "stix").rglob("*.json") for o in json.loads(p.read_text())["objects"]]
+    refs = [r for o in objects if o["type"] == "observed-data" for r in o.get("external_references", [])]
+    assert {"source_name": "sigma", "external_id": RULE_ID, "description": RULE["title"]} in refs
+    assert {r["url"] for r in refs if r["source_name"] == "sigma-reference"} == set(RULE["references"])
+    assert any(RULE["falsepositives"][0] in o.get("description", "") for o in objects if o["type"] == "sighting")
 
 
 def test_detections_list_shows_sigma_rules_beside_builtins(corpus: Path) -> None:
