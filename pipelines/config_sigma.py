@@ -26,6 +26,10 @@ class SigmaSettings(Strict):
     # pySigma processing pipeline files (YAML) applied after the shipped per-log-source
     # pipeline, e.g. to map a site's own field names.
     pipelines: list[str] = Field(default_factory=list)
+    # The shipped per-log-source taxonomies to map with, by name (e.g. zeek/conn,
+    # cranewatch/cms; `cranewatch sigma check` lists them); empty: all of them. A rule whose
+    # log source only an unselected taxonomy maps applies to no source.
+    taxonomies: list[str] = Field(default_factory=list)
 
 
 def sigma_errors(cfg: "Config", path: str) -> list[str]:
@@ -33,6 +37,12 @@ def sigma_errors(cfg: "Config", path: str) -> list[str]:
     if not cfg.sigma.rules:
         return []
     from detections.sigma_engine.engine import sigma_set
+    from detections.sigma_engine.pipelines import TAXONOMIES
+
+    names = [t.name for t in TAXONOMIES]
+    wrong = [n for n in cfg.sigma.taxonomies if n not in names]
+    if wrong:
+        return [f"{path}: sigma.taxonomies: expected shipped taxonomy names ({', '.join(names)}), got {wrong[0]!r}"]
 
     problems = sigma_set(cfg).errors
     if cfg.sigma.skip_invalid:

@@ -58,7 +58,9 @@ def _config(corpus: Path, name: str, sigma: Any) -> Path:
 @pytest.mark.parametrize("sigma, line", [
     ({"rules": "sigma"}, r"sigma.rules: expected a valid list, got 'sigma'"),
     ({"rules": ["sigma"], "skip_invalid": "yes"}, r"sigma.skip_invalid: expected a valid boolean, got 'yes'"),
-    ({"rulez": ["sigma"]}, r"sigma.rulez: unknown key; expected one of: pipelines, rules, skip_invalid"),
+    ({"rulez": ["sigma"]}, r"sigma.rulez: unknown key; expected one of: pipelines, rules, skip_invalid, taxonomies"),
+    ({"rules": ["sigma"], "taxonomies": ["zeek/nope"]},
+     r"sigma.taxonomies: expected shipped taxonomy names \(zeek/conn, .*\), got 'zeek/nope'"),
     ({"rules": ["no-such-folder"]}, r"sigma.rules: .*no-such-folder: expected a Sigma rule file or folder"),
     ({"rules": ["sigma"], "pipelines": ["sigma/maintenance_mode.yml"]},
      r"sigma.rules: .*maintenance_mode.yml: expected a pySigma processing pipeline"),
@@ -71,6 +73,19 @@ def test_bad_sigma_config_is_one_line(corpus: Path, sigma: Any, line: str) -> No
     path = _config(corpus, "bad.yaml", sigma)
     errors = check_file(path).errors
     assert len(errors) == 1 and errors[0].startswith(f"{path}: ") and re.search(line, errors[0]), errors
+
+
+def test_taxonomies_select_which_shipped_mappings_rules_use(corpus: Path) -> None:
+    """A rule whose log source only an unselected taxonomy maps applies to no source; selected,
+    it reads the CMS events, with the CMS field mapping."""
+    from detections.sigma_engine.engine import sigma_set
+    from pipelines.config import load_config
+
+    off = sigma_set(load_config(str(_config(corpus, "tax-off.yaml", {"rules": ["sigma"], "taxonomies": ["zeek/conn"]}))))
+    on = sigma_set(load_config(str(_config(corpus, "tax-on.yaml", {"rules": ["sigma"], "taxonomies": ["cranewatch/cms"]}))))
+    assert off.entries[0].route.empty
+    assert set(on.entries[0].route.formats) == {"cms_events", "cms_csv"}
+    assert "action" in on.entries[0].compiled.fields and "action" not in off.entries[0].compiled.fields
 
 
 def test_bad_sigma_config_exits_2(corpus: Path) -> None:

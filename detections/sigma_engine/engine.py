@@ -48,8 +48,8 @@ class Route:
         return not self.kinds and not self.formats
 
     @classmethod
-    def of(cls, logsource: SigmaLogSource) -> "Route":
-        found = shipped.source_kinds(logsource)
+    def of(cls, logsource: SigmaLogSource, taxonomies: Any = None) -> "Route":
+        found = shipped.source_kinds(logsource, taxonomies)
         return cls(tuple(sorted(k for k in found if k in KINDS)), tuple(sorted(k for k in found if k not in KINDS)))
 
     def key(self) -> str:
@@ -85,9 +85,11 @@ def _pipeline_files(files: tuple[str, ...]) -> tuple[list[ProcessingPipeline], l
     return out, errors
 
 
-def pipeline_of(logsource: SigmaLogSource, extra: list[ProcessingPipeline]) -> ProcessingPipeline | None:
-    """The shipped pipeline of the log source, then the config's own pipelines."""
-    base = shipped.pipeline_for(logsource)
+def pipeline_of(logsource: SigmaLogSource, extra: list[ProcessingPipeline],
+                taxonomies: Any = None) -> ProcessingPipeline | None:
+    """The shipped pipeline of the log source (of the selected taxonomies: None, all), then
+    the config's own pipelines."""
+    base = shipped.pipeline_for(logsource, taxonomies)
     if not extra:
         return base
     out = base if base is not None else ProcessingPipeline()
@@ -110,13 +112,23 @@ def _stamp(paths: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def load_set(rules: tuple[str, ...], pipeline_files: tuple[str, ...] = ()) -> SigmaSet:
-    return _load_set(rules, pipeline_files, _stamp(rules + pipeline_files))
+def load_set(rules: tuple[str, ...], pipeline_files: tuple[str, ...] = (),
+             taxonomies: tuple[str, ...] = ()) -> SigmaSet:
+    """``taxonomies``: the names of the shipped taxonomies to map with (empty: all)."""
+    return _load_set(rules, pipeline_files, taxonomies, _stamp(rules + pipeline_files))
+
+
+def selected_taxonomies(names: tuple[str, ...]) -> Any:
+    """The shipped taxonomies named (in their shipped order); None (all) when none is named."""
+    return tuple(t for t in shipped.TAXONOMIES if t.name in names) if names else None
 
 
 @lru_cache(maxsize=16)
-def _load_set(rules: tuple[str, ...], pipeline_files: tuple[str, ...], _stamp: Any) -> SigmaSet:
+def _load_set(rules: tuple[str, ...], pipeline_files: tuple[str, ...], taxonomy_names: tuple[str, ...],
+              _stamp: Any) -> SigmaSet:
     from detections.sigma_engine.correlate import compile_correlation
+
+    taxes = selected_taxonomies(taxonomy_names)
 
     loaded = load_rules(rules)
     extra, errors = _pipeline_files(pipeline_files)
@@ -124,18 +136,18 @@ def _load_set(rules: tuple[str, ...], pipeline_files: tuple[str, ...], _stamp: A
     by_rule: dict[int, SigmaEntry] = {}
     for rule in loaded.rules:
         file = loaded.file_of(rule)
-        compiled = compile_rule(rule, pipeline_of(rule.logsource, extra))
+        compiled = compile_rule(rule, pipeline_of(rule.logsource, extra, taxes))
         if compiled.unsupported:
             out.errors += [(file, f"{rule.title}: not supported: {u}") for u in compiled.unsupported]
             continue
         status = getattr(rule.status, "name", "") or ""
-        entry = SigmaEntry(compiled, file, Route.of(rule.logsource), STATUS_CONFIDENCE.get(status.lower(), 70),
+        entry = SigmaEntry(compiled, file, Route.of(rule.logsource, taxes), STATUS_CONFIDENCE.get(status.lower(), 70),
                            bool(getattr(rule, "_output", True)))
         by_rule[id(rule)] = entry
         out.entries.append(entry)
     for corr in loaded.correlations:
         file = loaded.file_of(corr)
-        compiled, problems = compile_correlation(corr, by_rule, lambda ls: pipeline_of(ls, extra))
+        compiled, problems = compile_correlation(corr, by_rule, lambda ls: pipeline_of(ls, extra, taxes))
         if problems:
             out.errors += [(file, f"{corr.title}: not supported: {p}") for p in problems]
             continue
@@ -157,7 +169,7 @@ def sigma_set(cfg: "Config") -> SigmaSet:
     rules, pipes = rule_paths(cfg)
     if not rules:
         return SigmaSet()
-    return load_set(rules, pipes)
+    return load_set(rules, pipes, tuple(cfg.sigma.taxonomies))
 
 
 def routed_mask(route: Route, cond: Callable[[pa.Table, dict[str, Any]], Any], table: pa.Table,
