@@ -30,12 +30,11 @@ from stix_export.ids import deterministic_id
 from stix_export.producer import PRODUCER_DATE, producer_identity, producer_location  # noqa: F401
 from stix_export.indicators import IndicatorSection
 from stix_export.mitigations import mitigation_objects
-from stix_export.stix_values import sigma_references
 from stix_export.techniques import shared_stage, shared_techniques
 from stix_export.redact import Redactor, holds_redacted, redact_objects
 from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
     _KIND_INFRASTRUCTURE_TYPES, _KIND_LABELS, _TLP_RANK, MAX_COUNT, PORT_SERVICES, SERVICE_NAMES, TRANSPORTS,
-    _count, _instant, _ip, _known_marking, _mac, _port, stix_time,
+    _count, _instant, _ip, _known_marking, _mac, _port, sigma_references, stix_time,
 )
 from transforms.locations import relative_ref
 from transforms.model import Finding, Incident
@@ -594,4 +593,3 @@ def incident_bundle(
     ``redact.RedactionError`` if a value the profile redacts would remain in the bundle.
     """
     return _Builder(incident, cfg, profile, secret).build()
-
