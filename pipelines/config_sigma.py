@@ -27,7 +27,7 @@ class SigmaSettings(Strict):
     # pipeline, e.g. to map a site's own field names.
     pipelines: list[str] = Field(default_factory=list)
     # The shipped per-log-source taxonomies to map with, by name (e.g. zeek/conn,
-    # cranewatch/cms; `cranewatch sigma check` lists them); empty: all of them. A rule whose
+    # cranewatch/cms: the names in docs/detections.md's taxonomy table); empty: all. A rule whose
     # log source only an unselected taxonomy maps applies to no source.
     taxonomies: list[str] = Field(default_factory=list)
 
