@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-from transforms.spool import _recorded_watermark, stop_watermark
+from transforms.spool import _recorded_watermark, horizon_start, stop_watermark
 
 
 @dataclass(frozen=True)
@@ -118,21 +118,6 @@ class ReadLog:
                 for k in ("read", "parsed", "dead_lettered", "late", "skipped"):
                     out[k] += getattr(b, k)
         return out
-
-
-def horizon_start(watermark: Optional[float], horizon: float, spans: list[tuple[float, float]]) -> float:
-    """``watermark`` − ``horizon``, moved back to the first seen of every incident span
-    overlapping it (the spool source's replay rule); -inf when there is no watermark."""
-    if watermark is None:
-        return -math.inf
-    start = watermark - horizon
-    moved = True
-    while moved:
-        moved = False
-        for first, last in spans:
-            if first < start <= last:
-                start, moved = first, True
-    return start
 
 
 def replay_start(state_dir: str, horizon: float) -> float:

@@ -328,14 +328,19 @@ def replay_start(spec: SpoolSource, finished: FinishedFiles, incident_spans: lis
     wrote), so no incident is rebuilt from its tail only."""
     if not any(r.max_time is not None for r in finished.records.values()):
         return None
-    stopped = stop_watermark(spec.state_dir)
-    if stopped is None:
+    return horizon_start(stop_watermark(spec.state_dir), spec.horizon, incident_spans)
+
+
+def horizon_start(watermark: Optional[float], horizon: float, spans: list[tuple[float, float]]) -> float:
+    """``watermark`` − ``horizon``, moved back to the first seen of every incident span
+    overlapping it; -inf (everything) when there is no watermark. Shared by every source."""
+    if watermark is None:
         return -math.inf
-    start = stopped - spec.horizon
+    start = watermark - horizon
     moved = True
     while moved:
         moved = False
-        for first, last in incident_spans:
+        for first, last in spans:
             if first < start <= last:
                 start, moved = first, True
     return start
