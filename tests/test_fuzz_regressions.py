@@ -23,7 +23,8 @@ import zstandard
 from pipelines.config import ConfigError, load_config
 from test_fuzz import PARQUET_MAPPING, SAMPLES, Outcome, check_file, check_parquet, run_parse
 from transforms.parse import Counts, InputFile, parse_file
-from transforms.parsers import parse_block_safely
+from transforms.parsers import checkpoint, parse_block_safely
+from transforms.parsers.zeek_modbus import ZeekModbusParser
 from transforms.parsers.base import ParseContext, ParseResult
 from transforms.read import Block, Limits
 
@@ -233,6 +234,54 @@ def test_a_parser_that_raises_costs_only_the_lines_that_raise() -> None:
         ("f.log:11", "parser error: KeyError: 'boom'", "boom"), ("f.log:14", "parser error: KeyError: 'boom'", "boom boom")]
     assert result.records == 4  # the blank line is not a record
     assert state == ["before", b"a", b"", b"b"]  # the lines that parsed, each once
+
+
+_MODBUS_HEAD = [b"#separator \\x09", b"#path\tmodbus",
+                b"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tfunc\texception"]
+
+
+def _modbus_rows(first: int, count: int) -> list[bytes]:
+    """Writes on one connection: each is a numbered operation (``attrs.op``)."""
+    return [f"{1700000000 + i}.5\tCop1\t10.0.0.5\t5020{i % 10}\t10.0.1.9\t502\tWRITE_SINGLE_REGISTER\t-".encode()
+            for i in range(first, first + count)]
+
+
+class _FailsAfterCounting(ZeekModbusParser):
+    """Zeek Modbus whose block code raises, when ``fail`` is set, after the block's
+    operations were counted (a bug late in a block): one-line blocks never raise."""
+
+    fail = False
+
+    def _events(self, b, block, lines, ctx, require_time):  # type: ignore[no-untyped-def]
+        out = super()._events(b, block, lines, ctx, require_time)
+        if self.fail and block.count > 1:
+            raise RuntimeError("late failure")
+        return out
+
+
+def test_a_block_that_raises_part_way_leaves_the_file_state_as_it_was() -> None:
+    """The line-by-line retry starts from the state the block found: the operations the
+    failed attempt counted are not counted twice, so events and the file's memory equal
+    a clean parse of the same lines; the checkpoint does not copy that memory."""
+    first = Block("s", "modbus.log", 1, _MODBUS_HEAD + _modbus_rows(0, 3))
+    second = Block("s", "modbus.log", 7, _modbus_rows(3, 4))
+    ctx = ParseContext("s")
+    clean = ZeekModbusParser()
+    state = clean.new_file_state("modbus.log")
+    parse_block_safely(clean, first, state, ctx, b"#")
+    expected, state = parse_block_safely(clean, second, state, ctx, b"#")
+
+    fragile = _FailsAfterCounting()
+    fstate = fragile.new_file_state("modbus.log")
+    parse_block_safely(fragile, first, fstate, ctx, b"#")
+    assert checkpoint(fstate).memo is fstate.memo
+    fragile.fail = True
+    result, fstate = parse_block_safely(fragile, second, fstate, ctx, b"#")
+    assert result.records == 4 and not result.dead_letters
+    ops = [dict(a)["op"] for a in result.events.column("attrs").to_pylist()]
+    assert ops == [f"Cop1/write_single_register#{n}" for n in range(4, 8)]
+    assert result.events.equals(expected.events)
+    assert fstate.memo == state.memo and fstate.fields == state.fields
 
 
 # --- the batch pipeline and the config's limits: block ---------------------------------------

@@ -100,13 +100,21 @@ def parse_block_safely(parser: Parser, block: Block, state: Any, ctx: ParseConte
     """``parser.parse_block`` with ``records`` counted from the block's lines; if the
     parser raises, the block is parsed again line by line from the state it started with,
     so each line that still raises is its own dead letter naming the exception."""
-    before = copy.deepcopy(state)
+    before = checkpoint(state)
     try:
         result = parser.parse_block(block, state, ctx)
     except Exception as exc:  # noqa: BLE001 - the safety net: no block is lost
         return _line_by_line(parser, block, before, ctx, comment_prefix, exc)
     result.records = record_lines(block, comment_prefix) - result.structure
     return result, state
+
+
+def checkpoint(state: Any) -> Any:
+    """The state to start a block again from, should it raise: the state's own
+    ``checkpoint()`` where it has one (a copy of only what a block changes before it has
+    parsed, so its cost does not grow with the file), else a deep copy (small states)."""
+    own = getattr(state, "checkpoint", None)
+    return own() if callable(own) else copy.deepcopy(state)
 
 
 def _line_by_line(parser: Parser, block: Block, state: Any, ctx: ParseContext, prefix: bytes,
@@ -116,7 +124,7 @@ def _line_by_line(parser: Parser, block: Block, state: Any, ctx: ParseContext, p
     tables, dead, records, structure, skipped = [], [], 0, 0, 0
     for i, line in enumerate(block.lines):
         one = Block(block.source, block.path, block.first_line + i, [line])
-        before = copy.deepcopy(state)
+        before = checkpoint(state)
         try:
             r = parser.parse_block(one, state, ctx)
         except Exception as exc:  # noqa: BLE001

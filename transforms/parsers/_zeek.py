@@ -5,6 +5,7 @@ Shared by the Zeek parser modules; each maps the columns it needs to events itse
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -37,8 +38,36 @@ class ZeekState:
     fields: tuple[str, ...] | None = None
     log_path: str | None = None  # from #path
     text_columns: set[str] = field(default_factory=set)  # failed typed conversion once
-    memo: dict = field(default_factory=dict)  # a parser's own per-file state
+    #: A parser's own per-file memory (name → entries), written only by ``commit``.
+    memo: dict[str, dict] = field(default_factory=dict)
     noticed: set[str] = field(default_factory=set)  # sibling logs already announced as skipped
+
+    def checkpoint(self) -> "ZeekState":
+        """The state to retry a block from if it raises (``parse_block_safely``): the
+        header fields and the small sets copied, ``memo`` shared, since a block writes
+        it only once the whole block has parsed. Cheap however large ``memo`` grows."""
+        return dataclasses.replace(self, text_columns=set(self.text_columns), noticed=set(self.noticed))
+
+    def commit(self, memo: "BlockMemo") -> None:
+        """A parsed block's writes into the file's memory."""
+        for name, entries in memo.new.items():
+            if entries:
+                self.memo.setdefault(name, {}).update(entries)
+
+
+@dataclass
+class BlockMemo:
+    """A parser's per-file memory as one block sees it: what earlier blocks left
+    (``known``, only read) and this block's own writes (``new``, read first). The writes
+    reach the file's state once the block has parsed, so a block that raises part-way
+    leaves nothing behind."""
+
+    known: dict[str, dict]
+    new: dict[str, dict] = field(default_factory=dict)
+
+    def table(self, name: str) -> tuple[dict, dict]:
+        """``(known, new)`` entries of one named table (e.g. operation ordinals)."""
+        return self.known.get(name, {}), self.new.setdefault(name, {})
 
 
 @dataclass
@@ -50,7 +79,7 @@ class ZeekBatch:
     fields: tuple[str, ...]
     log_path: str | None
     empty_field: str | None
-    memo: dict = field(default_factory=dict)  # the file's ZeekState.memo (set by the parser)
+    memo: BlockMemo | None = None  # the file's memory as this block sees it (set by the parser)
 
 
 def _directive(state: ZeekState, text: str) -> None:
@@ -306,8 +335,9 @@ class ZeekLogParser:
         batches, dead_letters, records, lines = read_zeek_block(block, state, ctx.source, self.wanted)
         tables = []
         skipped = 0
+        memo = BlockMemo(state.memo)
         for b in batches:
-            b.memo = state.memo
+            b.memo = memo
             why = self.skip_reason(b)
             if why is not None:
                 skipped += len(b.rows)  # not records this format reads: announced and counted, not dead-lettered
@@ -329,6 +359,7 @@ class ZeekLogParser:
             dead_letters.extend(more)
         dead_letters.sort(key=lambda d: int(d.location.rsplit(":", 1)[1]))
         events = pa.concat_tables(tables) if tables else empty_events()
+        state.commit(memo)  # last: nothing after it raises
         return ParseResult(events, dead_letters, records, skipped=skipped)
 
     def _events(self, b: ZeekBatch, block: Block, lines: pa.Array, ctx: ParseContext,

@@ -82,7 +82,7 @@ class ZeekDnp3Parser(ZeekLogParser):
         else:
             verb = _slug(pc.coalesce(get("fc_request"), get("fc_reply")))
             target, result, tid = None, c.const("ok", n), None
-        ops = _operations(b.memo.setdefault("ops", {}), get("uid"), verb, tid, _POLLING)
+        ops = _operations(b.memo.table("ops"), get("uid"), verb, tid, _POLLING)
         columns = {
             **self._common_columns(b, ctx, chk, require_time),
             "proto": c.const("tcp", n), "service": c.const("dnp3", n),

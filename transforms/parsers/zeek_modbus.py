@@ -64,7 +64,7 @@ def _unknown_codes(verb: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pa.array(names, pa.string()), pa.array(exc)
 
 
-def _operations(state: dict, uid: pa.Array | None, verb: pa.Array, tid: pa.Array | None,
+def _operations(memo: tuple[dict, dict], uid: pa.Array | None, verb: pa.Array, tid: pa.Array | None,
                 polling: frozenset[str] | set[str] = _POLLING) -> pa.Array:
     """An operation id per row, equal for every row of one Modbus request across the
     sibling logs (modbus.log, modbus_detailed.log, the mask/read-write logs, request and
@@ -72,7 +72,8 @@ def _operations(state: dict, uid: pa.Array | None, verb: pa.Array, tid: pa.Array
     The ordinal counts distinct transaction ids (adjacent rows of one transaction share
     one) where the log has ``tid``, rows where it has not (Zeek's own modbus.log: one row
     per reply), so logs with and without ``tid`` agree; a tid alone repeats (clients
-    reuse a constant one). Polling reads are not numbered (null)."""
+    reuse a constant one). Polling reads are not numbered (null). ``memo`` is the file's
+    ``(known, new)`` counts per (uid, function) (``BlockMemo.table``): new ones go to ``new``."""
     n = len(verb)
     if uid is None:
         return pa.nulls(n, pa.string())
@@ -84,14 +85,15 @@ def _operations(state: dict, uid: pa.Array | None, verb: pa.Array, tid: pa.Array
     uids = uid.take(pa.array(idx)).to_pylist()
     verbs = verb.take(pa.array(idx)).to_pylist()
     tids = tid.take(pa.array(idx)).to_pylist() if tid is not None else [None] * len(idx)
+    known, new = memo
     for j, i in enumerate(idx):
         if uids[j] is None or verbs[j] is None:
             continue
         key = (uids[j], verbs[j])
-        count, last = state.get(key, (0, None))
+        count, last = new.get(key) or known.get(key, (0, None))
         if tids[j] is None or tids[j] != last:
             count += 1
-        state[key] = (count, tids[j])
+        new[key] = (count, tids[j])
         out[i] = f"{uids[j]}/{verbs[j]}#{count}"
     return pa.array(out, pa.string())
 
@@ -141,7 +143,7 @@ class ZeekModbusParser(ZeekLogParser):
             result = pc.if_else(has, c.join_text("exception:", exception), "ok")
         result = pc.if_else(unknown_exc, pc.coalesce(pc.if_else(pc.equal(result, "ok"), None, result),
                                                       pa.scalar("exception")), result)
-        ops = _operations(b.memo.setdefault("ops", {}), cols.get("uid"), verb, cols.get("tid"))
+        ops = _operations(b.memo.table("ops"), cols.get("uid"), verb, cols.get("tid"))
         line_numbers = np.asarray(b.rows + block.first_line)
         raw = take_rows(lines, b.rows)
         columns = {
