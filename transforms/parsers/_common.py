@@ -301,28 +301,32 @@ def _time_reason(v: object) -> str:
 def build_attrs(n: int, items: dict[str, pa.Array | None]) -> pa.Array:
     """A ``map<string,string>`` column from equal-length columns, dropping null values.
 
-    Vectorized: interleave the columns row-major, drop nulls, derive the offsets.
+    Vectorized: the kept (non-null) cells are found in a row-major validity matrix and
+    taken from the columns once, with their names; offsets are the per-row counts.
     """
     cols = [(k, v if pa.types.is_string(v.type) else pc.cast(v, pa.string()))
             for k, v in items.items() if v is not None and v.null_count < len(v)]
     if not cols or n == 0:
         return pa.nulls(n, ATTRS_TYPE)
     k = len(cols)
+    offsets = np.zeros(n + 1, dtype=np.int32)
     if k == 1:
         values = cols[0][1]
         names = pa.repeat(pa.scalar(cols[0][0]), n)
-    else:
-        order = pa.array((np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel())
-        values = pa.concat_arrays([c for _, c in cols]).take(order)
-        names = pa.array([name for name, _ in cols]).take(pa.array(np.tile(np.arange(k), n)))
-    valid = values.is_valid()
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    if values.null_count:
-        per_row = _np_mask(valid).reshape(n, k).sum(axis=1)
-        np.cumsum(per_row, out=offsets[1:])
-        names, values = names.filter(valid), values.filter(valid)
-    else:
-        offsets[1:] = np.arange(1, n + 1) * k
+        if values.null_count:
+            valid = values.is_valid()
+            np.cumsum(_np_mask(valid), out=offsets[1:])
+            names, values = names.filter(valid), values.filter(valid)
+        else:
+            offsets[1:] = np.arange(1, n + 1)
+        return pa.MapArray.from_arrays(pa.array(offsets), names, values)
+    valid = np.empty((n, k), dtype=bool)
+    for j, (_, v) in enumerate(cols):
+        valid[:, j] = True if v.null_count == 0 else _np_mask(v.is_valid())
+    row, which = np.divmod(np.flatnonzero(valid.ravel()), k)
+    values = pa.concat_arrays([v for _, v in cols]).take(pa.array(which * n + row))
+    names = pa.array([name for name, _ in cols], pa.string()).take(pa.array(which))
+    np.cumsum(valid.sum(axis=1), out=offsets[1:])
     return pa.MapArray.from_arrays(pa.array(offsets), names, values)
 
 
