@@ -76,3 +76,46 @@ def test_run_parse_stage_passes_the_mapping(tmp_path: Path) -> None:
     row = table.to_pylist()[0]
     assert (row["user"], row["action"], row["kind"], row["format"]) == ("zpmc-svc1", "auth.success", "auth", "csv_mapped")
     assert out[-1] == ("counts", ("x", Counts(read=1, parsed=1, dead_lettered=0, files=1)))
+
+
+def _ahead_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "cranewatch-parse-ahead"]
+
+
+def test_parse_stage_reads_ahead_in_order_and_raises_where_the_source_raised() -> None:
+    """The parse stage produces a file's results on a thread of its own (``ahead``): the
+    consumer sees them in order, then the source's own exception, and no thread stays."""
+    from transforms.parse import ahead
+
+    def source():
+        yield from range(5)
+        raise ValueError("cut at 5")
+
+    seen = []
+    with pytest.raises(ValueError, match="cut at 5"):
+        for item in ahead(source()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+    assert not _ahead_threads()
+
+
+def test_parse_stage_stopped_early_closes_its_source() -> None:
+    from transforms.parse import ahead
+
+    closed = []
+
+    def source():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.append(True)  # the file the source reads is closed here
+
+    items = ahead(source())
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert closed == [True] and not _ahead_threads()

@@ -7,8 +7,11 @@ summary can prove it.
 """
 from __future__ import annotations
 
+import os
+import queue
+import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -20,6 +23,7 @@ from transforms.parsers.base import ParseContext
 from transforms.read import DEFAULT_LIMITS, Limits
 
 EVENTS, DEAD, COUNTS = "events", "dead_letters", "counts"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ def parse_file(item: InputFile, limits: Limits = DEFAULT_LIMITS) -> Iterator[Any
     counts = Counts(files=1)
     next_line = 1
     try:
-        for result, next_line in iter_results(parser, item.path, ctx, limits=limits):
+        results = iter_results(parser, item.path, ctx, limits=limits)
+        for result, next_line in (ahead(results) if _large(item.path) else results):
             counts = counts + Counts(result.records, result.events.num_rows, len(result.dead_letters),
                                      skipped=result.skipped)
             note_records(result.records, item.path)  # the run's progress display (pipelines/progress.py)
@@ -75,6 +80,66 @@ def parse_file(item: InputFile, limits: Limits = DEFAULT_LIMITS) -> Iterator[Any
         yield ("dead", DeadLetter(item.source, f"{item.path}:{next_line}", reason, ""))
         counts = counts + Counts(1, 0, 1)
     yield ("counts", (item.source, counts))
+
+
+#: Files from this size on disk are read ahead (``ahead``); a smaller one is read in a
+#: block or two, where a thread would cost more than it overlaps.
+AHEAD_MIN_BYTES = 1 << 20
+
+
+def _large(path: str) -> bool:
+    try:
+        return os.path.getsize(path) >= AHEAD_MIN_BYTES
+    except OSError:  # unreadable: the read layer reports it
+        return False
+
+
+def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items``, produced on a thread of their own up to ``depth`` ahead of the consumer.
+
+    The consumer of a file's parse results is the next pipeline step, fused into the same
+    thread (enrichment and detection); reading ahead lets the next block's gunzip and Arrow
+    parsing, which release the GIL, run on the machine's other core meanwhile. Order and
+    exceptions are as if ``items`` ran here; stopping early stops and closes it."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
+            put((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="cranewatch-parse-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, value = out.get()
+            if more:
+                yield value
+            elif value is None:
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _ParseFileFn(beam.DoFn):
