@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.assembly import assemble
 from pipelines.config import Config, resolve_sources
-from transforms.export import ExportIncidents, WriteDeadLetters, write_counts
+from transforms.export import ExportIncidents, WriteDeadLetters, at_end, write_counts
 from transforms.parse import COUNTS, DEAD, EVENTS, InputFile, ParseSources
 
 COUNTS_FILE = "_counts.json"
@@ -53,11 +53,7 @@ def build(p: beam.Pipeline, cfg: Config, files: list[InputFile], out_dir: str) -
     stages = assemble(cfg, parsed[EVENTS], parsed[DEAD])
     stages.incidents | "Export" >> ExportIncidents(cfg, out_dir)
     stages.dead_letters | "Dead letters" >> WriteDeadLetters(out_dir)
-    (
-        parsed[COUNTS]
-        | "Collect record counts" >> beam.combiners.ToList()
-        | "Write record counts" >> beam.Map(write_counts, os.path.join(out_dir, COUNTS_FILE))
-    )
+    at_end(parsed[COUNTS], "Write record counts", write_counts, os.path.join(out_dir, COUNTS_FILE))
 
 
 def _no_embedded_state_cache() -> None:

@@ -20,6 +20,9 @@ from typing import Any, Mapping
 
 import yaml
 
+#: libyaml's safe loader when PyYAML has it: the packaged data file loads ~8x faster.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 KILL_CHAIN_NAME = "mitre-ics-attack"
 ATTACK_URL = "https://attack.mitre.org/techniques/"
 
@@ -179,7 +182,7 @@ def load_attack_data(path: str | None = None) -> AttackData:
     """Read and check the data file (default: the packaged ``detections/attack_ics.yml``)."""
     file = Path(path) if path else _default_path()
     with open(file, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml.load(fh, Loader=_FAST_LOADER)  # noqa: S506 (a safe loader)
     return _parse(data, str(file))
 
 

@@ -30,6 +30,9 @@ import yaml
 
 from stix_export.ids import deterministic_id
 
+#: libyaml's safe loader when PyYAML has it: the packaged data file loads ~8x faster.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 MITIGATION_URL = "https://attack.mitre.org/mitigations/"
 _CITATION = re.compile(r"\s*\(Citation:[^)]*\)")
 DATA_FILE = "attack_ics_mitigations.yml"
@@ -125,7 +128,7 @@ def data_path() -> Path:
 def load_mitigations() -> MitigationData:
     """The packaged mitigation data (read once per process)."""
     with open(data_path(), encoding="utf-8") as fh:
-        return _parse(yaml.safe_load(fh))
+        return _parse(yaml.load(fh, Loader=_FAST_LOADER))  # noqa: S506 (a safe loader)
 
 
 def for_technique(technique_id: str) -> tuple[tuple[Mitigation, str], ...]:

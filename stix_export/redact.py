@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from pipelines.config import ConfigError
 from stix_export.addresses import IPAddress, Span, parse
-from stix_export.textscan import NON_TEXT_KEYS, TextRewriter, spelling_pattern, strings, value_pattern
+from stix_export.textscan import NON_TEXT_KEYS, TextRewriter, spelling_pattern, string_list, strings, value_pattern
 
 __all__ = ["RedactionError", "Redactor", "SecretError", "TextRewriter", "load_secret", "needs_secret",
            "strings", "value_pattern", "NON_TEXT_KEYS"]
@@ -127,6 +127,46 @@ def load_secret(cfg: Config) -> bytes | None:
     return secret
 
 
+class _Inventory:
+    """What every redactor of one config derives from its inventory and vendors (built once
+    per config: a bundle, a report and each mandated draft make a redactor of their own)."""
+
+    def __init__(self, cfg: Config):
+        self.internal_networks = [ipaddress.ip_network(n) for n in cfg.inventory.internal_networks]
+        self.asset_of_address = {str(parse(addr) or addr): a for a in cfg.inventory.assets for addr in a.addresses}
+        self.assets = {a.id: a for a in cfg.inventory.assets}
+        self.cranes = {a.crane for a in cfg.inventory.assets if a.crane}
+        self.inventory_accounts = frozenset(acc for v in cfg.vendors for acc in v.accounts)
+        self.vendor_of_account = {acc: v.name for v in cfg.vendors for acc in v.accounts}
+        self.zones = frozenset(a.zone for a in cfg.inventory.assets if a.zone)
+        self.crane_zones = frozenset(a.zone for a in cfg.inventory.assets if a.zone and a.crane)
+        self.identifier_res = [re.compile(spelling_pattern(c)) for c in sorted(self.cranes)] + [
+            re.compile(value_pattern(a)) for a in sorted(self.assets)
+        ]
+        # The address-only scan of shared objects (``leaks``) depends on the inventory alone:
+        # one memo for every bundle, whose shared objects (MITRE's texts) repeat the same strings.
+        self.address_scan = TextRewriter({}, {}, self._internal_span)
+
+    def _internal_span(self, span: Span) -> str | None:
+        ip = span.address
+        internal = ip is not None and (str(ip) in self.asset_of_address or any(ip in net for net in self.internal_networks))
+        return "" if internal else None
+
+
+_INVENTORIES: dict[int, tuple[Any, Any, _Inventory]] = {}
+
+
+def _inventory(cfg: Config) -> _Inventory:
+    """The ``_Inventory`` of ``cfg`` (config models are frozen: one per config object)."""
+    key = id(cfg)
+    hit = _INVENTORIES.get(key)
+    if hit is None or hit[0] is not cfg.inventory or hit[1] is not cfg.vendors:
+        if len(_INVENTORIES) >= 8:
+            _INVENTORIES.clear()
+        hit = _INVENTORIES[key] = (cfg.inventory, cfg.vendors, _Inventory(cfg))
+    return hit[2]
+
+
 class Redactor:
     """Applies one profile's redaction rules to the values of one incident's bundle."""
 
@@ -136,19 +176,19 @@ class Redactor:
         if self.rules.needs_secret and not secret:
             raise SecretError(f"export.profiles {profile.name!r}: a secret is required for its redaction rules")
         self._secret = secret or b""
-        self.internal_networks = [ipaddress.ip_network(n) for n in cfg.inventory.internal_networks]
-        self.asset_of_address = {str(parse(addr) or addr): a for a in cfg.inventory.assets for addr in a.addresses}
-        self.assets = {a.id: a for a in cfg.inventory.assets}
-        self.cranes = {a.crane for a in cfg.inventory.assets if a.crane}
-        self.inventory_accounts = {acc for v in cfg.vendors for acc in v.accounts}
-        self.vendor_of_account = {acc: v.name for v in cfg.vendors for acc in v.accounts}
+        inv = _inventory(cfg)  # read-only, shared by every redactor of this config
+        self.internal_networks = inv.internal_networks
+        self.asset_of_address = inv.asset_of_address
+        self.assets = inv.assets
+        self.cranes = inv.cranes
+        self.inventory_accounts = inv.inventory_accounts
+        self.vendor_of_account = inv.vendor_of_account
         self._all_accounts = set(self.inventory_accounts)
         self.zone_labels: dict[str, str] = dict(getattr(self.rules, "zone_labels", None) or {})
-        self.zones = {a.zone for a in cfg.inventory.assets if a.zone} | set(self.zone_labels)
-        self._crane_zones = {a.zone for a in cfg.inventory.assets if a.zone and a.crane}
-        self._identifier_res = [re.compile(spelling_pattern(c)) for c in sorted(self.cranes)] + [
-            re.compile(value_pattern(a)) for a in sorted(self.assets)
-        ]
+        self.zones = inv.zones | set(self.zone_labels)
+        self._crane_zones = inv.crane_zones
+        self._identifier_res = inv.identifier_res
+        self._address_scan = inv.address_scan
         self._rewriter: tuple[Incident, TextRewriter] | None = None
 
     @property
@@ -430,11 +470,12 @@ def leaks(redactor: Redactor, rewriter: TextRewriter, objects: Iterable[dict[str
     addresses only: their texts are fixed (ATT&CK names, MITRE's guidance, the site name) and
     a short asset id inside a technique name must not stop the export.
     """
-    addresses_only = TextRewriter({}, {}, rewriter.address)
+    addresses_only = redactor._address_scan if rewriter.address is not None else TextRewriter({}, {}, None)
     found: dict[str, list[str]] = {}
     for o in objects:
         scan = addresses_only if is_shared(o) else rewriter
-        hits = [h for text in strings(o) for h in scan.found(text)]
+        found_in = scan.found
+        hits = [h for text in string_list(o) for h in found_in(text)]
         if hits:
             found.setdefault(str(o.get("type")), []).extend(hits)
     return found

@@ -136,14 +136,70 @@ class TextRewriter:
 
     def rewrite_object(self, obj: Any, key: str = "") -> Any:
         """Rewrite every text in a JSON value, leaving ids, references, times and hashes."""
+        if type(obj) is str:
+            return self.text(obj)
         if isinstance(obj, dict):
-            return {k: (v if k in NON_TEXT_KEYS or k.endswith("_ref") or k.endswith("_refs")
-                        else self.rewrite_object(v, k)) for k, v in obj.items()}
+            return {k: (v if _is_non_text_key(k) else self.rewrite_object(v, k)) for k, v in obj.items()}
         if isinstance(obj, list):
             return [self.rewrite_object(v, key) for v in obj]
         if isinstance(obj, str):
             return self.text(obj)
         return obj
+
+
+_NON_TEXT: dict[str, bool] = {}
+
+
+def _is_non_text_key(key: str) -> bool:
+    """``key`` holds an id, reference, time or hash (memoized: bundles repeat few keys)."""
+    done = _NON_TEXT.get(key)
+    if done is None:
+        done = key in NON_TEXT_KEYS or key.endswith("_ref") or key.endswith("_refs")
+        if len(_NON_TEXT) < 4096:
+            _NON_TEXT[key] = done
+    return done
+
+
+def string_list(value: Any) -> list[str]:
+    """``strings(value)`` as a list (keys included, same order), without a generator per
+    level: the leak scan walks every object of every bundle."""
+    out: list[str] = []
+    _collect(value, out)
+    return out
+
+
+def _collect(value: Any, out: list[str]) -> None:
+    t = type(value)
+    if t is str:
+        out.append(value)
+    elif t is dict:
+        for k, v in value.items():
+            out.append(k)
+            tv = type(v)
+            if tv is str:
+                out.append(v)
+            elif tv is dict or tv is list:
+                _collect(v, out)
+            elif isinstance(v, (dict, list, str)):
+                _collect(v, out)
+    elif t is list:
+        for v in value:
+            tv = type(v)
+            if tv is str:
+                out.append(v)
+            elif tv is dict or tv is list:
+                _collect(v, out)
+            elif isinstance(v, (dict, list, str)):
+                _collect(v, out)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append(k)
+            _collect(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _collect(v, out)
+    elif isinstance(value, str):
+        out.append(value)
 
 
 def strings(value: Any, keys: bool = True) -> Iterable[str]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import threading
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -59,9 +61,11 @@ class Detector:
 
     def __init__(self, cfg: Config, registry: dict[str, Detection] | None = None):
         if registry is None:  # built-ins and plugins, and the config's Sigma rules
-            from detections.sigma_engine.engine import sigma_registry
+            registry = load_registry()
+            if cfg.sigma.rules:  # pySigma is imported only for a config that has rules
+                from detections.sigma_engine.engine import sigma_registry
 
-            registry = {**load_registry(), **sigma_registry(cfg)}
+                registry = {**registry, **sigma_registry(cfg)}
         inventory = Inventory(cfg)
         self.active: list[tuple[Detection, DetectionContext]] = []
         for det_id in sorted(registry):
@@ -353,19 +357,38 @@ def _seconds(ts: str) -> float:
 
 CANDIDATES = "candidates"
 
+_SHARED: dict[str, Detector] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_detector(cfg: Config, token: str | None) -> Detector:
+    """The ``Detector`` of one pipeline's detect stage, built once per worker process and
+    shared by its DoFns (building one runs every detection's ``prepare``: threat intel,
+    Sigma rules). ``token`` names the pipeline's ``DetectFindings``; None: a Detector of its own."""
+    if token is None:
+        return Detector(cfg)
+    with _SHARED_LOCK:
+        found = _SHARED.get(token)
+        if found is None:
+            if len(_SHARED) >= 4:  # a long-lived process (tests) builds many pipelines
+                _SHARED.pop(next(iter(_SHARED)))
+            found = _SHARED[token] = Detector(cfg)
+        return found
+
 
 class _DetectFn(beam.DoFn):
     """Enrich a batch, run the detections, emit findings timestamped by event time and the
     stateful detections' keyed candidates on the ``candidates`` output."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, token: str | None = None):
         self.cfg = cfg
+        self.token = token
 
     def setup(self) -> None:
         from transforms.enrich import Enricher
 
         self.enrich = Enricher(self.cfg)
-        self.detector = Detector(self.cfg)
+        self.detector = shared_detector(self.cfg, self.token)
 
     def process(self, table: pa.Table) -> Iterator[Any]:
         findings, keyed = self.detector.scan(self.enrich(table))
@@ -415,11 +438,12 @@ class _StatefulFn(beam.DoFn):
     STATE = ReadModifyWriteStateSpec("state", PickleCoder())
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, token: str | None = None):
         self.cfg = cfg
+        self.token = token
 
     def setup(self) -> None:
-        self.detector = Detector(self.cfg)
+        self.detector = shared_detector(self.cfg, self.token)
 
     def process(
         self,
@@ -508,15 +532,16 @@ class DetectFindings(beam.PTransform):
         self.cfg = cfg
         # Streaming passes its own stateful stage (transforms/stream_detect.py).
         self.stateful_fn = stateful_fn
+        self.token = uuid.uuid4().hex  # this pipeline's DoFns share one Detector per worker
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        out = batches | "Enrich and detect" >> beam.ParDo(_DetectFn(self.cfg)).with_outputs(
+        out = batches | "Enrich and detect" >> beam.ParDo(_DetectFn(self.cfg, self.token)).with_outputs(
             CANDIDATES, main="findings"
         )
         stateful = (
             out[CANDIDATES]
             | "Key stateful candidates"
             >> beam.Map(lambda kv: (_beam_key(kv[0]), kv)).with_output_types(tuple[str, Any])
-            | "Stateful detections" >> beam.ParDo(self.stateful_fn or _StatefulFn(self.cfg))
+            | "Stateful detections" >> beam.ParDo(self.stateful_fn or _StatefulFn(self.cfg, self.token))
         )
         return (out.findings, stateful) | "All findings" >> beam.Flatten()

@@ -8,12 +8,32 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import apache_beam as beam
 
 from pipelines.config import Config
 from transforms.model import DeadLetter, Finding, Incident
+
+
+def at_end(pcoll: beam.PCollection, label: str, fn: Callable[..., Any], *args: Any) -> beam.PCollection:
+    """Call ``fn(every element of pcoll as a list, *args)`` once, when ``pcoll`` is complete
+    (an empty list for an empty one): batch files written from a whole collection.
+
+    Every element and one start marker (from an ``Impulse``, so an empty collection still
+    gives one call) go to a single key; six steps in the graph where
+    ``beam.combiners.ToList()`` and a ``Map`` take eleven, each step costing graph
+    construction, fusion and bundles at run time. (Reading ``pcoll`` as a side input would
+    take two, but the in-process runner repeats a side input's elements when the stage
+    producing them runs timer rounds.)"""
+    keyed = pcoll | f"{label}: key" >> beam.Map(lambda x: (0, (1, x)))
+    start = pcoll.pipeline | f"{label}: start" >> beam.Impulse() | f"{label}: start marker" >> beam.Map(lambda _: (0, (0, None)))
+    return (
+        (keyed, start)
+        | f"{label}: all" >> beam.Flatten()
+        | f"{label}: group" >> beam.GroupByKey()
+        | label >> beam.Map(lambda kv, *a: fn([x for tag, x in kv[1] if tag], *a), *args)
+    )
 
 
 def incident_json(incident: Incident) -> str:
@@ -99,18 +119,14 @@ class ExportIncidents(beam.PTransform):
 
     def expand(self, incidents: beam.PCollection) -> beam.PCollection:
         out = self.out_dir
-        # One collection for both files (one combine in the graph, not one per file).
-        incidents | "Collect incidents" >> beam.combiners.ToList() | (
-            "Write incidents.jsonl and findings.jsonl" >> beam.Map(write_incident_files, out))
+        # One collection for both files (one read of the incidents, not one per file).
+        at_end(incidents, "Write incidents.jsonl and findings.jsonl", write_incident_files, out)
         from stix_export.redact import load_secret
 
         load_secret(self.cfg)  # fail before the run, not in a worker, when a needed secret is missing
         written = incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, out))
         if self.cfg.export.report:
-            cfg = self.cfg
-            written | "Collect groupings" >> beam.combiners.ToList() | "Write run reports" >> beam.Map(
-                _write_reports, cfg, out
-            )
+            at_end(written, "Write run reports", _write_reports, self.cfg, out)
         return written
 
 
@@ -134,12 +150,8 @@ class WriteDeadLetters(beam.PTransform):
 
     def expand(self, dead: beam.PCollection) -> beam.PCollection:
         path = os.path.join(self.out_dir, "deadletter", "deadletter.jsonl")
-        return (
-            dead
-            | "Dead letter as JSON" >> beam.Map(DeadLetter.to_json)
-            | "Collect dead letters" >> beam.combiners.ToList()
-            | "Write deadletter.jsonl" >> beam.Map(lambda rows: _write_sorted_lines(rows, path))
-        )
+        rows = dead | "Dead letter as JSON" >> beam.Map(DeadLetter.to_json)
+        return at_end(rows, "Write deadletter.jsonl", _write_sorted_lines, path)
 
 
 def write_counts(counts: list[tuple[str, Any]], path: str) -> None:

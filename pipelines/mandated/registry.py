@@ -80,10 +80,20 @@ class Regime:
         return out - {""}
 
 
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` through libyaml when PyYAML has it (every run with reporting reads
+    every regime); a document libyaml rejects is read again by the Python loader, so the
+    error is worded the same whichever loader is installed."""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (a safe loader)
+    except yaml.YAMLError:
+        return yaml.safe_load(text)
+
+
 def load_regime(yml: Path, module: ModuleType | None = None) -> Regime:
     path = str(yml)
     try:
-        raw = yaml.safe_load(yml.read_text(encoding="utf-8"))
+        raw = _load_yaml(yml.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RegimeError(f"{path}: (file): expected readable YAML, got {exc}") from None
     if not isinstance(raw, dict):

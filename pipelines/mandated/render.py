@@ -55,6 +55,17 @@ def shown(value: Any) -> Shown:
 
 def md(value: Any) -> str:
     """Escape one value for Markdown (one line; HTML special characters as entities)."""
+    if type(value) is str:  # drafts repeat the same texts (labels, notices, values)
+        return _md_text(value)
+    return _md(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _md_text(value: str) -> str:
+    return _md(value)
+
+
+def _md(value: Any) -> str:
     s = " ".join(str(value).split())
     s = _MD_SPECIAL.sub(r"\\\1", html.escape(s, quote=False))
     return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
@@ -84,4 +95,16 @@ def render_html(draft: dict[str, Any]) -> str:
 
 
 def render_json(draft: dict[str, Any]) -> str:
+    """``json.dumps(draft, indent=2, ensure_ascii=False)`` and a newline. With an indent
+    ``json`` runs its pure-Python encoder; ``orjson`` writes the same text for what drafts
+    hold (``stix_export.writer.serialize_bundle_bytes`` says when: no float, no huge int)."""
+    from stix_export.writer import _orjson_safe
+
+    if _orjson_safe(draft):
+        import orjson
+
+        try:
+            return orjson.dumps(draft, option=orjson.OPT_INDENT_2).decode("utf-8") + "\n"
+        except (TypeError, orjson.JSONEncodeError):
+            pass
     return json.dumps(draft, indent=2, ensure_ascii=False) + "\n"
