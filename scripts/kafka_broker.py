@@ -235,8 +235,8 @@ def client(bootstrap: str, lines: Iterator[str], out: Any = sys.stdout) -> None:
                     producer.poll(0.1)
             producer.poll(0)
         elif op == "flush":
-            producer.flush(60)
-            answer({"ok": not failed, "failed": failed[:5]})
+            left = producer.flush(60)  # messages still undelivered: not ok, said so
+            answer({"ok": not failed and left == 0, "failed": failed[:5], "undelivered": left})
             failed.clear()
         elif op == "create":
             meta = admin.list_topics(timeout=10).topics.get(cmd["topic"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -344,3 +345,25 @@ def test_kafka_bad_messages_are_dead_letters_with_topic_partition_offset(broker,
     s = json.loads((out / "summary.json").read_text())["sources"][SWAPPED]
     records = len(good) + 4 + 3  # four bad single messages, three lines in one message
     assert (s["read"], s["parsed"], s["dead_lettered"]) == (records, len(good) + 2, len(expected)), s
+
+
+def test_kafka_stage_watermark_is_the_minimum_over_every_partition_of_this_run(tmp_path) -> None:
+    """Each partition reports the minimum over the job's partitions (Prism takes a stage's
+    watermark from the bundle it finished last): held while a partition has none yet, an
+    earlier run's marks ignored, +inf once every partition has ended."""
+    from transforms.kafka_state import RUN_STARTED, PartitionMark, stage_watermark, write_mark
+
+    state, now = str(tmp_path), RUN_STARTED + 1
+    assert stage_watermark(state, ["a", "b"]) is None  # no partition listed yet
+    write_mark(state, "a", 0, PartitionMark(1000.0, 700.0, False, False, now))
+    write_mark(state, "a", 1, PartitionMark(None, None, False, True, now))  # listed, not read yet
+    write_mark(state, "b", 0, PartitionMark(2000.0, 1700.0, False, False, now))
+    assert stage_watermark(state, ["a", "b"]) is None
+    write_mark(state, "a", 1, PartitionMark(900.0, 600.0, False, True, now))
+    assert stage_watermark(state, ["a", "b"]) == 600.0
+    assert stage_watermark(state, ["b"]) == 1700.0
+    write_mark(state, "b", 1, PartitionMark(400.0, 100.0, False, False, RUN_STARTED - 60))  # an earlier run's
+    assert stage_watermark(state, ["a", "b"]) == 600.0
+    for source, p in (("a", 0), ("a", 1), ("b", 0)):
+        write_mark(state, source, p, PartitionMark(None, math.inf, True, True, now))
+    assert stage_watermark(state, ["a", "b"]) == math.inf

@@ -14,13 +14,16 @@ Java expansion service:
   (``transforms/kafka_parse.py``), as file blocks are.
 
 Event time and watermark follow the spool source's rules (``transforms/spool.py``): a
-partition's watermark is the newest record time it has read minus the source's
-out-of-orderness, set by hand (``ManualWatermarkEstimator``) and only forward; records more
-than allowed lateness behind it are ``late`` dead letters. A partition with nothing left to
-read (at its high-water mark) does not hold the job back: it follows the newest record time
-of its source's other partitions; after ``idle_timeout`` without a message it moves to wall
-clock − out-of-orderness. A message with the header ``cranewatch-end`` ends its partition
-(as an ``END`` file ends a spool); once every partition has ended, the source has.
+partition's own watermark is the newest record time it has read minus the source's
+out-of-orderness, only forward; records more than allowed lateness behind it are ``late``
+dead letters. A partition with nothing left to read (at its high-water mark, as the broker
+says) does not hold the job back: it follows the newest record time of its source's other
+partitions; after ``idle_timeout`` without a message it moves to wall clock −
+out-of-orderness. Each partition reports (``ManualWatermarkEstimator``) the minimum of these
+over every partition of the job's Kafka sources (``kafka_state.stage_watermark``: Prism
+takes a stage's watermark from the bundle it finished last). A message with the header
+``cranewatch-end`` ends its partition (as an ``END`` file ends a spool); once every
+partition has ended, the source has.
 
 Restarts and the consumer group's offsets: see ``transforms/kafka_state.py``.
 """
@@ -45,8 +48,8 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
 from transforms.kafka_parse import Message, MessageParser
 from transforms.kafka_state import (
-    BatchRecord, PartitionMark, ReadLog, read_marks, replay_start, safe_start, source_newest, write_mark,
-    write_source_watermark,
+    BatchRecord, PartitionMark, ReadLog, replay_start, run_marks, safe_start, source_newest, stage_watermark,
+    write_mark, write_source_watermark,
 )
 from transforms.model import DeadLetter
 from transforms.parse import DEAD
@@ -303,7 +306,10 @@ class _PartitionsFn(beam.DoFn):
         if found:
             if not tracker.try_claim(replace(r, partitions=r.partitions | set(found))):
                 return
+            known = run_marks(spec.state_dir, spec.source)
             for p in found:
+                if p not in known:  # holds the job's watermark until the partition is read
+                    write_mark(spec.state_dir, spec.source, p, PartitionMark(None, None, False, False, time.time()))
                 yield KafkaPartition(spec, p)
             r = tracker.current_restriction()
         read = ReadLog.of(spec.state_dir, spec.source)
@@ -359,13 +365,8 @@ def _state(spec: KafkaSource, partition: int, start: int) -> dict[str, Any]:
             times = [b.max_time for b in read.batches.get(partition, []) if b.max_time is not None]
             replaying = start < read.recorded_end.get(partition, -1)
             _PARTITION[key] = {"newest": max(times) if times and not replaying else None, "last_new": time.time(),
-                               "committed": None, "committed_at": 0.0, "replay_from": None}
+                               "own": None, "committed": None, "committed_at": 0.0}
         return _PARTITION[key]
-
-
-def _wm_seconds(estimator: Any) -> Optional[float]:
-    current = estimator.current_watermark()
-    return float(current) if current is not None and current < MAX_TIMESTAMP else None
 
 
 def _late_letters(spec: KafkaSource, late: pa.Table, watermark: float) -> list[DeadLetter]:
@@ -378,6 +379,9 @@ def _late_letters(spec: KafkaSource, late: pa.Table, watermark: float) -> list[D
 class _ReadPartitionFn(beam.DoFn):
     """Read one partition in batches, hold its watermark at newest − bound (module doc)."""
 
+    def __init__(self, sources: tuple[str, ...]):
+        self.sources = sources  # every Kafka source of the job: the stage's watermark is theirs
+
     @beam.DoFn.unbounded_per_element()
     def process(
         self,
@@ -387,9 +391,10 @@ class _ReadPartitionFn(beam.DoFn):
     ) -> Iterator[Any]:
         spec, p = part.spec, part.partition
         r: OffsetRange = tracker.current_restriction()
-        if r.start >= r.stop:
-            return
         read = ReadLog.of(spec.state_dir, spec.source)
+        if r.start >= r.stop:  # ended in an earlier run
+            write_mark(spec.state_dir, spec.source, p, PartitionMark(None, math.inf, True, True, time.time()))
+            return
         st = _state(spec, p, r.start)
         replay_end = read.recorded_end.get(p, -1)  # offsets below it were read before a restart
         parser = MessageParser(spec.source, spec.format, spec.topic, p, spec.timezone, spec.mapping,
@@ -429,8 +434,9 @@ class _ReadPartitionFn(beam.DoFn):
                 yield from self._read(spec, read, parser, p, fresh, estimator, st, ended, end_offset)
         now = time.time()
         if ended:
+            st["own"] = math.inf
+            self._mark(spec, p, st, ended=True, caught_up=True)
             estimator.set_watermark(MAX_TIMESTAMP)
-            self._mark(spec, p, st, math.inf, ended=True, caught_up=True)
             tracker.try_claim(OPEN_END - 1)
             return
         self._advance(spec, p, consumer, estimator, st, got, now)
@@ -469,7 +475,7 @@ class _ReadPartitionFn(beam.DoFn):
 
     def _read(self, spec: KafkaSource, read: ReadLog, parser: MessageParser, p: int, msgs: list[Message],
               estimator: Any, st: dict[str, Any], ended: bool, end_offset: Optional[int]) -> Iterator[Any]:
-        wm = _wm_seconds(estimator)
+        wm = st["own"]  # lateness is measured against the partition's own watermark
         got = parser.parse(msgs)
         threshold = wm - spec.allowed_lateness if wm is not None else None
         tables, dead, late_n = [], list(got.dead), 0
@@ -497,13 +503,17 @@ class _ReadPartitionFn(beam.DoFn):
                  got: bool, now: float) -> None:
         from confluent_kafka import TopicPartition
 
-        # Caught up: nothing left below the partition's high-water mark (asked of the broker
-        # when this call read nothing: a consumer just assigned may not have fetched yet).
+        # Caught up: nothing left below the partition's high-water mark, as the broker says
+        # now (the consumer's cached mark is from its last fetch: more may have come since,
+        # and a consumer just assigned may not have fetched yet).
         position = _NEXT.get(_key(spec, p))
+        tp = TopicPartition(spec.topic, p)
+        high = -1
         try:
-            tp = TopicPartition(spec.topic, p)
-            _, high = consumer.get_watermark_offsets(tp, cached=True) if got else \
-                consumer.get_watermark_offsets(tp, timeout=2)
+            if got:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if position is not None and (high < 0 or position >= high):
+                _, high = consumer.get_watermark_offsets(tp, timeout=2)
         except Exception:  # noqa: BLE001 - unknown for now: not caught up
             high = -1
         caught_up = high >= 0 and position is not None and position >= high
@@ -515,16 +525,21 @@ class _ReadPartitionFn(beam.DoFn):
         idle = spec.idle_timeout > 0 and now - st["last_new"] >= spec.idle_timeout
         if idle:
             target = max(target if target is not None else -math.inf, now - spec.out_of_orderness)
+        if target is not None and (st["own"] is None or target > st["own"]):
+            st["own"] = target
+        self._mark(spec, p, st, ended=False, caught_up=caught_up, idle=idle)
+        # What the runner is told: the minimum over the job's partitions (module doc).
+        low = stage_watermark(spec.state_dir, self.sources)
         current = estimator.current_watermark()
-        if target is not None and (current is None or Timestamp.of(target) > current):
-            estimator.set_watermark(Timestamp.of(target))
-        self._mark(spec, p, st, _wm_seconds(estimator), ended=False, caught_up=caught_up, idle=idle)
+        if low is not None and low > -math.inf:
+            wm = MAX_TIMESTAMP if low == math.inf else Timestamp.of(low)
+            if current is None or wm > current:
+                estimator.set_watermark(wm)
 
     @staticmethod
-    def _mark(spec: KafkaSource, p: int, st: dict[str, Any], wm: Optional[float], ended: bool,
-              caught_up: bool, idle: bool = False) -> None:
-        write_mark(spec.state_dir, spec.source, p, PartitionMark(st["newest"], wm, ended, caught_up, time.time()))
-        marks = read_marks(spec.state_dir, spec.source)
+    def _mark(spec: KafkaSource, p: int, st: dict[str, Any], ended: bool, caught_up: bool, idle: bool = False) -> None:
+        write_mark(spec.state_dir, spec.source, p, PartitionMark(st["newest"], st["own"], ended, caught_up, time.time()))
+        marks = run_marks(spec.state_dir, spec.source)
         values = [m.watermark for m in marks.values()]
         low = None if any(v is None for v in values) else min(values)
         all_ended = bool(marks) and all(m.ended for m in marks.values())
@@ -544,5 +559,6 @@ class ReadKafka(beam.PTransform):
             p
             | "Kafka topics" >> beam.Create(self.sources, reshuffle=False)
             | "Watch topic partitions" >> beam.ParDo(_PartitionsFn())
-            | "Read partitions in batches" >> beam.ParDo(_ReadPartitionFn()).with_outputs(DEAD, main="events")
+            | "Read partitions in batches" >> beam.ParDo(_ReadPartitionFn(tuple(s.source for s in self.sources)))
+            .with_outputs(DEAD, main="events")
         )

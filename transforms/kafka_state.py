@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from transforms.spool import _recorded_watermark, horizon_start, stop_watermark
 
@@ -193,7 +193,33 @@ def read_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:
 RUN_STARTED = time.time()  # marks left by an earlier run of the job are not this run's reading
 
 
+def run_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:
+    """The marks written in this run (an earlier run's are no reading of this one)."""
+    return {p: m for p, m in read_marks(state_dir, source).items() if m.at >= RUN_STARTED}
+
+
 def source_newest(state_dir: str, source: str) -> Optional[float]:
     """The newest record time any partition of the source has read in this run."""
-    values = [m.newest for m in read_marks(state_dir, source).values() if m.newest is not None and m.at >= RUN_STARTED]
+    values = [m.newest for m in run_marks(state_dir, source).values() if m.newest is not None]
     return max(values) if values else None
+
+
+def stage_watermark(state_dir: str, sources: Sequence[str]) -> Optional[float]:
+    """The minimum watermark over every partition of every Kafka source of the job (None
+    while a source has no partition listed yet or a partition has no watermark yet).
+
+    Prism sets a splittable DoFn stage's output watermark from the residuals of the bundle
+    it finished last, not from the minimum over all pending restrictions: a partition read
+    in a bundle of its own would move the job's watermark past records other partitions
+    have not read yet. So every partition reports this minimum, which is right whichever
+    bundle ran last (a runner that takes the minimum itself gets the same value)."""
+    low = math.inf
+    for source in sources:
+        marks = run_marks(state_dir, source)
+        if not marks:
+            return None
+        for m in marks.values():
+            if m.watermark is None:
+                return None
+            low = min(low, m.watermark)
+    return low
