@@ -26,8 +26,8 @@ def at_end(pcolls: beam.PCollection | dict[str, beam.PCollection], label: str, f
     so empty input still gives one call) go to a single key: a few steps in the graph where
     ``beam.combiners.ToList()`` and a ``Map`` per collection take eleven, each step costing
     graph construction, fusion and bundles at run time. (Reading the collections as side
-    inputs would take fewer, but the in-process runner repeats a side input's elements when
-    the stage producing them runs timer rounds.)"""
+    inputs would take fewer, but in this pipeline Beam 2.77's in-process runner gave a side
+    input's elements several times over: its producing stages run timer rounds.)"""
     named = pcolls if isinstance(pcolls, dict) else {"rows": pcolls}
     names = list(named)
     keyed = [
