@@ -14,6 +14,7 @@ that is the host it names.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ def host_of(ip: IPAddress) -> IPAddress:
     return ip
 
 
+@functools.lru_cache(maxsize=65536)  # the same addresses recur in every text of a bundle
 def parse(text: str) -> IPAddress | None:
     """``text`` as an address (the host it names, see ``host_of``), or None."""
     try:

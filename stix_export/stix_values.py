@@ -6,6 +6,7 @@ place (the validator's IANA service list, STIX's count bound, TLP marking ranks)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import json
 import re
@@ -82,6 +83,7 @@ _KIND_INFRASTRUCTURE_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=65536)  # a bundle states the same few instants many times
 def stix_time(value: str) -> str:
     """RFC 3339 in UTC with a ``Z``; milliseconds unless the value has finer precision."""
     t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -90,14 +92,20 @@ def stix_time(value: str) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + (frac[:3] if frac.endswith("000") else frac) + "Z"
 
 
+@functools.lru_cache(maxsize=65536)
 def _instant(value: str) -> dt.datetime:
     """Sort key for ``stix_time`` strings (their text order breaks when precisions differ)."""
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    return _ip_text(str(value).strip())
+
+
+@functools.lru_cache(maxsize=65536)  # the same addresses recur in every finding and bundle
+def _ip_text(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(str(value).strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 

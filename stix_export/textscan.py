@@ -13,6 +13,7 @@ Over-redacting a text is safe; under-redacting is what the final scan exists to 
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Callable, Iterable
 
@@ -50,6 +51,36 @@ def spelling_pattern(name: str) -> str:
     return f"(?i:{left}{body}{right})"
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """``re.compile`` kept for the process: an incident's bundles, its profile report and its
+    mandated drafts each build a rewriter for the same values, and one pattern of every
+    inventoried name takes milliseconds to compile (more than ``re``'s own cache holds)."""
+    return re.compile(pattern)
+
+
+@functools.lru_cache(maxsize=256)
+def _patterns(names: tuple[tuple[str, str], ...], spellings_in: tuple[tuple[str, str], ...]) -> tuple[
+        dict[str, str], dict[str, str], re.Pattern[str] | None, re.Pattern[str] | None]:
+    """What a ``TextRewriter`` matches with (read-only, shared by rewriters of the same
+    values): replacements by lowercased name, spelling groups, the value regex, the needles."""
+    lowered = {k.lower(): v for k, v in names if k}
+    spellings = {k: v for k, v in spellings_in if k}
+    keys = sorted(lowered, key=lambda k: (-len(k), k))
+    alts = [value_pattern(k) for k in keys]
+    groups = {}
+    for i, k in enumerate(sorted(spellings, key=lambda k: (-len(k), k))):
+        alts.append(f"(?P<s{i}>{spelling_pattern(k)})")
+        groups[f"s{i}"] = spellings[k]
+    value_re = _compiled("|".join(alts)) if alts else None
+    # Plain substring test first: the regex costs far more than ``in``, and almost no
+    # string of a bundle holds any sensitive value at all.
+    needles = {*keys, *(m.lower() for k in spellings for m in re.findall(r"[A-Za-z]+|[0-9]+", k)[:1])}
+    # one C-level search for "does any needle occur" instead of a Python loop over them
+    needle_re = _compiled("|".join(re.escape(n) for n in sorted(needles))) if needles else None
+    return lowered, groups, value_re, needle_re
+
+
 #: Distinct strings a rewriter remembers before starting afresh (bounds a long-lived one).
 _MEMO = 50_000
 
@@ -64,20 +95,8 @@ class TextRewriter:
 
     def __init__(self, names: dict[str, str], spellings: dict[str, str] | None = None,
                  address: Callable[[Span], str | None] | None = None):
-        self.names = {k.lower(): v for k, v in names.items() if k}
-        spellings = {k: v for k, v in (spellings or {}).items() if k}
-        keys = sorted(self.names, key=lambda k: (-len(k), k))
-        alts = [value_pattern(k) for k in keys]
-        self._spelling = {}
-        for i, k in enumerate(sorted(spellings, key=lambda k: (-len(k), k))):
-            alts.append(f"(?P<s{i}>{spelling_pattern(k)})")
-            self._spelling[f"s{i}"] = spellings[k]
-        self._re = re.compile("|".join(alts)) if alts else None
-        # Plain substring test first: the regex costs far more than ``in``, and almost no
-        # string of a bundle holds any sensitive value at all.
-        needles = {*keys, *(m.lower() for k in spellings for m in re.findall(r"[A-Za-z]+|[0-9]+", k)[:1])}
-        # one C-level search for "does any needle occur" instead of a Python loop over them
-        self._needles = re.compile("|".join(re.escape(n) for n in sorted(needles))) if needles else None
+        self.names, self._spelling, self._re, self._needles = _patterns(
+            tuple(names.items()), tuple((spellings or {}).items()))
         self.address = address
         # A bundle repeats the same strings many times (ids, references, keys, one finding's
         # text in each of its sightings): each distinct string is rewritten and scanned once.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import apache_beam as beam
 
@@ -16,23 +16,40 @@ from pipelines.config import Config
 from transforms.model import DeadLetter, Finding, Incident
 
 
-def at_end(pcoll: beam.PCollection, label: str, fn: Callable[..., Any], *args: Any) -> beam.PCollection:
-    """Call ``fn(every element of pcoll as a list, *args)`` once, when ``pcoll`` is complete
-    (an empty list for an empty one): batch files written from a whole collection.
+def at_end(pcolls: beam.PCollection | dict[str, beam.PCollection], label: str, fn: Callable[..., Any],
+           *args: Any) -> beam.PCollection:
+    """Call ``fn(rows, *args)`` once, when the input is complete: batch files written from
+    whole collections. ``rows``: every element of ``pcolls`` as a list (empty for an empty
+    collection), or for a dict of collections a dict of such lists by the same names.
 
-    Every element and one start marker (from an ``Impulse``, so an empty collection still
-    gives one call) go to a single key; six steps in the graph where
-    ``beam.combiners.ToList()`` and a ``Map`` take eleven, each step costing graph
-    construction, fusion and bundles at run time. (Reading ``pcoll`` as a side input would
-    take two, but the in-process runner repeats a side input's elements when the stage
-    producing them runs timer rounds.)"""
-    keyed = pcoll | f"{label}: key" >> beam.Map(lambda x: (0, (1, x)))
-    start = pcoll.pipeline | f"{label}: start" >> beam.Impulse() | f"{label}: start marker" >> beam.Map(lambda _: (0, (0, None)))
+    Every element (tagged with its collection) and one start marker (from an ``Impulse``,
+    so empty input still gives one call) go to a single key: a few steps in the graph where
+    ``beam.combiners.ToList()`` and a ``Map`` per collection take eleven, each step costing
+    graph construction, fusion and bundles at run time. (Reading the collections as side
+    inputs would take fewer, but in this pipeline Beam 2.77's in-process runner gave a side
+    input's elements several times over: its producing stages run timer rounds.)"""
+    named = pcolls if isinstance(pcolls, dict) else {"rows": pcolls}
+    names = list(named)
+    keyed = [
+        pc | f"{label}: key {name}" >> beam.Map(lambda x, i=i: (0, (i, x)))
+        for i, (name, pc) in enumerate(named.items())
+    ]
+    pipeline = next(iter(named.values())).pipeline
+    start = pipeline | f"{label}: start" >> beam.Impulse() | f"{label}: start marker" >> beam.Map(lambda _: (0, (-1, None)))
+    as_dict = isinstance(pcolls, dict)
+
+    def call(kv: tuple[int, Iterable[tuple[int, Any]]], *a: Any) -> Any:
+        rows: dict[str, list[Any]] = {n: [] for n in names}
+        for i, x in kv[1]:
+            if i >= 0:
+                rows[names[i]].append(x)
+        return fn(rows if as_dict else rows["rows"], *a)
+
     return (
-        (keyed, start)
+        (*keyed, start)
         | f"{label}: all" >> beam.Flatten()
         | f"{label}: group" >> beam.GroupByKey()
-        | label >> beam.Map(lambda kv, *a: fn([x for tag, x in kv[1] if tag], *a), *args)
+        | label >> beam.Map(call, *args)
     )
 
 
@@ -86,6 +103,11 @@ def _write_reports(rows: list[tuple[str, tuple[str, str, str]]], cfg: Config, ou
             write_json(bundle, os.path.join(out_dir, "reports", f"{profile.name}.json"))
 
 
+def _write_incidents_and_reports(rows: dict[str, list[Any]], cfg: Config, out_dir: str) -> None:
+    write_incident_files(rows["incidents"], out_dir)
+    _write_reports(rows["groupings"], cfg, out_dir)
+
+
 def _write_sorted_lines(lines: list[str], path: str, presorted: bool = False) -> None:
     """``lines`` sorted as text, or as given when ``presorted`` (already in event-time order)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -119,14 +141,17 @@ class ExportIncidents(beam.PTransform):
 
     def expand(self, incidents: beam.PCollection) -> beam.PCollection:
         out = self.out_dir
-        # One collection for both files (one read of the incidents, not one per file).
-        at_end(incidents, "Write incidents.jsonl and findings.jsonl", write_incident_files, out)
         from stix_export.redact import load_secret
 
         load_secret(self.cfg)  # fail before the run, not in a worker, when a needed secret is missing
         written = incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, out))
-        if self.cfg.export.report:
-            at_end(written, "Write run reports", _write_reports, self.cfg, out)
+        # One collection for both files (one read of the incidents, not one per file); the
+        # run reports, which read the bundles, once every bundle is written.
+        if not self.cfg.export.report:
+            at_end(incidents, "Write incidents.jsonl and findings.jsonl", write_incident_files, out)
+        else:
+            at_end({"incidents": incidents, "groupings": written},
+                   "Write incidents.jsonl, findings.jsonl and run reports", _write_incidents_and_reports, self.cfg, out)
         return written
 
 
