@@ -5,9 +5,14 @@ One run, three measurements on the same seeded corpus (generated once, cached in
 1. batch: ``cranewatch run`` in-process, events/s (the reference);
 2. sustained: every file of the corpus dropped into the spools at once, then END; events/s
    from the stream's start to the last file read (Prism start-up included, and without it);
-3. latency: the corpus cut into files of ``--chunk`` records dropped at ``--rate`` records/s
-   (each source's files in time order); for every incident, the delay from the arrival of the
-   file holding its first finding to its first bundle on disk: median and p99.
+3. latency: the corpus cut into files of ``--chunk`` records (and at every ``--rotate``
+   seconds of record time, as a shipper rotates) dropped at ``--rate`` records/s, the files
+   of all sources in the order of their last record's time, as a live feed delivers them
+   (``--order position`` drops each source's files at the same share of its records instead,
+   so sources whose records spread differently over the day drift hours apart in record
+   time, and the slowest holds the job's watermark); for every incident, the delay from the
+   arrival of the file holding its first finding to its first bundle on disk: median and
+   p99. The first file is dropped once every source has polled its spool (start-up apart).
 
 Bars (streaming issue): >= 50,000 events/s sustained; p99 arrival -> first bundle <= 5 s at
 10,000 events/s offered. The stream runs in a private network namespace (cranewatch's default).
@@ -53,22 +58,50 @@ def _config(corpus: Path, spool: Path, name: str) -> Path:
     return path
 
 
-def _chunks(corpus: Path, chunk: int) -> dict[str, list[tuple[str, list[str]]]]:
-    """Per source, its records cut into files of ``chunk`` lines (Zeek headers repeated)."""
+def _record_times(source: dict, path: Path) -> dict[int, float]:
+    """Line number (1-based, as evidence cites it) -> record time, from the project's parser."""
+    from transforms.spool import SpoolSource, read_file
+
+    spec = SpoolSource(source["name"], source["format"], str(path.parent), str(path.parent))
+    times: dict[int, float] = {}
+    for table in read_file(spec, str(path), None).tables:
+        for row in table.select(["time", "raw_ref"]).to_pylist():
+            if row["time"] is not None and row["raw_ref"]:
+                times[int(row["raw_ref"].rsplit(":", 1)[1])] = row["time"].timestamp()
+    return times
+
+
+def _chunks(corpus: Path, chunk: int, rotate: float) -> dict[str, list[tuple[str, list[str], float, float]]]:
+    """Per source, its records cut into files of at most ``chunk`` lines (Zeek headers
+    repeated), and at every ``rotate`` seconds of record time (a shipper's rotation: a file
+    holds no record later than its rotation's end), each with its (first, last) record time."""
     import yaml
 
     cfg = yaml.safe_load((corpus / "config.yaml").read_text())
-    out: dict[str, list[tuple[str, list[str]]]] = {}
+    out: dict[str, list[tuple[str, list[str], float, float]]] = {}
     for s in cfg["sources"]:
-        files = []
+        files: list[tuple[str, list[str], float, float]] = []
         for pattern in s["paths"]:
             for f in sorted(corpus.glob(pattern)):
                 lines = _lines(f)
+                times = _record_times(s, f) if rotate > 0 else {}
                 head = [ln for ln in lines if ln.startswith("#") and not ln.startswith(("#close", "#open"))]
-                data = [ln for ln in lines if ln and not ln.startswith("#")]
                 stem = f.name.split(".", 1)[0]
-                for i in range(0, len(data), chunk):
-                    files.append((f"{stem}-{len(files):05d}.log", head + data[i:i + chunk]))
+                cur: list[str] = []
+                span: list[float] = []
+                last = -1.0
+                for n, ln in enumerate(lines, 1):
+                    if not ln or ln.startswith("#"):
+                        continue
+                    t = times.get(n, last)  # a line the parser dead-letters keeps its neighbour's time
+                    if cur and (len(cur) >= chunk or (rotate > 0 and t // rotate != span[0] // rotate)):
+                        files.append((f"{stem}-{len(files):05d}.log", head + cur, min(span), max(span)))
+                        cur, span = [], []
+                    cur.append(ln)
+                    span.append(t)
+                    last = t
+                if cur:
+                    files.append((f"{stem}-{len(files):05d}.log", head + cur, min(span), max(span)))
         out[s["name"]] = files
     return out
 
@@ -132,20 +165,24 @@ def sustained(corpus: Path, work: Path) -> dict[str, float]:
             "startup": first - started, "incidents": summary["incidents"]["total"]}
 
 
-def latency(corpus: Path, work: Path, rate: float, chunk: int, limit: int) -> dict[str, float]:
+def latency(corpus: Path, work: Path, rate: float, chunk: int, limit: int, rotate: float = 3600.0,
+            order_by: str = "time") -> dict[str, float]:
     spool, out = work / "spool-latency", work / "out-latency"
     shutil.rmtree(spool, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     config = _config(corpus, spool, "stream-bench-latency.yaml")
-    chunks = _chunks(corpus, chunk)
-    # Interleave the sources' files by their first record's position: each source in order.
+    chunks = _chunks(corpus, chunk, rotate if order_by == "time" else 0)
     order = []
     for source, files in chunks.items():
         (spool / source).mkdir(parents=True)
         total = sum(len(x[1]) for x in files) or 1
         pos = 0
-        for name, lines in files:
-            order.append((pos / total, source, name, lines))
+        for name, lines, _, last in files:
+            # time: as a live feed delivers them, each file once its last record has happened
+            # (all sources advance together in record time); position: each source's files at
+            # the same share of its records (sources drift apart in record time where their
+            # density over the day differs, and the slowest holds the job's watermark).
+            order.append((last if order_by == "time" else pos / total, source, name, lines))
             pos += len(lines)
     order.sort(key=lambda x: x[0])
     arrivals: dict[str, float] = {}
@@ -159,7 +196,12 @@ def latency(corpus: Path, work: Path, rate: float, chunk: int, limit: int) -> di
             time.sleep(0.05)
 
     proc = _stream(config, out)
-    time.sleep(6)  # start-up (namespace, Prism), not part of the delay
+    # Start-up (namespace, Prism, job submission) is not part of the delay: the first file
+    # is dropped once every source has polled its spool (its watermark file is written then).
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not all(
+            (out / "_stream" / "watermark" / f"{s}.json").exists() for s in chunks):
+        time.sleep(0.1)
     threading.Thread(target=watch, daemon=True).start()
     offered = 0
     started = time.time()
@@ -176,6 +218,7 @@ def latency(corpus: Path, work: Path, rate: float, chunk: int, limit: int) -> di
         (spool / source / "END").write_text("")
     proc.communicate(timeout=1800)
     stop.set()
+    (work / "arrivals.json").write_text(json.dumps({"arrivals": arrivals, "seen": seen}))
     delays = []
     index = {}
     for ln in (out / "_stream" / "incidents.jsonl").read_text().splitlines():
@@ -210,6 +253,10 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-out"))
     ap.add_argument("--rate", type=float, default=10_000.0, help="offered records/s in the latency run")
     ap.add_argument("--chunk", type=int, default=2_000, help="records per dropped file in the latency run")
+    ap.add_argument("--rotate", type=float, default=3600.0,
+                    help="latency run: a file also ends at every this many seconds of record time (a shipper's rotation)")
+    ap.add_argument("--order", choices=("time", "position"), default="time",
+                    help="latency run: drop files in record-time order (as live) or at the same share of each source")
     ap.add_argument("--latency-events", type=int, default=300_000, help="records offered in the latency run")
     ap.add_argument("--source", choices=("spool", "kafka"), default="spool",
                     help="kafka: after the spool figure, the same corpus from a loopback Kafka broker "
@@ -231,8 +278,9 @@ def main() -> int:
               f"(bar >= 50,000 events/s); ratio to batch {s['eps_end_to_end'] / (read / wall):.2f} [{_load()}]")
     if args.only == "sustained":
         return 0
-    lat = latency(corpus, work, args.rate, args.chunk, args.latency_events)
-    print(f"latency: {lat['offered']:,} records offered at {lat['rate']:,.0f}/s in files of {args.chunk:,}; "
+    lat = latency(corpus, work, args.rate, args.chunk, args.latency_events, args.rotate, args.order)
+    print(f"latency: {lat['offered']:,} records offered at {lat['rate']:,.0f}/s in files of {args.chunk:,} "
+          f"({'in record-time order, rotated every %g s' % args.rotate if args.order == 'time' else 'at the same share of each source'}); "
           f"{lat['incidents']} incidents: arrival -> first bundle median {lat['median']:.2f} s, "
           f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s (bar p99 <= 5 s) [{_load()}]")
     if args.source == "kafka":  # the same corpus from a loopback broker, beside the spool figures

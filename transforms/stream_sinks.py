@@ -146,6 +146,11 @@ class _WriteVersionFn(beam.DoFn):
 
         return [incident_bundle(incident, self.cfg, p, self.secret) for p in self.cfg.export.effective_profiles()]
 
+    def _bundle(self, incident: Incident, n: int) -> dict[str, Any]:
+        from stix_export.bundle import incident_bundle
+
+        return incident_bundle(incident, self.cfg, self.cfg.export.effective_profiles()[n], self.secret)
+
     def _text(self, incident: Incident, n: int) -> str:
         """The bundle text of the ``n``-th sharing profile."""
         from stix_export.bundle import incident_bundle
@@ -163,14 +168,35 @@ class _WriteVersionFn(beam.DoFn):
         """Write the bundle's versions. Of several versions of one incident in one bundle only
         the last early one (or the finals, in order) are written: each later version holds
         every member of the earlier ones, so the files end the same with one rewrite instead
-        of several (a backlog brings many versions of one incident at once)."""
+        of several (a backlog brings many versions of one incident at once).
+
+        The first profile's file of every version goes first (incidents without a file yet
+        before revisions), then the other profiles' files, then the drafts, logs and index
+        entries: an analyst's first alert does not wait for the other incidents' remaining
+        work. The index entry still follows the version's files and drafts (a restart
+        rewrites what it lacks)."""
         with _LOCK:
-            for kind, payload in coalesce(self.pending):
-                if kind == "withdrawn":
-                    list(self._withdraw(payload))
-                elif payload.severity >= self.cfg.export.min_severity:
-                    list(self._write(kind, payload))
+            for round_ in _rounds(coalesce(self.pending)):
+                self._write_round(round_)
         self.pending = []
+
+    def _write_round(self, elements: list[tuple[str, Any]]) -> None:
+        """Versions of distinct incidents (``_rounds``), in the order of the doc above."""
+        planned: list[_Planned] = []
+        for kind, payload in elements:
+            if kind == "withdrawn":
+                list(self._withdraw(payload))
+            elif payload.severity >= self.cfg.export.min_severity:
+                plan = self._plan(kind, payload)
+                if plan is not None:
+                    planned.append(plan)
+        # first files first: incidents nothing was written for yet (stable: in arrival order)
+        for plan in sorted(planned, key=lambda x: x.prev is not None):
+            self._first_file(plan)
+        for plan in planned:
+            self._other_files(plan)
+        for plan in planned:
+            list(self._log(plan.kind, plan.incident, plan.entry or self._entry(plan)))
 
     def _withdraw(self, incident_id: str) -> Iterator[str]:
         prev = self.index.entries.get(incident_id)
@@ -189,40 +215,63 @@ class _WriteVersionFn(beam.DoFn):
         self.incidents_log.append([json.dumps({"incident_id": incident_id, "version": "withdrawn"}, sort_keys=True)])
         yield incident_id
 
-    def _write(self, kind: str, incident: Incident) -> Iterator[str]:
+    def _plan(self, kind: str, incident: Incident) -> Optional["_Planned"]:
+        """What writing this version takes, or None when it adds nothing to what is written."""
         prev = self.index.entries.get(incident.incident_id)
         digest = _digest(incident)
         if prev is not None and prev["kind"] == "withdrawn":
             if kind == "early":
-                return  # an early version that arrived after its withdrawal
+                return None  # an early version that arrived after its withdrawal
             prev = None
         if prev is not None and _dominated(digest, prev.get("digest") or {}):
             if kind == "final" and not prev["final"] and digest == prev.get("digest"):
-                yield from self._log(kind, incident, {**prev, "kind": kind, "final": True})  # early was final
-            return  # already written, or an older version arriving late (or a restart's replay)
-        natural = self._bundles(incident)  # built once per version: the costly step
-        texts = [serialize_bundle(b) for b in natural]
+                # the early version was final: only logged again, as final
+                return _Planned(kind, incident, prev, digest, [], [], {**prev, "kind": kind, "final": True})
+            return None  # already written, or an older version arriving late (or a restart's replay)
         paths = self._paths(incident.incident_id)
+        return _Planned(kind, incident, prev, digest, paths, [None] * len(paths))
+
+    def _first_file(self, plan: "_Planned") -> None:
+        """The first profile's text (the costly step: one bundle build), written. A version
+        whose content changed under the written version's time is re-versioned here, all
+        profiles at once (see ``_reversioned``)."""
+        if plan.entry is not None:
+            return
+        incident, paths = plan.incident, plan.paths
+        natural0 = self._bundle(incident, 0)
+        text0 = serialize_bundle(natural0)
         on_disk = _read(paths[0])
-        if on_disk is not None and on_disk != texts[0]:
+        if on_disk is not None and on_disk != text0:
             written = _bundle_modified(on_disk)
             if written is not None and _seconds(incident.modified or incident.last_seen) <= _seconds(written):
                 at_written = dataclasses.replace(incident, modified=written)
                 if self._text(at_written, 0) == on_disk:  # the first profile decides
-                    texts = [on_disk, *(self._text(at_written, n) for n in range(1, len(paths)))]
+                    plan.texts = [on_disk, *(self._text(at_written, n) for n in range(1, len(paths)))]
                 else:
-                    incident = dataclasses.replace(incident, modified=_rfc3339(_seconds(written) + 0.001))
-                    texts = [serialize_bundle(_reversioned(_read(path), n, b))
-                             for path, n, b in zip(paths, natural, self._bundles(incident))]
-        final = kind == "final" or bool(prev and prev.get("final"))
-        for path, text in zip(paths, texts):
-            if _read(path) != text:
-                _write_atomic(path, text)
-        yield from self._log(kind, incident, {
-            "id": incident.incident_id, "kind": kind, "final": final, "digest": digest,
+                    natural = [natural0, *(self._bundle(incident, n) for n in range(1, len(paths)))]
+                    plan.incident = incident = dataclasses.replace(
+                        incident, modified=_rfc3339(_seconds(written) + 0.001))
+                    plan.texts = [serialize_bundle(_reversioned(_read(path), n, b))
+                                  for path, n, b in zip(paths, natural, self._bundles(incident))]
+        if plan.texts[0] is None:
+            plan.texts[0] = text0
+        _write_changed(paths[0], plan.texts[0])
+
+    def _other_files(self, plan: "_Planned") -> None:
+        for n, path in enumerate(plan.paths):
+            if plan.texts[n] is None:
+                plan.texts[n] = serialize_bundle(self._bundle(plan.incident, n))
+            if n:
+                _write_changed(path, plan.texts[n])
+
+    def _entry(self, plan: "_Planned") -> dict[str, Any]:
+        incident = plan.incident
+        return {
+            "id": incident.incident_id, "kind": plan.kind,
+            "final": plan.kind == "final" or bool(plan.prev and plan.prev.get("final")), "digest": plan.digest,
             "findings": [f.finding_id for f in incident.findings], "first_seen": incident.first_seen,
-            "last_seen": incident.last_seen, "modified": _bundle_modified(texts[0]),
-        })
+            "last_seen": incident.last_seen, "modified": _bundle_modified(plan.texts[0]),
+        }
 
     def _log(self, kind: str, incident: Incident, entry: dict[str, Any]) -> Iterator[str]:
         from pipelines.mandated import write_mandated
@@ -243,6 +292,34 @@ class _WriteVersionFn(beam.DoFn):
                 for f in incident.findings
             ])
         yield incident.incident_id
+
+
+@dataclasses.dataclass
+class _Planned:
+    """One version on its way to disk: its texts per profile fill in as they are built."""
+
+    kind: str
+    incident: Incident
+    prev: Optional[dict[str, Any]]  # the index entry of the version written before
+    digest: dict[str, list[Any]]
+    paths: list[str]
+    texts: list[Optional[str]]
+    entry: Optional[dict[str, Any]] = None  # set: nothing to write but the log and index
+
+
+def _rounds(elements: list[tuple[str, Any]]) -> list[list[tuple[str, Any]]]:
+    """``elements`` in rounds where each incident appears once, in order: a second version
+    of an incident (two finals, a withdrawal then a version) waits for the round after the
+    first's, whose index entry it is judged against."""
+    rounds: list[list[tuple[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for kind, payload in elements:
+        key = payload if kind == "withdrawn" else payload.incident_id
+        n = seen[key] = seen.get(key, -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append((kind, payload))
+    return rounds
 
 
 def coalesce(elements: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -339,6 +416,11 @@ def _write_atomic(path: str, text: str) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def _write_changed(path: str, text: str) -> None:
+    if _read(path) != text:
+        _write_atomic(path, text)
 
 
 def _bundle_modified(text: str) -> Optional[str]:
