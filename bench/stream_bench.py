@@ -276,17 +276,18 @@ def main() -> int:
               f"{s['eps_end_to_end']:,.0f} events/s first file read to last output written; "
               f"{s['eps_reading']:,.0f} events/s first to last file read; {s['incidents']} incidents "
               f"(bar >= 50,000 events/s); ratio to batch {s['eps_end_to_end'] / (read / wall):.2f} [{_load()}]")
-    if args.only == "sustained":
-        return 0
-    lat = latency(corpus, work, args.rate, args.chunk, args.latency_events, args.rotate, args.order)
-    print(f"latency: {lat['offered']:,} records offered at {lat['rate']:,.0f}/s in files of {args.chunk:,} "
-          f"({'in record-time order, rotated every %g s' % args.rotate if args.order == 'time' else 'at the same share of each source'}); "
-          f"{lat['incidents']} incidents: arrival -> first bundle median {lat['median']:.2f} s, "
-          f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s (bar p99 <= 5 s) [{_load()}]")
+    lat: dict = {}
+    if args.only != "sustained":
+        lat = latency(corpus, work, args.rate, args.chunk, args.latency_events, args.rotate, args.order)
+        print(f"latency: {lat['offered']:,} records offered at {lat['rate']:,.0f}/s in files of {args.chunk:,} "
+              f"({'in record-time order, rotated every %g s' % args.rotate if args.order == 'time' else 'at the same share of each source'}); "
+              f"{lat['incidents']} incidents: arrival -> first bundle median {lat['median']:.2f} s, "
+              f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s (bar p99 <= 5 s) [{_load()}]")
     if args.source == "kafka":  # the same corpus from a loopback broker, beside the spool figures
         from bench.stream_bench_kafka import run_kafka
 
-        run_kafka(corpus, work, args.rate, min(args.chunk, 500), args.latency_events, {**(s if args.only != "latency" else {}), **lat})
+        run_kafka(corpus, work, args.rate, min(args.chunk, 500), args.latency_events,
+                  {**(s if args.only != "latency" else {}), **lat}, args.only, _load)
     return 0
 
 

@@ -211,9 +211,6 @@ def golden(broker, client, corpus) -> dict[str, Any]:
     return run
 
 
-@pytest.mark.xfail(strict=False, reason="open: with the stream sinks' and stateful stage's restart changes, "
-                   "first-seen and beaconing findings on interleaved partitions can differ from batch "
-                   "(modbus_new_master picks a later first row, ot_beaconing is missed)")
 def test_kafka_stream_ends_with_batch_incidents_and_bundles(golden, corpus) -> None:
     path = corpus[0]
     _assert_same_as_batch(golden["out"], path / "batch-g")
@@ -253,8 +250,6 @@ def restarted(broker, client, corpus) -> dict[str, Any]:
     return run
 
 
-@pytest.mark.xfail(strict=False, reason="open: passes alone; run after the golden stream in this module, the "
-                   "second stream can report every partition caught up and read nothing within 60 s")
 def test_kafka_restart_loses_no_incident_duplicates_nothing_and_commits_behind_the_sinks(restarted, client, corpus) -> None:
     path, _cfg, parts = corpus
     run = restarted
@@ -287,8 +282,6 @@ def test_kafka_restart_loses_no_incident_duplicates_nothing_and_commits_behind_t
         assert client.offsets(topic, f"cranewatch-{s}") == client.offsets(topic), s
 
 
-@pytest.mark.xfail(strict=False, reason="open: the restart now replays the spool sources' horizon (every "
-                   "recorded offset with the built-in detections) and has matched batch, but not in every run")
 def test_kafka_restart_ends_with_the_batch_incidents_and_bundles(restarted, corpus) -> None:
     _assert_same_as_batch(restarted["out"], corpus[0] / "batch-r")
 

@@ -9,9 +9,10 @@ Java expansion service:
 - ``_ReadPartitionFn`` reads one partition: its restriction is an offset range, each
   message's offset is claimed before its records are emitted, only checkpoint splits are
   taken (one reader per partition), and the remainder is deferred ``poll_interval`` when
-  the partition has nothing new. Messages are consumed in batches of up to
-  ``batch_records`` and parsed into Arrow tables by the source's format
-  (``transforms/kafka_parse.py``), as file blocks are.
+  the partition has nothing new. One call consumes up to ``batch_records`` messages (or
+  what arrives within ``READ_BUDGET``), parses them by the source's format
+  (``transforms/kafka_parse.py``, as file blocks are) and emits one Arrow table: every
+  downstream step pays per element, not per record.
 
 Event time and watermark follow the spool source's rules (``transforms/spool.py``): a
 partition's own watermark is the newest record time it has read minus the source's
@@ -292,7 +293,7 @@ def list_partitions(spec: KafkaSource) -> list[int]:
 
 class _PartitionsFn(beam.DoFn):
     """Emit each partition of the topic once, as it appears; end when every one has ended.
-    Its own watermark never holds the job: the readers' watermarks do."""
+    Once a partition is known its own watermark never holds the job: the readers' do."""
 
     @beam.DoFn.unbounded_per_element()
     def process(
@@ -317,7 +318,8 @@ class _PartitionsFn(beam.DoFn):
             estimator.set_watermark(MAX_TIMESTAMP)
             tracker.try_claim(replace(r, done=True))
             return
-        estimator.set_watermark(MAX_TIMESTAMP)
+        if r.partitions:  # before the first partition is listed, the source holds the job
+            estimator.set_watermark(MAX_TIMESTAMP)
         tracker.defer_remainder(Duration.of(spec.partition_refresh))
 
 
@@ -404,8 +406,9 @@ class _ReadPartitionFn(beam.DoFn):
         deadline = time.time() + READ_BUDGET
         got = ended = stopped = False
         end_offset: Optional[int] = None
-        while time.time() < deadline and not (ended or stopped):
-            msgs = consumer.consume(spec.batch_records, timeout=0.02 if got else 0.1)
+        fresh: list[Message] = []  # parsed, recorded and emitted together: one table a call
+        while time.time() < deadline and not (ended or stopped) and len(fresh) < spec.batch_records:
+            msgs = consumer.consume(spec.batch_records - len(fresh), timeout=0.02 if got else 0.1)
             claimed: list[Message] = []
             for m in msgs:
                 if m.error() is not None:
@@ -427,11 +430,11 @@ class _ReadPartitionFn(beam.DoFn):
                 break
             got = True
             replays = [m for m in claimed if m.offset < replay_end]
-            fresh = [m for m in claimed if m.offset >= replay_end]
             if replays:
                 yield from self._replay(spec, read, parser, p, replays, st)
-            if fresh or ended:
-                yield from self._read(spec, read, parser, p, fresh, estimator, st, ended, end_offset)
+            fresh += [m for m in claimed if m.offset >= replay_end]
+        if fresh or ended:
+            yield from self._read(spec, read, parser, p, fresh, st, ended, end_offset)
         now = time.time()
         if ended:
             st["own"] = math.inf
@@ -474,12 +477,13 @@ class _ReadPartitionFn(beam.DoFn):
                     yield on_time
 
     def _read(self, spec: KafkaSource, read: ReadLog, parser: MessageParser, p: int, msgs: list[Message],
-              estimator: Any, st: dict[str, Any], ended: bool, end_offset: Optional[int]) -> Iterator[Any]:
+              st: dict[str, Any], ended: bool, end_offset: Optional[int]) -> Iterator[Any]:
         wm = st["own"]  # lateness is measured against the partition's own watermark
         got = parser.parse(msgs)
         threshold = wm - spec.allowed_lateness if wm is not None else None
         tables, dead, late_n = [], list(got.dead), 0
-        for table in got.tables:
+        # One element for the whole read: each downstream step pays per element, not per row.
+        for table in [pa.concat_tables(got.tables)] if got.tables else []:
             on_time, late = _split_late(table, threshold)
             if late.num_rows:
                 dead.extend(_late_letters(spec, late, wm))
