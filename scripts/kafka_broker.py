@@ -65,6 +65,10 @@ def _properties(data: Path, port: int) -> str:
         "offsets.topic.replication.factor=1", "transaction.state.log.replication.factor=1",
         "transaction.state.log.min.isr=1", "share.coordinator.state.topic.replication.factor=1",
         "group.initial.rebalance.delay.ms=0", "num.partitions=1", "auto.create.topics.enable=false",
+        # Kept until deleted: the records are logs with their own (often weeks-old) times as
+        # Kafka timestamps, and the default 7-day time retention, checked every 5 minutes,
+        # would delete replayed archives under a reader (offset 0 "out of range").
+        "log.retention.ms=-1",
         f"log.dirs={data}", "",
     ])
 
