@@ -141,21 +141,17 @@ class _WriteVersionFn(beam.DoFn):
         return [os.path.join(self.out_dir, profile_dir_name(p.name, profiles[0].name), f"{r.incident_ref(incident_id)}.json")
                 for p, r in zip(profiles, self.redactors)]
 
-    def _bundles(self, incident: Incident) -> list[dict[str, Any]]:
-        from stix_export.bundle import incident_bundle
-
-        return [incident_bundle(incident, self.cfg, p, self.secret) for p in self.cfg.export.effective_profiles()]
-
     def _bundle(self, incident: Incident, n: int) -> dict[str, Any]:
+        """The bundle of the ``n``-th sharing profile."""
         from stix_export.bundle import incident_bundle
 
         return incident_bundle(incident, self.cfg, self.cfg.export.effective_profiles()[n], self.secret)
 
-    def _text(self, incident: Incident, n: int) -> str:
-        """The bundle text of the ``n``-th sharing profile."""
-        from stix_export.bundle import incident_bundle
+    def _bundles(self, incident: Incident) -> list[dict[str, Any]]:
+        return [self._bundle(incident, n) for n in range(len(self.cfg.export.effective_profiles()))]
 
-        return serialize_bundle(incident_bundle(incident, self.cfg, self.cfg.export.effective_profiles()[n], self.secret))
+    def _text(self, incident: Incident, n: int) -> str:
+        return serialize_bundle(self._bundle(incident, n))
 
     def start_bundle(self) -> None:
         self.pending: list[tuple[str, Any]] = []
