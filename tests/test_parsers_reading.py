@@ -6,7 +6,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
@@ -79,8 +81,6 @@ def test_run_parse_stage_passes_the_mapping(tmp_path: Path) -> None:
 
 
 def _ahead_threads() -> list:
-    import threading
-
     return [t for t in threading.enumerate() if t.name == "cranewatch-parse-ahead"]
 
 
@@ -119,3 +119,41 @@ def test_parse_stage_stopped_early_closes_its_source() -> None:
     assert [next(items) for _ in range(3)] == [0, 1, 2]
     items.close()
     assert closed == [True] and not _ahead_threads()
+
+
+def test_parse_stage_parses_files_side_by_side_with_every_output_once(tmp_path: Path) -> None:
+    """The Beam parse step runs several files at once on threads of their own: each file's
+    tables, dead letters and counts arrive once and equal the file parsed alone (a
+    truncated archive and a missing file among them), and no thread outlives the run."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from transforms.parse import COUNTS, DEAD, EVENTS, ParseSources
+
+    files = []
+    for i, (fmt, text, _) in enumerate(CASES * 3):
+        path = tmp_path / f"f{i}.log.gz"
+        data = _variant(text * (i + 1), "gz")
+        path.write_bytes(data[: len(data) // 2] if i == 4 else data)  # one archive cut off
+        files.append(InputFile(f"s{i}", fmt, str(path)))
+    files.append(InputFile("gone", "suricata_eve", str(tmp_path / "missing.json")))
+
+    def rows(table: Any) -> list[tuple[str, str]]:
+        return [(r["raw_ref"], r["raw"]) for r in table.to_pylist()]
+
+    want_rows, want_dead, want_counts = [], [], []
+    for f in files:
+        for out in parse_file(f):
+            if isinstance(out, tuple) and out[0] == "dead":
+                want_dead.append(out[1])
+            elif isinstance(out, tuple):
+                want_counts.append(out[1])
+            else:
+                want_rows += rows(out)
+    assert want_dead and len(want_rows) > 20
+    with beam.Pipeline("FnApiRunner") as p:
+        parsed = p | beam.Create(files, reshuffle=False) | ParseSources()
+        assert_that(parsed[EVENTS] | beam.FlatMap(rows), equal_to(want_rows), label="tables")
+        assert_that(parsed[DEAD], equal_to(want_dead), label="dead letters")
+        assert_that(parsed[COUNTS], equal_to(want_counts), label="counts")
+    assert not [t for t in threading.enumerate() if t.name.startswith("cranewatch-parse")]

@@ -143,17 +143,105 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
 
 
 class _ParseFileFn(beam.DoFn):
-    def __init__(self, limits: Limits) -> None:
+    """Files of a bundle parsed ``width`` at a time, each on a thread of its own.
+
+    One file's parsing is a sequence (its header and protocol state run through it), so
+    the work is spread over files: while the fused steps after parsing (enrichment,
+    detection) run on the bundle's thread, the machine's other cores gunzip and run Arrow on
+    the next files, which release the GIL. The files' outputs interleave; nothing
+    downstream depends on their order (stateful detection and correlation sort by event
+    time), and every file still ends in its counts."""
+
+    def __init__(self, limits: Limits, width: int = 2) -> None:
         self._limits = limits
+        self._width = width
+
+    def start_bundle(self) -> None:
+        self._out: queue.Queue = queue.Queue(maxsize=4 * self._width)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running = 0
+
+    def _start(self, item: InputFile) -> None:
+        def work() -> None:
+            try:
+                for out in parse_file(item, self._limits):
+                    if not self._put((True, out)):
+                        return
+                self._put((False, None))
+            except BaseException as exc:  # noqa: BLE001 - raised again on the bundle's thread
+                self._put((False, exc))
+
+        thread = threading.Thread(target=work, name="cranewatch-parse-file", daemon=True)
+        self._threads.append(thread)
+        self._running += 1
+        thread.start()
+
+    def _put(self, entry: tuple[bool, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._out.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _next(self, wait: bool) -> Iterator[Any]:
+        """Outputs already queued (``wait``: at least until one more file has ended)."""
+        while self._running:
+            try:
+                more, value = self._out.get(block=wait)
+            except queue.Empty:
+                return
+            if more:
+                yield value
+            elif value is None:
+                self._running -= 1
+                if wait:
+                    return
+            else:
+                raise value
 
     def process(self, item: InputFile) -> Iterator[Any]:
-        for out in parse_file(item, self._limits):
-            if isinstance(out, tuple) and out[0] == "dead":
-                yield pvalue.TaggedOutput(DEAD, out[1])
-            elif isinstance(out, tuple) and out[0] == "counts":
-                yield pvalue.TaggedOutput(COUNTS, out[1])
-            else:
-                yield out
+        while self._running >= self._width:
+            yield from map(_tagged, self._next(wait=True))
+        self._start(item)
+        yield from map(_tagged, self._next(wait=False))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        try:
+            while self._running:
+                for out in self._next(wait=True):
+                    yield _windowed(out)
+        finally:
+            self._stop.set()
+            for thread in self._threads:
+                thread.join()
+
+    def teardown(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+
+
+def _tagged(out: Any) -> Any:
+    if isinstance(out, tuple) and out[0] == "dead":
+        return pvalue.TaggedOutput(DEAD, out[1])
+    if isinstance(out, tuple) and out[0] == "counts":
+        return pvalue.TaggedOutput(COUNTS, out[1])
+    return out
+
+
+def _windowed(out: Any) -> Any:
+    """An output of ``finish_bundle``: it needs its window and timestamp spelled out."""
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.timestamp import MIN_TIMESTAMP
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    tagged = _tagged(out)
+    if isinstance(tagged, pvalue.TaggedOutput):
+        return pvalue.TaggedOutput(tagged.tag, WindowedValue(tagged.value, MIN_TIMESTAMP, (GlobalWindow(),)))
+    return WindowedValue(tagged, MIN_TIMESTAMP, (GlobalWindow(),))
 
 
 class ParseSources(beam.PTransform):
