@@ -258,3 +258,20 @@ def test_reversed_look_alike_is_not_critical_but_the_chain_is(corpus_run) -> Non
     for planted in chains:
         (incident,) = [i for i in incidents if _matches(i, planted)]
         assert incident["severity_label"] == "critical"
+
+
+def test_batch_starts_the_files_with_the_most_text_first(tmp_path: Path) -> None:
+    """Two files parse at a time, so the largest start first and the small ones fill the
+    end; a compressed file counts as the text it holds; a missing file goes last; equal
+    sizes keep the configured order."""
+    from pipelines.batch import largest_first
+    from transforms.parse import InputFile
+
+    sizes = {"small.log": 100, "big.log": 5_000, "packed.log.gz": 2_000, "same-a.log": 300, "same-b.log": 300}
+    files = []
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+        files.append(InputFile("s", "zeek_conn", str(tmp_path / name)))
+    files.insert(0, InputFile("s", "zeek_conn", str(tmp_path / "missing.log")))
+    order = [os.path.basename(f.path) for f in largest_first(files)]
+    assert order == ["packed.log.gz", "big.log", "same-a.log", "same-b.log", "small.log", "missing.log"]
