@@ -41,7 +41,7 @@ def assemble(cfg: Config, events: beam.PCollection, dead: beam.PCollection, earl
         events
         | "Detect" >> DetectFindings(cfg, stateful)
         | "Correlate" >> CorrelateIncidents(cfg.site.name, cfg.correlation.gap, cfg.correlation.allowed_lateness,
-                                            early=early, close_slack=BUCKET if early else 0.0)
+                                            early=early, close_slack=BUCKET if early else 0.0, whole_input=not early)
     )
     late = correlated[LATE] | "Late findings as dead letters" >> beam.Map(late_dead_letter)
     all_dead = (dead, late) | "All dead letters" >> beam.Flatten()

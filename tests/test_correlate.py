@@ -90,6 +90,24 @@ def test_timer_closes_incident_when_watermark_passes_gap() -> None:
         assert_that(got, equal_to([("vpn", "write"), ("egress",), ("write",)]))
 
 
+def test_whole_input_closes_every_incident_in_one_firing_as_batch_groups_them() -> None:
+    """Batch (``whole_input``): every finding is in before the watermark moves, so one
+    timer, at the latest close, closes all incidents at once (one runner round, not one
+    per incident); they are the incidents ``correlate`` makes of the same findings."""
+    findings = [VPN, WRITE, EGRESS, LATER_WRITE]
+    last_close = max(_seconds(f.last_seen) for f in findings) + GAP
+    with TestPipeline(runner="FnApiRunner") as p:
+        got = (
+            p
+            | beam.Create([_timestamped(f) for f in findings], reshuffle=False)
+            | beam.Map(lambda tv: tv).with_output_types(Finding)
+            | CorrelateIncidents("site", GAP, whole_input=True)
+        )[INCIDENTS] | beam.Map(lambda i, t=beam.DoFn.TimestampParam: (i, float(t)))
+        want = [(i, last_close) for i in correlate(findings, GAP)]
+        assert len(want) == 3
+        assert_that(got, equal_to(want))
+
+
 def test_full_chain_from_real_detections_is_one_critical_incident() -> None:
     """Session outside the window → register writes from its tunnel address → out-of-limit
     parameter change through the CMS from that address (CMS names the PLC's inventory id):

@@ -155,11 +155,13 @@ class _CorrelateFn(beam.DoFn):
     CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
     GC = TimerSpec("gc", TimeDomain.WATERMARK)
 
-    def __init__(self, gap: float, allowed_lateness: float = 0.0, early: bool = False, close_slack: float = 0.0):
+    def __init__(self, gap: float, allowed_lateness: float = 0.0, early: bool = False, close_slack: float = 0.0,
+                 whole_input: bool = False):
         self.gap = gap
         self.allowed_lateness = allowed_lateness
         self.early = early
         self.close_slack = close_slack
+        self.whole_input = whole_input
         self.stage_id = new_stage_id()  # see transforms/state_guard.py
 
     def _closes_at(self, last_seen: str) -> Timestamp:
@@ -213,10 +215,12 @@ class _CorrelateFn(beam.DoFn):
         buffered.append(finding)
         findings.write(buffered)
         # The timer is at the earliest close among open incidents, so one quiet incident
-        # closes while others on the same key are still growing.
+        # closes while others on the same key are still growing. With the whole input in
+        # before the watermark moves (batch), it is at the latest: one firing closes every
+        # incident, where the earliest would take a runner round (a bundle) per incident.
         at = self._closes_at(finding.last_seen)
         current = close_at.read()
-        if current is None or at < current:
+        if current is None or (at > current if self.whole_input else at < current):
             close_at.write(at)
             close.set(at)
         if self.early:
@@ -288,7 +292,7 @@ class _CorrelateFn(beam.DoFn):
             close.set(at)
         if self.early:
             yield from self._early(still_open, {i.incident_id: i for i in closed}, early_sent)
-        if closed:
+        if closed and not self.whole_input:  # with the whole input in, nothing can revise them
             self._keep(emitted, gc, [*(emitted.read() or []), *closed])
 
     @on_timer(GC)
@@ -314,7 +318,7 @@ class CorrelateIncidents(beam.PTransform):
     and ``LATE`` (findings beyond allowed lateness), as a tagged output tuple."""
 
     def __init__(self, site: str, gap: float, allowed_lateness: float = 0.0, early: bool = False,
-                 close_slack: float = 0.0):
+                 close_slack: float = 0.0, whole_input: bool = False):
         super().__init__()
         self.site = site
         self.gap = gap
@@ -322,6 +326,8 @@ class CorrelateIncidents(beam.PTransform):
         self.early = early  # also ``EARLY`` versions of open incidents and ``WITHDRAWN`` ids
         # Streaming: how far behind event time findings may leave detection (close that much later).
         self.close_slack = close_slack
+        # Batch: every finding arrives before the watermark moves (see ``_CorrelateFn``).
+        self.whole_input = whole_input
 
     def expand(self, findings: beam.PCollection) -> Any:
         return (
@@ -329,7 +335,8 @@ class CorrelateIncidents(beam.PTransform):
             | "Key findings by site"
             >> beam.Map(lambda f, site=self.site: (site, f)).with_output_types(tuple[str, Any])
             | "Group into incidents"
-            >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness, self.early, self.close_slack)).with_outputs(
+            >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness, self.early, self.close_slack,
+                                      self.whole_input)).with_outputs(
                 *((LATE, EARLY, WITHDRAWN) if self.early else (LATE,)), main=INCIDENTS
             )
         )
