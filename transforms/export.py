@@ -62,6 +62,9 @@ class _WriteBundleFn(beam.DoFn):
 
     Emits ``(profile name, (grouping id, modified, name))`` for the run-level report. The
     export secret is read on the worker (``setup``), so it never travels in the pipeline graph.
+    A Beam bundle's incidents are built together at its end, on forked processes
+    (``transforms/forked.py``): in batch every incident closes in one bundle, once the input
+    is parsed, and building bundles is pure Python.
     """
 
     def __init__(self, cfg: Config, out_dir: str):
@@ -74,18 +77,37 @@ class _WriteBundleFn(beam.DoFn):
 
         self.secret = load_secret(self.cfg)
 
-    def process(self, incident: Incident) -> Iterator[tuple[str, tuple[str, str, str]]]:
+    def start_bundle(self) -> None:
+        self._pending: list[tuple[Incident, Any, Any]] = []
+
+    def process(self, incident: Incident, ts: Any = beam.DoFn.TimestampParam,
+                window: Any = beam.DoFn.WindowParam) -> None:
+        if incident.severity >= self.cfg.export.min_severity:
+            self._pending.append((incident, ts, window))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        from transforms.forked import map_forked
+
+        pending, self._pending = self._pending, []
+        written = map_forked(self._write, [incident for incident, _, _ in pending])
+        for (_, ts, window), outputs in zip(pending, written):
+            for out in outputs:
+                yield WindowedValue(out, ts, (window,))
+
+    def _write(self, incident: Incident) -> list[tuple[str, tuple[str, str, str]]]:
         from stix_export.bundle import incident_bundle
         from stix_export.report import grouping_of
         from stix_export.writer import profile_dir_name, write_bundle
 
-        if incident.severity < self.cfg.export.min_severity:
-            return
         profiles = self.cfg.export.effective_profiles()
+        out = []
         for profile in profiles:
             bundle = incident_bundle(incident, self.cfg, profile, self.secret)
             write_bundle(bundle, self.out_dir, profile_dir_name(profile.name, profiles[0].name))
-            yield profile.name, grouping_of(bundle)
+            out.append((profile.name, grouping_of(bundle)))
+        return out
 
 
 def _write_reports(rows: list[tuple[str, tuple[str, str, str]]], cfg: Config, out_dir: str) -> None:
