@@ -262,12 +262,12 @@ def test_reversed_look_alike_is_not_critical_but_the_chain_is(corpus_run) -> Non
 
 def test_batch_starts_the_files_with_the_most_text_first(tmp_path: Path) -> None:
     """Two files parse at a time, so the largest start first and the small ones fill the
-    end; a compressed file counts as the text it holds; a missing file goes last; equal
-    sizes keep the configured order."""
+    end; a compressed file's byte counts twice; a missing file goes last; equal sizes keep
+    the configured order."""
     from pipelines.batch import largest_first
     from transforms.parse import InputFile
 
-    sizes = {"small.log": 100, "big.log": 5_000, "packed.log.gz": 2_000, "same-a.log": 300, "same-b.log": 300}
+    sizes = {"small.log": 100, "big.log": 5_000, "packed.log.gz": 3_000, "same-a.log": 300, "same-b.log": 300}
     files = []
     for name, size in sizes.items():
         (tmp_path / name).write_bytes(b"x" * size)
