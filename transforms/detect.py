@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import threading
 import uuid
@@ -388,7 +389,13 @@ class _DetectFn(beam.DoFn):
         from transforms.enrich import Enricher
 
         self.enrich = Enricher(self.cfg)
-        self.detector = shared_detector(self.cfg, self.token)
+
+    @functools.cached_property
+    def detector(self) -> Detector:
+        """Built with the first batch, not in ``setup``: by then the parse step's threads are
+        reading the next blocks, so the detections' preparing (threat intel, Sigma rules)
+        overlaps them instead of delaying the start of the run."""
+        return shared_detector(self.cfg, self.token)
 
     def process(self, table: pa.Table) -> Iterator[Any]:
         findings, keyed = self.detector.scan(self.enrich(table))
@@ -442,8 +449,10 @@ class _StatefulFn(beam.DoFn):
         self.cfg = cfg
         self.token = token
 
-    def setup(self) -> None:
-        self.detector = shared_detector(self.cfg, self.token)
+    @functools.cached_property
+    def detector(self) -> Detector:
+        """Built when first needed, like ``_DetectFn``'s (the same one: ``shared_detector``)."""
+        return shared_detector(self.cfg, self.token)
 
     def process(
         self,
