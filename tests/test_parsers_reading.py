@@ -157,3 +157,23 @@ def test_parse_stage_parses_files_side_by_side_with_every_output_once(tmp_path: 
         assert_that(parsed[DEAD], equal_to(want_dead), label="dead letters")
         assert_that(parsed[COUNTS], equal_to(want_counts), label="counts")
     assert not [t for t in threading.enumerate() if t.name.startswith("cranewatch-parse")]
+
+
+def test_event_tables_travel_with_the_arrow_coder_and_are_sized_without_encoding(tmp_path: Path) -> None:
+    """The parse step's tables are typed, so Beam codes them with ``EventTableCoder``:
+    Arrow IPC both ways, and the size Beam samples for metrics read off the buffers."""
+    import apache_beam as beam
+
+    from transforms.model import EventTableCoder
+    from transforms.parse import EVENTS, ParseSources
+
+    path = tmp_path / "eve.json"
+    path.write_text(EVE)
+    (table,) = [o for o in parse_file(InputFile("s", "suricata_eve", str(path))) if not isinstance(o, tuple)]
+    coder = beam.coders.registry.get_coder(table.__class__)
+    assert isinstance(coder, EventTableCoder)
+    assert coder.decode(coder.encode(table)).equals(table)
+    assert coder.estimate_size(table) == table.nbytes
+    p = beam.Pipeline("FnApiRunner")
+    parsed = p | beam.Create([InputFile("s", "suricata_eve", str(path))]) | ParseSources()
+    assert parsed[EVENTS].element_type is table.__class__
