@@ -58,3 +58,28 @@ def test_a_bad_register_map_stops_the_run_naming_the_entry(entry, message) -> No
     cfg = terminal_config({"detections": {"cms_safety_parameter_change": {"params": {"registers": [entry]}}}})
     with pytest.raises(ValueError, match=message):
         Detector(cfg)
+
+
+def test_only_writes_to_plcs_with_mapped_registers_leave_the_vectorized_filter() -> None:
+    """A Modbus register write to a crane PLC is turned into a Python row for the
+    safety-parameter rule only when the register map names that PLC: without, it can never
+    set a watched parameter and stays in the vectorized filter."""
+    import pyarrow as pa
+
+    from detections.testing import events_table, terminal_config
+    from transforms.candidates import BatchMasks, row_indices
+    from transforms.detect import Detector
+    from transforms.enrich import Enricher
+
+    writes = [{"time": "2026-11-18T02:30:00Z", "kind": "ot", "action": "modbus.write_single_register",
+               "src_ip": "10.212.134.200", "dst_ip": "10.30.1.10", "dst_port": 502, "target": "unit=1;addr=110",
+               "value_new": "9999"}]
+    mapped = [{"asset": "sts01-plc", "unit": 1, "address": 110, "parameter": "hoist.max_speed"}]
+    for registers, want in (([], []), (mapped, ["sts01-plc"])):
+        cfg = terminal_config({"detections": {"cms_safety_parameter_change": {"params": {"registers": registers}}}})
+        detector = Detector(cfg)
+        table = Enricher(cfg)(events_table(writes))
+        assert table.column("dst_asset").to_pylist() == ["sts01-plc"]  # a crane PLC
+        det, _ = detector.by_id["cms_safety_parameter_change"]
+        idx = row_indices(table.num_rows, BatchMasks(table).detection(det.meta.kinds, detector.where[det.meta.id]))
+        assert pa.array(table.column("dst_asset")).take(idx).to_pylist() == want

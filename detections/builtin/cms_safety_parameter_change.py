@@ -17,7 +17,8 @@ _TARGET = re.compile(r"^(?:unit=(?P<unit>\d+);)?addr=(?P<addr>\d+)$")
 
 
 def prepare(ctx: DetectionContext) -> dict[str, Any]:
-    """Index the register map: (asset, unit or None, address) → (parameter, scale)."""
+    """Index the register map: (asset, unit or None, address) → (parameter, scale), and the
+    assets it names (the ``where:`` filter's ``$register_assets``)."""
     index: dict[tuple[str, int | None, int], tuple[str, float]] = {}
     key = "detections.cms_safety_parameter_change.params.registers"
     for i, r in enumerate(ctx.params["registers"]):
@@ -31,7 +32,7 @@ def prepare(ctx: DetectionContext) -> dict[str, Any]:
             raise ValueError(f"{key}[{i}].asset: expected an inventory asset id, got {r['asset']!r}")
         unit = int(r["unit"]) if r.get("unit") is not None else None
         index[(r["asset"], unit, int(r["address"]))] = (r["parameter"], float(r.get("scale", 1)))
-    return {"_registers": index}
+    return {"_registers": index, "register_assets": sorted({asset for asset, _, _ in index})}
 
 
 def changes(event: dict[str, Any], ctx: DetectionContext) -> list[tuple[str, Any, Any]]:
