@@ -26,6 +26,20 @@ Mask = Union[bool, pa.Array, pa.ChunkedArray]
 
 _STATIC_KIND = "kind"  # the column whose values the batch's kind set (below) answers
 
+#: Per condition object of a detection's ``where:`` (alive as long as its Detector): its memo
+#: key and its ``in`` lists as Arrow arrays. Every batch asks for them again, and a large
+#: condition (a threat-intel address list) costs a repr and an array build each time.
+_PREPARED: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def _prepared(obj: Any, what: str, make: Any) -> Any:
+    entry = _PREPARED.get((id(obj), what))
+    if entry is None or entry[0] is not obj:
+        if len(_PREPARED) > 10_000:  # a long-lived process (tests) builds many detectors
+            _PREPARED.clear()
+        entry = _PREPARED[(id(obj), what)] = (obj, make())  # holds obj: its id stays unique
+    return entry[1]
+
 
 class BatchMasks:
     """Condition masks of one batch, each computed at most once (shared by the detections)."""
@@ -58,7 +72,8 @@ class BatchMasks:
         return mask
 
     def _term(self, fname: str, cond: Any) -> Mask:
-        key = f"{fname}={cond!r}"
+        key = _prepared(cond, fname, lambda: f"{fname}={cond!r}") if isinstance(cond, (dict, list)) \
+            else f"{fname}={cond!r}"
         if key not in self._memo:
             if fname == "any":  # a list of blocks, at least one must hold
                 m: Mask = False
@@ -105,7 +120,9 @@ class BatchMasks:
         if op == "in":
             if not arg:
                 return False
-            return _clean(pc.is_in(col, value_set=pa.array(arg, type=col.type)))
+            values = _prepared(arg, str(col.type), lambda: pa.array(arg, type=col.type)) \
+                if isinstance(arg, list) else pa.array(arg, type=col.type)
+            return _clean(pc.is_in(col, value_set=values))
         if op == "prefix":
             prefixes = arg if isinstance(arg, list) else [arg]
             m: Mask = False
