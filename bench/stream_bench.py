@@ -298,7 +298,7 @@ def main() -> int:
         from bench.stream_bench_kafka import run_kafka
 
         run_kafka(corpus, work, args.rate, min(args.chunk, 500), args.latency_events,
-                  {**(s if args.only != "latency" else {}), **lat}, args.only, _load)
+                  {**(s if args.only != "latency" else {}), **lat}, args.only, _load, args.idle_timeout)
     return 0
 
 

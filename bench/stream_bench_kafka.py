@@ -66,14 +66,14 @@ def _records(msg: bytes) -> int:
     return sum(1 for ln in msg.split(b"\n") if ln and not ln.startswith(b"#"))
 
 
-def _config(corpus: Path, name: str, prefix: str, bootstrap: str) -> Path:
+def _config(corpus: Path, name: str, prefix: str, bootstrap: str, idle_timeout: float = 0.0) -> Path:
     import yaml
 
     cfg = yaml.safe_load((corpus / "config.yaml").read_text())
     for s in cfg["sources"]:
         s.pop("paths")
         s["kafka"] = {"bootstrap": bootstrap, "topic": f"{prefix}-{s['name']}", "partition_refresh": 2}
-    cfg["stream"] = {"poll_interval": 0.2, "idle_timeout": 0, "summary_interval": 1}
+    cfg["stream"] = {"poll_interval": 0.2, "idle_timeout": idle_timeout, "summary_interval": 1}
     path = corpus / name
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -120,7 +120,8 @@ def sustained(broker: Any, client: Any, corpus: Path, work: Path, chunk: int) ->
             "incidents": summary["incidents"]["total"]}
 
 
-def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chunk: int, limit: int) -> dict[str, float]:
+def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chunk: int, limit: int,
+            idle_timeout: float = 900.0) -> dict[str, float]:
     from kafka_helpers import start_stream_beside
 
     out = work / "out-kafka-latency"
@@ -136,7 +137,7 @@ def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chu
             order.append((pos / total, source, m))
             pos += _records(m)
     order.sort(key=lambda x: x[0])
-    config = _config(corpus, "stream-bench-kafka-latency.yaml", prefix, broker.bootstrap)
+    config = _config(corpus, "stream-bench-kafka-latency.yaml", prefix, broker.bootstrap, idle_timeout)
     seen: dict[str, float] = {}
     stop = threading.Event()
 
@@ -187,7 +188,7 @@ def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chu
 
 
 def run_kafka(corpus: Path, work: Path, rate: float, chunk: int, limit: int, spool: dict[str, float],
-              only: str | None = None, load: Any = lambda: "") -> None:
+              only: str | None = None, load: Any = lambda: "", idle_timeout: float = 900.0) -> None:
     """The Kafka measurements against one broker, printed beside the spool figures."""
     from kafka_helpers import Client, running_broker
 
@@ -205,8 +206,9 @@ def run_kafka(corpus: Path, work: Path, rate: float, chunk: int, limit: int, spo
                       f"first to last batch read; {k['incidents']} incidents [{load()}]")
             if only == "sustained":
                 continue
-            lat = latency(broker, client, corpus, work, rate, chunk, limit)
-            print(f"kafka latency: {lat['offered']:,} records produced at {lat['rate']:,.0f}/s; {lat['incidents']} "
+            lat = latency(broker, client, corpus, work, rate, chunk, limit, idle_timeout)
+            print(f"kafka latency: {lat['offered']:,} records produced at {lat['rate']:,.0f}/s "
+                  f"(idle_timeout {idle_timeout:g} s on the stream clock); {lat['incidents']} "
                   f"incidents: produce -> first bundle median {lat['median']:.2f} s, p99 {lat['p99']:.2f} s "
                   f"(spool in this run: arrival -> first bundle median {spool['median']:.2f} s, p99 {spool['p99']:.2f} s) "
                   f"[{load()}]")

@@ -11,7 +11,12 @@ import json
 import time
 from dataclasses import replace
 
-from transforms.spool import SpoolRestriction, SpoolSource, _write_watermark, idle_target, stream_clock
+from transforms.spool import SpoolRestriction, SpoolSource, _write_watermark, stream_clock
+from transforms.spool import idle_target as _idle_target
+
+
+def idle_target(spec: SpoolSource, r: SpoolRestriction, now: float, clock):
+    return _idle_target(spec.idle_timeout, spec.out_of_orderness, r.last_new, r.clock_new, now, clock)
 
 T0 = 1_794_873_600.0  # 2026-11-17 00:00 UTC: a replayed day, long before the wall clock
 

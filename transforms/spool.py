@@ -374,8 +374,11 @@ def stream_clock(state_dir: str, now: float) -> Optional[float]:
     return None if newest is None else min(newest, now)
 
 
-def idle_target(spec: SpoolSource, r: SpoolRestriction, now: float, clock: Optional[float]) -> Optional[float]:
-    """Where an idle source's watermark goes, or None while it is not idle.
+def idle_target(idle_timeout: float, out_of_orderness: float, last_new: float, clock_new: Optional[float],
+                now: float, clock: Optional[float]) -> Optional[float]:
+    """Where an idle source's watermark goes, or None while it is not idle. ``last_new`` is
+    the wall clock and ``clock_new`` the stream clock (``stream_clock``) at its last new file
+    (or message); the Kafka source shares this rule.
 
     Idle: no new file for ``idle_timeout``, on the wall clock or on the stream clock,
     whichever passes first. The wall clock moves it to wall clock − out-of-orderness (the
@@ -384,12 +387,12 @@ def idle_target(spec: SpoolSource, r: SpoolRestriction, now: float, clock: Optio
     stops holding the job back). Measured on the stream clock, a replayed archive goes idle
     at the same points of its record time as the live feed would, however fast it is
     replayed, and its idle sources follow the replay instead of jumping to today."""
-    if spec.idle_timeout <= 0:
+    if idle_timeout <= 0:
         return None
-    if now - r.last_new >= spec.idle_timeout:
-        return now - spec.out_of_orderness
-    if clock is not None and r.clock_new is not None and clock - r.clock_new >= spec.idle_timeout:
-        return clock - spec.out_of_orderness
+    if now - last_new >= idle_timeout:
+        return now - out_of_orderness
+    if clock is not None and clock_new is not None and clock - clock_new >= idle_timeout:
+        return clock - out_of_orderness
     return None
 
 
@@ -464,7 +467,7 @@ class _ReadSpoolFn(beam.DoFn):
             for dl in got.dead:
                 yield pvalue.TaggedOutput(DEAD, dl)
         current = estimator.current_watermark()
-        moved = idle_target(spec, r, now, clock)
+        moved = idle_target(spec.idle_timeout, spec.out_of_orderness, r.last_new, r.clock_new, now, clock)
         idle = moved is not None
         if r.ended:
             estimator.set_watermark(MAX_TIMESTAMP)
