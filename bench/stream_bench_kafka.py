@@ -12,7 +12,8 @@ after the other, the second would arrive a day behind the first, all late).
    records/s from the first batch read to the last output written (the sustained figure, as
    the spool run's), from the stream's start to its end (with start-up), and from the first
    to the last batch read;
-2. latency: the stream running, messages produced at ``--rate`` records/s; for every
+2. latency: the stream running, messages produced at ``--rate`` records/s, every source's in
+   the order of their newest record's time (as the spool run drops its files); for every
    incident, the delay from producing the message that holds its first finding's evidence
    to its first bundle on disk: median and p99.
 """
@@ -34,9 +35,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 PARTITIONS = 2
 
 
-def _messages(corpus: Path, chunk: int) -> dict[str, list[bytes]]:
+def _timed_messages(corpus: Path, chunk: int) -> dict[str, list[tuple[float, bytes]]]:
     """Per source, its messages in time order of their first record (each file's own
-    messages stay in file order)."""
+    messages stay in file order), each with its newest record's time."""
     import yaml
     from stream_helpers import record_time
 
@@ -56,10 +57,15 @@ def _messages(corpus: Path, chunk: int) -> dict[str, list[bytes]]:
                 for i in range(0, len(data), step):
                     part = data[i:i + step]
                     msgs.append((record_time(s["format"], part[0]), n, i,
-                                 "\n".join(head + part).encode() if head else part[0].encode()))
+                                 "\n".join(head + part).encode() if head else part[0].encode(),
+                                 max(record_time(s["format"], ln) for ln in part)))
         msgs.sort(key=lambda m: m[:3])
-        out[s["name"]] = [m[3] for m in msgs]
+        out[s["name"]] = [(m[4], m[3]) for m in msgs]
     return out
+
+
+def _messages(corpus: Path, chunk: int) -> dict[str, list[bytes]]:
+    return {source: [m for _, m in ms] for source, ms in _timed_messages(corpus, chunk).items()}
 
 
 def _records(msg: bytes) -> int:
@@ -127,16 +133,16 @@ def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chu
     out = work / "out-kafka-latency"
     shutil.rmtree(out, ignore_errors=True)
     prefix = f"l{int(time.time())}"
-    msgs = _messages(corpus, chunk)
+    # Every source's messages in the order of their newest record's time, as a live feed
+    # sends them (the spool run's record-time order): at the same share of each source's
+    # records instead, sources drift hours apart in record time and the slowest holds the
+    # job's watermark.
+    msgs = _timed_messages(corpus, chunk)
     order = []
     for source, ms in msgs.items():
         client.create(f"{prefix}-{source}", PARTITIONS)
-        total = sum(_records(m) for m in ms) or 1
-        pos = 0
-        for m in ms:
-            order.append((pos / total, source, m))
-            pos += _records(m)
-    order.sort(key=lambda x: x[0])
+        order += [(t, n, source, m) for n, (t, m) in enumerate(ms)]
+    order.sort(key=lambda x: x[:2])
     config = _config(corpus, "stream-bench-kafka-latency.yaml", prefix, broker.bootstrap, idle_timeout)
     seen: dict[str, float] = {}
     stop = threading.Event()
@@ -154,7 +160,7 @@ def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chu
     counters: dict[str, int] = {}
     offered = 0
     started = time.time()
-    for _, source, m in order:
+    for _, _, source, m in order:
         if offered >= limit:
             break
         time.sleep(max(0.0, started + offered / rate - time.time()))
