@@ -12,7 +12,8 @@ after the other, the second would arrive a day behind the first, all late).
    records/s from the first batch read to the last output written (the sustained figure, as
    the spool run's), from the stream's start to its end (with start-up), and from the first
    to the last batch read;
-2. latency: the stream running, messages produced at ``--rate`` records/s; for every
+2. latency: the stream running, messages produced at ``--rate`` records/s, every source's in
+   the order of their newest record's time (as the spool run drops its files); for every
    incident, the delay from producing the message that holds its first finding's evidence
    to its first bundle on disk: median and p99.
 """
@@ -34,9 +35,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 PARTITIONS = 2
 
 
-def _messages(corpus: Path, chunk: int) -> dict[str, list[bytes]]:
+def _timed_messages(corpus: Path, chunk: int) -> dict[str, list[tuple[float, bytes]]]:
     """Per source, its messages in time order of their first record (each file's own
-    messages stay in file order)."""
+    messages stay in file order), each with its newest record's time."""
     import yaml
     from stream_helpers import record_time
 
@@ -56,24 +57,29 @@ def _messages(corpus: Path, chunk: int) -> dict[str, list[bytes]]:
                 for i in range(0, len(data), step):
                     part = data[i:i + step]
                     msgs.append((record_time(s["format"], part[0]), n, i,
-                                 "\n".join(head + part).encode() if head else part[0].encode()))
+                                 "\n".join(head + part).encode() if head else part[0].encode(),
+                                 max(record_time(s["format"], ln) for ln in part)))
         msgs.sort(key=lambda m: m[:3])
-        out[s["name"]] = [m[3] for m in msgs]
+        out[s["name"]] = [(m[4], m[3]) for m in msgs]
     return out
+
+
+def _messages(corpus: Path, chunk: int) -> dict[str, list[bytes]]:
+    return {source: [m for _, m in ms] for source, ms in _timed_messages(corpus, chunk).items()}
 
 
 def _records(msg: bytes) -> int:
     return sum(1 for ln in msg.split(b"\n") if ln and not ln.startswith(b"#"))
 
 
-def _config(corpus: Path, name: str, prefix: str, bootstrap: str) -> Path:
+def _config(corpus: Path, name: str, prefix: str, bootstrap: str, idle_timeout: float = 0.0) -> Path:
     import yaml
 
     cfg = yaml.safe_load((corpus / "config.yaml").read_text())
     for s in cfg["sources"]:
         s.pop("paths")
         s["kafka"] = {"bootstrap": bootstrap, "topic": f"{prefix}-{s['name']}", "partition_refresh": 2}
-    cfg["stream"] = {"poll_interval": 0.2, "idle_timeout": 0, "summary_interval": 1}
+    cfg["stream"] = {"poll_interval": 0.2, "idle_timeout": idle_timeout, "summary_interval": 1}
     path = corpus / name
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -120,23 +126,24 @@ def sustained(broker: Any, client: Any, corpus: Path, work: Path, chunk: int) ->
             "incidents": summary["incidents"]["total"]}
 
 
-def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chunk: int, limit: int) -> dict[str, float]:
+def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chunk: int, limit: int,
+            idle_timeout: float = 900.0) -> dict[str, float]:
     from kafka_helpers import start_stream_beside
 
     out = work / "out-kafka-latency"
     shutil.rmtree(out, ignore_errors=True)
     prefix = f"l{int(time.time())}"
-    msgs = _messages(corpus, chunk)
+    # Every source's messages in the order of their newest record's time, as a live feed
+    # sends them (the spool run's record-time order): at the same share of each source's
+    # records instead, sources drift hours apart in record time and the slowest holds the
+    # job's watermark.
+    msgs = _timed_messages(corpus, chunk)
     order = []
     for source, ms in msgs.items():
         client.create(f"{prefix}-{source}", PARTITIONS)
-        total = sum(_records(m) for m in ms) or 1
-        pos = 0
-        for m in ms:
-            order.append((pos / total, source, m))
-            pos += _records(m)
-    order.sort(key=lambda x: x[0])
-    config = _config(corpus, "stream-bench-kafka-latency.yaml", prefix, broker.bootstrap)
+        order += [(t, n, source, m) for n, (t, m) in enumerate(ms)]
+    order.sort(key=lambda x: x[:2])
+    config = _config(corpus, "stream-bench-kafka-latency.yaml", prefix, broker.bootstrap, idle_timeout)
     seen: dict[str, float] = {}
     stop = threading.Event()
 
@@ -153,7 +160,7 @@ def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chu
     counters: dict[str, int] = {}
     offered = 0
     started = time.time()
-    for _, source, m in order:
+    for _, _, source, m in order:
         if offered >= limit:
             break
         time.sleep(max(0.0, started + offered / rate - time.time()))
@@ -187,7 +194,7 @@ def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chu
 
 
 def run_kafka(corpus: Path, work: Path, rate: float, chunk: int, limit: int, spool: dict[str, float],
-              only: str | None = None, load: Any = lambda: "") -> None:
+              only: str | None = None, load: Any = lambda: "", idle_timeout: float = 900.0) -> None:
     """The Kafka measurements against one broker, printed beside the spool figures."""
     from kafka_helpers import Client, running_broker
 
@@ -205,8 +212,9 @@ def run_kafka(corpus: Path, work: Path, rate: float, chunk: int, limit: int, spo
                       f"first to last batch read; {k['incidents']} incidents [{load()}]")
             if only == "sustained":
                 continue
-            lat = latency(broker, client, corpus, work, rate, chunk, limit)
-            print(f"kafka latency: {lat['offered']:,} records produced at {lat['rate']:,.0f}/s; {lat['incidents']} "
+            lat = latency(broker, client, corpus, work, rate, chunk, limit, idle_timeout)
+            print(f"kafka latency: {lat['offered']:,} records produced at {lat['rate']:,.0f}/s "
+                  f"(idle_timeout {idle_timeout:g} s on the stream clock); {lat['incidents']} "
                   f"incidents: produce -> first bundle median {lat['median']:.2f} s, p99 {lat['p99']:.2f} s "
                   f"(spool in this run: arrival -> first bundle median {spool['median']:.2f} s, p99 {spool['p99']:.2f} s) "
                   f"[{load()}]")

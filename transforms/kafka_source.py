@@ -19,8 +19,8 @@ partition's own watermark is the newest record time it has read minus the source
 out-of-orderness, only forward; records more than allowed lateness behind it are ``late``
 dead letters. A partition with nothing left to read (at its high-water mark, as the broker
 says) does not hold the job back: it follows the newest record time of its source's other
-partitions; after ``idle_timeout`` without a message it moves to wall clock −
-out-of-orderness. Each partition reports (``ManualWatermarkEstimator``) the minimum of these
+partitions; after ``idle_timeout`` without a message, on the stream clock or the wall
+clock (``spool.idle_target``), it follows that clock − out-of-orderness. Each partition reports (``ManualWatermarkEstimator``) the minimum of these
 over every partition of the job's Kafka sources (``kafka_state.stage_watermark``: Prism
 takes a stage's watermark from the bundle it finished last). A message with the header
 ``cranewatch-end`` ends its partition (as an ``END`` file ends a spool); once every
@@ -54,7 +54,7 @@ from transforms.kafka_state import (
 )
 from transforms.model import DeadLetter
 from transforms.parse import DEAD
-from transforms.spool import _split_late, _time_bounds, _Watermarks
+from transforms.spool import _split_late, _time_bounds, _Watermarks, idle_target, stream_clock
 
 log = logging.getLogger("cranewatch.kafka")
 END_HEADER = "cranewatch-end"
@@ -526,9 +526,14 @@ class _ReadPartitionFn(beam.DoFn):
             newest = source_newest(spec.state_dir, spec.source)
             if newest is not None:
                 target = max(target if target is not None else -math.inf, newest - spec.out_of_orderness)
-        idle = spec.idle_timeout > 0 and now - st["last_new"] >= spec.idle_timeout
-        if idle:
-            target = max(target if target is not None else -math.inf, now - spec.out_of_orderness)
+        clock = stream_clock(spec.state_dir, now) if spec.idle_timeout > 0 else None
+        if clock is not None and st.get("clock_at") != st["last_new"]:  # a new message (or the first look)
+            st["clock_new"] = max(clock, min(st["newest"], now)) if st["newest"] is not None else clock
+            st["clock_at"] = st["last_new"]
+        moved = idle_target(spec.idle_timeout, spec.out_of_orderness, st["last_new"], st.get("clock_new"), now, clock)
+        idle = moved is not None
+        if moved is not None:  # no new message for idle_timeout (stream clock or wall clock)
+            target = max(target if target is not None else -math.inf, moved)
         if target is not None and (st["own"] is None or target > st["own"]):
             st["own"] = target
         self._mark(spec, p, st, ended=False, caught_up=caught_up, idle=idle)

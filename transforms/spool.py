@@ -13,6 +13,13 @@ seconds old (a file still being written, or just renamed in, waits); names start
 ``.`` or ``_`` are skipped (shippers' temporary names). A file named ``END`` ends the
 source: its watermark goes to +infinity and, once every source has ended, the job finishes.
 
+Idle sources (``idle_target``): a source with no new file for ``idle_timeout`` stops holding
+the job back, its watermark following the stream's own clock (the newest record time any
+source has read, ``stream_clock``) or, when the whole stream is quiet, the wall clock. The
+stream clock is what makes idleness work for a replay and for sparse sources alike: a
+source that logs a few records a day would otherwise hold every stateful finding and every
+incident close until its next file.
+
 Every finished file is recorded (``<out>/_stream/spool/<source>.jsonl``: name, record
 counts, time span, the watermark it was read under), before its records are emitted. A
 restarted job skips recorded files and first replays records from them (``replay_start``):
@@ -135,6 +142,7 @@ class SpoolRestriction:
 
     newest: float = -math.inf  # newest record time read (epoch seconds)
     last_new: float = field(default_factory=time.time)  # wall clock of the last new file
+    clock_new: Optional[float] = None  # the stream clock (``stream_clock``) at the last new file
     replayed: bool = False  # the restart replay is done
     ended: bool = False  # END seen: nothing more will come
     done: bool = False  # this restriction's share of work is over (checkpointed or ended)
@@ -346,6 +354,48 @@ def horizon_start(watermark: Optional[float], horizon: float, spans: list[tuple[
     return start
 
 
+def stream_clock(state_dir: str, now: float) -> Optional[float]:
+    """The stream's own clock: the newest record time any source of the job has read (each
+    source's watermark file, spool and Kafka alike), never past the wall clock (a device
+    clock in the future must not make every other source's records late). For a live feed
+    it runs just behind the wall clock; for a replay it is where the replay has got to."""
+    directory = os.path.join(state_dir, "watermark")
+    newest = None
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        if not name.endswith(".json"):
+            continue  # a writer's temporary file
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as fh:
+                value = json.load(fh).get("newest_record")
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            newest = value if newest is None else max(newest, value)
+    return None if newest is None else min(newest, now)
+
+
+def idle_target(idle_timeout: float, out_of_orderness: float, last_new: float, clock_new: Optional[float],
+                now: float, clock: Optional[float]) -> Optional[float]:
+    """Where an idle source's watermark goes, or None while it is not idle. ``last_new`` is
+    the wall clock and ``clock_new`` the stream clock (``stream_clock``) at its last new file
+    (or message); the Kafka source shares this rule.
+
+    Idle: no new file for ``idle_timeout``, on the wall clock or on the stream clock,
+    whichever passes first. The wall clock moves it to wall clock − out-of-orderness (the
+    whole stream is quiet); the stream clock to stream clock − out-of-orderness (the other
+    sources go on: a sparse source, such as S7comm that logs only when an engineer connects,
+    stops holding the job back). Measured on the stream clock, a replayed archive goes idle
+    at the same points of its record time as the live feed would, however fast it is
+    replayed, and its idle sources follow the replay instead of jumping to today."""
+    if idle_timeout <= 0:
+        return None
+    if now - last_new >= idle_timeout:
+        return now - out_of_orderness
+    if clock is not None and clock_new is not None and clock - clock_new >= idle_timeout:
+        return clock - out_of_orderness
+    return None
+
+
 def _write_watermark(spec: SpoolSource, wm: Optional[Timestamp], newest: float, idle: bool, ended: bool) -> None:
     path = watermark_path(spec.state_dir, spec.source)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -392,6 +442,11 @@ class _ReadSpoolFn(beam.DoFn):
                 keep = start if start > -math.inf else None
                 yield from read_file(spec, path, rec.read_watermark, keep_from=keep).tables
         now = time.time()
+        clock = stream_clock(spec.state_dir, now) if spec.idle_timeout > 0 else None
+        if clock is not None and r.clock_new is None:  # idleness on the stream clock counts from here
+            if not tracker.try_claim(replace(r, clock_new=clock)):
+                return
+            r = tracker.current_restriction()
         names = [] if r.ended else ready_files(spec, finished, now)
         for name in names:
             current = estimator.current_watermark()
@@ -401,7 +456,9 @@ class _ReadSpoolFn(beam.DoFn):
                 r = replace(r, ended=True)
                 break
             got = read_file(spec, os.path.join(spec.directory, name), wm)
-            nxt = replace(r, newest=max(r.newest, got.record.max_time or -math.inf), last_new=now)
+            newest = max(r.newest, got.record.max_time or -math.inf)
+            nxt = replace(r, newest=newest, last_new=now,
+                          clock_new=None if clock is None else max(clock, min(newest, now)))
             if not tracker.try_claim(nxt):
                 return
             finished.add(got.record)  # before emitting: a restart never reads it twice
@@ -410,15 +467,16 @@ class _ReadSpoolFn(beam.DoFn):
             for dl in got.dead:
                 yield pvalue.TaggedOutput(DEAD, dl)
         current = estimator.current_watermark()
-        idle = spec.idle_timeout > 0 and now - r.last_new >= spec.idle_timeout
+        moved = idle_target(spec.idle_timeout, spec.out_of_orderness, r.last_new, r.clock_new, now, clock)
+        idle = moved is not None
         if r.ended:
             estimator.set_watermark(MAX_TIMESTAMP)
             _write_watermark(spec, MAX_TIMESTAMP, r.newest, False, True)
             tracker.try_claim(replace(r, done=True))
             return
         target = r.newest - spec.out_of_orderness if r.newest > -math.inf else None
-        if idle:  # an idle source stops holding the job back (later old files are then late)
-            target = max(target if target is not None else -math.inf, now - spec.out_of_orderness)
+        if moved is not None:  # an idle source stops holding the job back (later old files may be late)
+            target = max(target if target is not None else -math.inf, moved)
         if target is not None and (current is None or Timestamp.of(target) > current):
             estimator.set_watermark(Timestamp.of(target))
             current = estimator.current_watermark()
