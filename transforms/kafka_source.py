@@ -569,5 +569,5 @@ class ReadKafka(beam.PTransform):
             | "Kafka topics" >> beam.Create(self.sources, reshuffle=False)
             | "Watch topic partitions" >> beam.ParDo(_PartitionsFn())
             | "Read partitions in batches" >> beam.ParDo(_ReadPartitionFn(tuple(s.source for s in self.sources)))
-            .with_outputs(DEAD, main="events")
+            .with_output_types(pa.Table).with_outputs(DEAD, main="events")  # tables: EventTableCoder
         )

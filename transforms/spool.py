@@ -496,5 +496,7 @@ class ReadSpools(beam.PTransform):
         return (
             p
             | "Spool directories" >> beam.Create(self.sources, reshuffle=False)
-            | "Poll and parse new files" >> beam.ParDo(_ReadSpoolFn()).with_outputs(DEAD, main="events")
+            # Typed, so the tables get ``EventTableCoder`` (transforms/model.py), not pickle.
+            | "Poll and parse new files" >> beam.ParDo(_ReadSpoolFn()).with_output_types(pa.Table)
+            .with_outputs(DEAD, main="events")
         )
