@@ -20,9 +20,10 @@ out-of-orderness, only forward; records more than allowed lateness behind it are
 dead letters. A partition with nothing left to read (at its high-water mark, as the broker
 says) does not hold the job back: it follows the newest record time of its source's other
 partitions; after ``idle_timeout`` without a message, on the stream clock or the wall
-clock (``spool.idle_target``), it follows that clock − out-of-orderness. Each partition reports (``ManualWatermarkEstimator``) the minimum of these
-over every partition of the job's Kafka sources (``kafka_state.stage_watermark``: Prism
-takes a stage's watermark from the bundle it finished last). A message with the header
+clock (``spool.idle_target``), it follows that clock − out-of-orderness. Each partition
+reports (``ManualWatermarkEstimator``) the minimum of these over every partition of the
+job's Kafka sources (``kafka_state.stage_watermark``: Prism takes a stage's watermark from
+the bundle it finished last). A message with the header
 ``cranewatch-end`` ends its partition (as an ``END`` file ends a spool); once every
 partition has ended, the source has.
 
