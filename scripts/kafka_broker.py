@@ -207,8 +207,12 @@ def client(bootstrap: str, lines: Iterator[str], out: Any = sys.stdout) -> None:
     from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
+    # Idempotent: a retried send (a fresh topic's partition leader not yet known to the
+    # producer) keeps its place in the partition, so a message's offset is its send order,
+    # which the tests use to name each dead letter's <topic>/<partition>/<offset>.
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 16 << 20,
-                         "batch.num.messages": 10000, "queue.buffering.max.messages": 1000000})
+                         "batch.num.messages": 10000, "queue.buffering.max.messages": 1000000,
+                         "enable.idempotence": True})
     failed: list[str] = []
 
     def answer(obj: dict[str, Any]) -> None:
