@@ -234,7 +234,9 @@ def _tagged(out: Any) -> Any:
 
 
 def _windowed(out: Any) -> Any:
-    """An output of ``finish_bundle``: it needs its window and timestamp spelled out."""
+    """An output of ``finish_bundle``: it needs its window and timestamp spelled out (those
+    of the batch's file list, which ``beam.Create`` puts in the global window at the minimum
+    timestamp, as ``process``'s outputs have them)."""
     from apache_beam.transforms.window import GlobalWindow
     from apache_beam.utils.timestamp import MIN_TIMESTAMP
     from apache_beam.utils.windowed_value import WindowedValue
