@@ -164,7 +164,7 @@ def test_event_tables_travel_with_the_arrow_coder_and_are_sized_without_encoding
     Arrow IPC both ways, and the size Beam samples for metrics read off the buffers."""
     import apache_beam as beam
 
-    from transforms.model import EventTableCoder
+    from transforms.coders import EventTableCoder
     from transforms.parse import EVENTS, ParseSources
 
     path = tmp_path / "eve.json"

@@ -53,6 +53,7 @@ from transforms.kafka_state import (
     BatchRecord, PartitionMark, ReadLog, replay_start, run_marks, safe_start, source_newest, stage_watermark,
     write_mark, write_source_watermark,
 )
+from transforms.coders import EventTableCoder  # noqa: F401 - registers the table coder
 from transforms.model import DeadLetter
 from transforms.parse import DEAD
 from transforms.spool import _split_late, _time_bounds, _Watermarks, idle_target, stream_clock

@@ -18,7 +18,8 @@ import pyarrow as pa
 from apache_beam import pvalue
 
 from pipelines.progress import note_records
-from transforms.model import DeadLetter, EventTableCoder  # noqa: F401 - registers the table coder
+from transforms.coders import EventTableCoder  # noqa: F401 - registers the table coder
+from transforms.model import DeadLetter
 from transforms.parsers import PARSERS, iter_results
 from transforms.parsers.base import ParseContext
 from transforms.read import DEFAULT_LIMITS, Limits
@@ -256,6 +257,6 @@ class ParseSources(beam.PTransform):
         self._limits = limits
 
     def expand(self, files: beam.PCollection) -> pvalue.DoOutputsTuple:
-        # Typed, so the tables get ``EventTableCoder`` (transforms/model.py), not pickle.
+        # Typed, so the tables get ``EventTableCoder`` (transforms/coders.py), not pickle.
         return files | "Parse file blocks" >> beam.ParDo(_ParseFileFn(self._limits)).with_output_types(
             pa.Table).with_outputs(DEAD, COUNTS, main=EVENTS)

@@ -47,6 +47,7 @@ from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration, Timestamp
 
+from transforms.coders import EventTableCoder  # noqa: F401 - registers the table coder
 from transforms.model import DeadLetter
 from transforms.parse import DEAD, InputFile, parse_file
 from transforms.read import DEFAULT_LIMITS, Limits
@@ -496,7 +497,7 @@ class ReadSpools(beam.PTransform):
         return (
             p
             | "Spool directories" >> beam.Create(self.sources, reshuffle=False)
-            # Typed, so the tables get ``EventTableCoder`` (transforms/model.py), not pickle.
+            # Typed, so the tables get ``EventTableCoder`` (transforms/coders.py), not pickle.
             | "Poll and parse new files" >> beam.ParDo(_ReadSpoolFn()).with_output_types(pa.Table)
             .with_outputs(DEAD, main="events")
         )
