@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import threading
 import uuid
@@ -389,16 +388,19 @@ class _DetectFn(beam.DoFn):
         from transforms.enrich import Enricher
 
         self.enrich = Enricher(self.cfg)
+        self._detector: Detector | None = None
 
-    @functools.cached_property
     def detector(self) -> Detector:
         """Built with the first batch, not in ``setup``: by then the parse step's threads are
         reading the next blocks, so the detections' preparing (threat intel, Sigma rules)
-        overlaps them instead of delaying the start of the run."""
-        return shared_detector(self.cfg, self.token)
+        overlaps them instead of delaying the start of the run. (A method, not a property:
+        Beam reads every attribute of a DoFn when the graph is built.)"""
+        if self._detector is None:
+            self._detector = shared_detector(self.cfg, self.token)
+        return self._detector
 
     def process(self, table: pa.Table) -> Iterator[Any]:
-        findings, keyed = self.detector.scan(self.enrich(table))
+        findings, keyed = self.detector().scan(self.enrich(table))
         for f in findings:
             yield beam.window.TimestampedValue(f, Timestamp.of(_seconds(f.last_seen)))
         for k, event in keyed:
@@ -449,10 +451,14 @@ class _StatefulFn(beam.DoFn):
         self.cfg = cfg
         self.token = token
 
-    @functools.cached_property
+    def setup(self) -> None:
+        self._detector: Detector | None = None
+
     def detector(self) -> Detector:
         """Built when first needed, like ``_DetectFn``'s (the same one: ``shared_detector``)."""
-        return shared_detector(self.cfg, self.token)
+        if self._detector is None:
+            self._detector = shared_detector(self.cfg, self.token)
+        return self._detector
 
     def process(
         self,
@@ -503,7 +509,7 @@ class _StatefulFn(beam.DoFn):
         due = [k for k, ks in st.keys.items() if ks.timer is not None and ks.timer <= until]
         for k in sorted(set(ready) | set(due)):
             ks = st.keys.setdefault(k, KeyState())
-            found += self.detector.advance(k, ks, ready.get(k, []), until, st.seen)
+            found += self.detector().advance(k, ks, ready.get(k, []), until, st.seen)
             if not ks.data and ks.timer is None:
                 del st.keys[k]  # nothing left to remember
         # Next flush: when the watermark passes the *latest* pending event, so a batch run
@@ -511,7 +517,7 @@ class _StatefulFn(beam.DoFn):
         # meanwhile with earlier times pull the timer back, see ``process``). Detection
         # timers fire in order inside ``advance``; they need a flush of their own only when
         # nothing is pending.
-        waits = bool(st.keys) and self.detector.needs_horizon(next(iter(st.keys)))
+        waits = bool(st.keys) and self.detector().needs_horizon(next(iter(st.keys)))
         covered = (st.seen if st.seen is not None else float("-inf")) if waits else None
         timers = [ks.timer for ks in st.keys.values() if ks.timer is not None and (covered is None or ks.timer <= covered)]
         nxt = max(e["time"].timestamp() for _, e in rest) if rest else min(timers, default=None)
