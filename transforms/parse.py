@@ -96,6 +96,19 @@ def _large(path: str) -> bool:
         return False
 
 
+def _put(out: queue.Queue, stop: threading.Event, entry: tuple[bool, Any]) -> bool:
+    """Put ``entry`` (``(True, item)``, ``(False, None)`` at the end, ``(False, exc)``) for
+    the consumer, waiting while the queue is full; False once ``stop`` is set (the consumer
+    left), so a producer thread never blocks for ever."""
+    while not stop.is_set():
+        try:
+            out.put(entry, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     """``items``, produced on a thread of their own up to ``depth`` ahead of the consumer.
 
@@ -106,23 +119,14 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     out: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(entry: tuple[bool, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def work() -> None:
         try:
             for item in items:
-                if not put((True, item)):
+                if not _put(out, stop, (True, item)):
                     return
-            put((False, None))
+            _put(out, stop, (False, None))
         except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
-            put((False, exc))
+            _put(out, stop, (False, exc))
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -168,25 +172,16 @@ class _ParseFileFn(beam.DoFn):
         def work() -> None:
             try:
                 for out in parse_file(item, self._limits):
-                    if not self._put((True, out)):
+                    if not _put(self._out, self._stop, (True, out)):
                         return
-                self._put((False, None))
+                _put(self._out, self._stop, (False, None))
             except BaseException as exc:  # noqa: BLE001 - raised again on the bundle's thread
-                self._put((False, exc))
+                _put(self._out, self._stop, (False, exc))
 
         thread = threading.Thread(target=work, name="cranewatch-parse-file", daemon=True)
         self._threads.append(thread)
         self._running += 1
         thread.start()
-
-    def _put(self, entry: tuple[bool, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._out.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     def _next(self, wait: bool) -> Iterator[Any]:
         """Outputs already queued (``wait``: at least until one more file has ended)."""
