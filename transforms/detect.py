@@ -376,7 +376,24 @@ def shared_detector(cfg: Config, token: str | None) -> Detector:
         return found
 
 
-class _DetectFn(beam.DoFn):
+class _UsesDetector:
+    """The detect stage's DoFns: the worker's shared ``Detector`` (``shared_detector``),
+    fetched with the first element, not in ``setup``: by then the parse step's threads are
+    reading the next blocks, so the detections' preparing (threat intel, Sigma rules)
+    overlaps them instead of delaying the start of the run. (A method, not a property:
+    Beam reads every attribute of a DoFn when the graph is built.)"""
+
+    cfg: Config
+    token: str | None
+    _detector: Detector | None = None
+
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = shared_detector(self.cfg, self.token)
+        return self._detector
+
+
+class _DetectFn(_UsesDetector, beam.DoFn):
     """Enrich a batch, run the detections, emit findings timestamped by event time and the
     stateful detections' keyed candidates on the ``candidates`` output."""
 
@@ -388,16 +405,6 @@ class _DetectFn(beam.DoFn):
         from transforms.enrich import Enricher
 
         self.enrich = Enricher(self.cfg)
-        self._detector: Detector | None = None
-
-    def detector(self) -> Detector:
-        """Built with the first batch, not in ``setup``: by then the parse step's threads are
-        reading the next blocks, so the detections' preparing (threat intel, Sigma rules)
-        overlaps them instead of delaying the start of the run. (A method, not a property:
-        Beam reads every attribute of a DoFn when the graph is built.)"""
-        if self._detector is None:
-            self._detector = shared_detector(self.cfg, self.token)
-        return self._detector
 
     def process(self, table: pa.Table) -> Iterator[Any]:
         findings, keyed = self.detector().scan(self.enrich(table))
@@ -439,7 +446,7 @@ class _Pending:
     seen: float | None = None  # latest input event time (clock candidates)
 
 
-class _StatefulFn(beam.DoFn):
+class _StatefulFn(_UsesDetector, beam.DoFn):
     """Keyed by detection (and shard): pending candidates wait until the watermark passes
     their event time, then go to the detection per logical key in event-time order; each
     logical key's ``KeyState`` (data + its own timer) is kept between firings."""
@@ -450,15 +457,6 @@ class _StatefulFn(beam.DoFn):
     def __init__(self, cfg: Config, token: str | None = None):
         self.cfg = cfg
         self.token = token
-
-    def setup(self) -> None:
-        self._detector: Detector | None = None
-
-    def detector(self) -> Detector:
-        """Built when first needed, like ``_DetectFn``'s (the same one: ``shared_detector``)."""
-        if self._detector is None:
-            self._detector = shared_detector(self.cfg, self.token)
-        return self._detector
 
     def process(
         self,
