@@ -16,10 +16,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.assembly import assemble
 from pipelines.config import Config, resolve_sources
-from transforms.export import ExportIncidents, WriteDeadLetters, at_end, write_counts
+from transforms.export import COUNTS_FILE, WriteRunFiles
 from transforms.parse import COUNTS, DEAD, EVENTS, InputFile, ParseSources
 
-COUNTS_FILE = "_counts.json"
 # FnApiRunner: Beam's fastest local runner. The default DirectRunner first tries to fetch
 # Prism from the internet at run time (BEAM_ON_FLINK.md), so it is named explicitly.
 DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner",)
@@ -73,9 +72,8 @@ def build(p: beam.Pipeline, cfg: Config, files: list[InputFile], out_dir: str) -
         | "Read and parse" >> ParseSources(cfg.limits.read_limits())
     )
     stages = assemble(cfg, parsed[EVENTS], parsed[DEAD])
-    stages.incidents | "Export" >> ExportIncidents(cfg, out_dir)
-    stages.dead_letters | "Dead letters" >> WriteDeadLetters(out_dir)
-    at_end(parsed[COUNTS], "Write record counts", write_counts, os.path.join(out_dir, COUNTS_FILE))
+    ({"incidents": stages.incidents, "dead_letters": stages.dead_letters, "counts": parsed[COUNTS]}
+     | "Export" >> WriteRunFiles(cfg, out_dir))
 
 
 def _no_embedded_state_cache() -> None:

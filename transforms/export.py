@@ -15,6 +15,9 @@ import apache_beam as beam
 from pipelines.config import Config
 from transforms.model import DeadLetter, Finding, Incident
 
+#: Per-source record counts of a batch run, read by the run summary.
+COUNTS_FILE = "_counts.json"
+
 
 def at_end(pcolls: beam.PCollection | dict[str, beam.PCollection], label: str, fn: Callable[..., Any],
            *args: Any) -> beam.PCollection:
@@ -125,11 +128,6 @@ def _write_reports(rows: list[tuple[str, tuple[str, str, str]]], cfg: Config, ou
             write_json(bundle, os.path.join(out_dir, "reports", f"{profile.name}.json"))
 
 
-def _write_incidents_and_reports(rows: dict[str, list[Any]], cfg: Config, out_dir: str) -> None:
-    write_incident_files(rows["incidents"], out_dir)
-    _write_reports(rows["groupings"], cfg, out_dir)
-
-
 def _write_sorted_lines(lines: list[str], path: str, presorted: bool = False) -> None:
     """``lines`` sorted as text, or as given when ``presorted`` (already in event-time order)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -152,29 +150,44 @@ def write_incident_files(incidents: list[Incident], out_dir: str) -> None:
     _write_sorted_lines([r for *_, r in members], os.path.join(out_dir, "findings.jsonl"), presorted=True)
 
 
-class ExportIncidents(beam.PTransform):
-    """Incidents → STIX bundles per sharing profile (``stix/``, ``stix-<profile>/``, optional
-    ``reports/<profile>.json``) plus sorted ``incidents.jsonl``/``findings.jsonl``."""
+class WriteRunFiles(beam.PTransform):
+    """The batch run's files: a STIX bundle per incident and sharing profile (``stix/``,
+    ``stix-<profile>/``), and once the input is complete sorted ``incidents.jsonl`` and
+    ``findings.jsonl``, ``deadletter/deadletter.jsonl``, the record counts and, when
+    configured, ``reports/<profile>.json``.
+
+    Input: a dict with ``incidents``, ``dead_letters`` (``DeadLetter``) and ``counts``
+    (``(source, Counts)``). The end-of-run files are written by one ``at_end`` step rather
+    than one per file: each ``at_end`` adds six steps to the graph, and every step costs
+    graph construction, the runner's translation of it and its bundles at run time (a
+    third of the batch graph's steps were these ends)."""
 
     def __init__(self, cfg: Config, out_dir: str):
         super().__init__()
         self.cfg = cfg
         self.out_dir = out_dir
 
-    def expand(self, incidents: beam.PCollection) -> beam.PCollection:
-        out = self.out_dir
+    def expand(self, pcolls: dict[str, beam.PCollection]) -> beam.PCollection:
         from stix_export.redact import load_secret
 
         load_secret(self.cfg)  # fail before the run, not in a worker, when a needed secret is missing
-        written = incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, out))
-        # One collection for both files (one read of the incidents, not one per file); the
-        # run reports, which read the bundles, once every bundle is written.
-        if not self.cfg.export.report:
-            at_end(incidents, "Write incidents.jsonl and findings.jsonl", write_incident_files, out)
-        else:
-            at_end({"incidents": incidents, "groupings": written},
-                   "Write incidents.jsonl, findings.jsonl and run reports", _write_incidents_and_reports, self.cfg, out)
+        incidents = pcolls["incidents"]
+        written = incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, self.out_dir))
+        # The run reports read the bundles, so they wait for every bundle (``groupings``).
+        ends = {"incidents": incidents, "dead_letters": pcolls["dead_letters"], "counts": pcolls["counts"]}
+        if self.cfg.export.report:
+            ends["groupings"] = written
+        at_end(ends, "Write run files", _write_run_files, self.cfg, self.out_dir)
         return written
+
+
+def _write_run_files(rows: dict[str, list[Any]], cfg: Config, out_dir: str) -> None:
+    write_incident_files(rows["incidents"], out_dir)
+    _write_sorted_lines([d.to_json() for d in rows["dead_letters"]],
+                        os.path.join(out_dir, "deadletter", "deadletter.jsonl"))
+    write_counts(rows["counts"], os.path.join(out_dir, COUNTS_FILE))
+    if "groupings" in rows:
+        _write_reports(rows["groupings"], cfg, out_dir)
 
 
 def late_dead_letter(finding: Finding) -> DeadLetter:
@@ -186,19 +199,6 @@ def late_dead_letter(finding: Finding) -> DeadLetter:
         raw=json.dumps(finding.to_dict(), sort_keys=True),
         late=True,
     )
-
-
-class WriteDeadLetters(beam.PTransform):
-    """Dead letters → ``deadletter/deadletter.jsonl`` (source, location, reason, raw)."""
-
-    def __init__(self, out_dir: str):
-        super().__init__()
-        self.out_dir = out_dir
-
-    def expand(self, dead: beam.PCollection) -> beam.PCollection:
-        path = os.path.join(self.out_dir, "deadletter", "deadletter.jsonl")
-        rows = dead | "Dead letter as JSON" >> beam.Map(DeadLetter.to_json)
-        return at_end(rows, "Write deadletter.jsonl", _write_sorted_lines, path)
 
 
 def write_counts(counts: list[tuple[str, Any]], path: str) -> None:
