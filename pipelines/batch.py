@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.assembly import assemble
+from pipelines.beam_options import ViewCachingOptions
 from pipelines.config import Config, resolve_sources
 from transforms.export import COUNTS_FILE, WriteRunFiles
 from transforms.parse import COUNTS, DEAD, EVENTS, InputFile, ParseSources
@@ -105,7 +105,7 @@ def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = (), progress
 
     with OutputRun(out_dir, keep) as staging:
         files = input_files(cfg)
-        options = PipelineOptions([*DEFAULT_BEAM_ARGS, *beam_args])
+        options = ViewCachingOptions([*DEFAULT_BEAM_ARGS, *beam_args])
         _no_embedded_state_cache()
         started = time.perf_counter()
         if progress is not None:
