@@ -20,37 +20,39 @@ COUNTS_FILE = "_counts.json"
 
 
 def at_end(pcolls: beam.PCollection | dict[str, beam.PCollection], label: str, fn: Callable[..., Any],
-           *args: Any) -> beam.PCollection:
+           *args: Any, kind: Callable[[Any], str] | None = None) -> beam.PCollection:
     """Call ``fn(rows, *args)`` once, when the input is complete: batch files written from
     whole collections. ``rows``: every element of ``pcolls`` as a list (empty for an empty
-    collection), or for a dict of collections a dict of such lists by the same names.
+    collection), or for a dict of collections a dict of such lists by the same names;
+    ``kind(element)`` names the collection an element of the dict's came from (their
+    elements are of different types). No element may be ``None``: that is the start marker.
 
-    Every element (tagged with its collection) and one start marker (from an ``Impulse``,
-    so empty input still gives one call) go to a single key: a few steps in the graph where
-    ``beam.combiners.ToList()`` and a ``Map`` per collection take eleven, each step costing
-    graph construction, fusion and bundles at run time. (Reading the collections as side
-    inputs would take fewer, but in this pipeline Beam 2.77's in-process runner gave a side
-    input's elements several times over: its producing stages run timer rounds.)"""
+    Every element and one start marker (``None`` from an ``Impulse``, so empty input still
+    gives one call) go to a single key: five steps in the graph, whatever the number of collections,
+    where ``beam.combiners.ToList()`` and a ``Map`` per collection take eleven, and a key
+    step per collection one more each; every step costs graph construction, the runner's
+    translation and bundles at run time. (Reading the collections as side inputs would take
+    fewer, but in this pipeline Beam 2.77's in-process runner gave a side input's elements
+    several times over: its producing stages run timer rounds.)"""
     named = pcolls if isinstance(pcolls, dict) else {"rows": pcolls}
+    if isinstance(pcolls, dict) and kind is None:
+        raise TypeError("at_end: a dict of collections needs kind (which collection an element is of)")
     names = list(named)
-    keyed = [
-        pc | f"{label}: key {name}" >> beam.Map(lambda x, i=i: (0, (i, x)))
-        for i, (name, pc) in enumerate(named.items())
-    ]
     pipeline = next(iter(named.values())).pipeline
-    start = pipeline | f"{label}: start" >> beam.Impulse() | f"{label}: start marker" >> beam.Map(lambda _: (0, (-1, None)))
+    start = pipeline | f"{label}: start" >> beam.Impulse() | f"{label}: start marker" >> beam.Map(lambda _: None)
     as_dict = isinstance(pcolls, dict)
 
-    def call(kv: tuple[int, Iterable[tuple[int, Any]]], *a: Any) -> Any:
+    def call(kv: tuple[int, Iterable[Any]], *a: Any) -> Any:
         rows: dict[str, list[Any]] = {n: [] for n in names}
-        for i, x in kv[1]:
-            if i >= 0:
-                rows[names[i]].append(x)
+        for x in kv[1]:
+            if x is not None:
+                rows[kind(x) if kind is not None else "rows"].append(x)
         return fn(rows if as_dict else rows["rows"], *a)
 
     return (
-        (*keyed, start)
+        (*named.values(), start)
         | f"{label}: all" >> beam.Flatten()
+        | f"{label}: one key" >> beam.Map(lambda x: (0, x))
         | f"{label}: group" >> beam.GroupByKey()
         | label >> beam.Map(call, *args)
     )
@@ -177,8 +179,20 @@ class WriteRunFiles(beam.PTransform):
         ends = {"incidents": incidents, "dead_letters": pcolls["dead_letters"], "counts": pcolls["counts"]}
         if self.cfg.export.report:
             ends["groupings"] = written
-        at_end(ends, "Write run files", _write_run_files, self.cfg, self.out_dir)
+        at_end(ends, "Write run files", _write_run_files, self.cfg, self.out_dir, kind=_run_file_row)
         return written
+
+
+def _run_file_row(row: Any) -> str:
+    """Which of ``WriteRunFiles``' collections a row is of: incidents, dead letters, record
+    counts ``(source, Counts)`` or groupings ``(profile, (id, modified, name))``."""
+    from transforms.parse import Counts
+
+    if isinstance(row, Incident):
+        return "incidents"
+    if isinstance(row, DeadLetter):
+        return "dead_letters"
+    return "counts" if isinstance(row[1], Counts) else "groupings"
 
 
 def _write_run_files(rows: dict[str, list[Any]], cfg: Config, out_dir: str) -> None:
