@@ -16,7 +16,7 @@ import apache_beam as beam
 
 from pipelines.assembly import assemble
 from pipelines.beam_options import ViewCachingOptions
-from pipelines.beam_sampler import short_state_sampling
+from pipelines.beam_local import memoized_dofn_specs, short_state_sampling
 from pipelines.config import Config, resolve_sources
 from transforms.export import COUNTS_FILE, WriteRunFiles
 from transforms.parse import COUNTS, DEAD, EVENTS, InputFile, ParseSources
@@ -119,6 +119,7 @@ def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = (), progress
         options = ViewCachingOptions([*DEFAULT_BEAM_ARGS, *beam_args])
         _no_embedded_state_cache()
         short_state_sampling()
+        memoized_dofn_specs()
         _freeze_loaded_objects()
         started = time.perf_counter()
         if progress is not None:
