@@ -5,12 +5,13 @@ run in the streaming job, which swaps the file list for unbounded sources.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import apache_beam as beam
 
@@ -90,13 +91,23 @@ def _no_embedded_state_cache() -> None:
     worker_handlers.STATE_CACHE_SIZE_MB = 0
 
 
-def _freeze_loaded_objects() -> None:
-    """Leave the objects loaded so far (modules, Beam, the config: over a million) out of
-    the garbage collector's full collections. They live as long as the process, yet each
-    full collection of a run walked them all again (~0.1 s each, two or three per 1M-event
-    run), and the export's forked processes (``transforms/forked.py``) copied the memory
-    pages such a walk touches. ``gc.freeze`` is the standard library's tool for exactly this."""
+@contextlib.contextmanager
+def _loaded_objects_frozen() -> Iterator[None]:
+    """Leave the objects loaded before the pipeline runs (modules, Beam, the config: over a
+    million) out of the garbage collector's full collections while it runs. They outlive
+    the run, yet each full collection walked them all again (~0.1 s each on the 1M corpus),
+    and the export's forked processes (``transforms/forked.py``) copied the memory pages
+    such a walk touches. ``gc.freeze`` is the standard library's tool for this; they are
+    unfrozen afterwards, so a process that runs many pipelines (the tests) never keeps a
+    run's garbage for good. A caller that froze objects itself keeps its own policy."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = (), progress: Any = None,
@@ -120,12 +131,11 @@ def run_batch(cfg: Config, out_dir: str, beam_args: Sequence[str] = (), progress
         _no_embedded_state_cache()
         short_state_sampling()
         memoized_dofn_specs()
-        _freeze_loaded_objects()
         started = time.perf_counter()
         if progress is not None:
             progress.start(files)
         try:
-            with beam.Pipeline(options=options) as p:
+            with _loaded_objects_frozen(), beam.Pipeline(options=options) as p:
                 build(p, cfg, files, staging.path)
         finally:
             if progress is not None:
