@@ -74,10 +74,10 @@ def _direct(kind: str, props: tuple[tuple[str, Any], ...]) -> tuple[str, dict[st
             if type(value) is not int or not 0 <= value <= 65535:
                 return None
         elif name in _LISTS:
-            if not value or not all(type(v) is str and v.startswith(_REFS.get(name, "")) for v in value):
+            if not value or not all(type(v) is str and _ref_ok(name, v) for v in value):
                 return None
             value = list(value)
-        elif type(value) is not str or not value.startswith(_REFS.get(name, "")):
+        elif type(value) is not str or not _ref_ok(name, value):
             return None
         elif name in _TIMESTAMPS:
             try:
@@ -97,6 +97,20 @@ def _direct(kind: str, props: tuple[tuple[str, Any], ...]) -> tuple[str, dict[st
     # the property order stix2 serializes in: type, spec_version, id, then the type's own
     return sco_id, {"type": stix_type, "spec_version": "2.1", "id": sco_id,
                     **{k: values[k] for k in cls._properties if k in values}}
+
+
+def _ref_ok(name: str, value: str) -> bool:
+    """A reference property's value is ``<allowed type>--<UUID>``; any other value passes."""
+    prefixes = _REFS.get(name)
+    if prefixes is None:
+        return True
+    if not value.startswith(prefixes):
+        return False
+    try:
+        uuid.UUID(value.split("--", 1)[1])
+    except ValueError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=None)

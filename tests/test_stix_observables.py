@@ -49,6 +49,7 @@ def test_direct_observable_equals_stix2s(kind: str, props: tuple[tuple[str, Any]
     ("NetworkTraffic", (("src_ref", V4), ("src_port", 70000), ("protocols", ("tcp",)))),
     ("NetworkTraffic", (("src_ref", "identity--09172e0c-27f0-44ab-90eb-ee4a66b65549"), ("protocols", ("tcp",)))),
     ("IPv4Address", (("value", "10.0.0.1"), ("object_marking_refs", ("not-a-marking",)))),
+    ("NetworkTraffic", (("src_ref", "ipv4-addr--not-a-uuid"), ("protocols", ("tcp",)))),
 ])
 def test_what_stix2_refuses_is_still_refused(kind: str, props: tuple[tuple[str, Any], ...]) -> None:
     assert _direct(kind, props) is None  # left to stix2, which raises
