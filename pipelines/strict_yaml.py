@@ -119,10 +119,30 @@ def _top_key_over_limit(root: Node, limit: int) -> str:
     return "(top level)"
 
 
+#: libyaml's loader when PyYAML has it: it composes a config's node graph several times
+#: faster than the pure-Python one (marks, and so line numbers, included); construction
+#: is the same Python code either way. libyaml also reads a few documents PyYAML's own
+#: scanner refuses though YAML allows them (a tab inside a plain value, ``?`` inside a flow
+#: value); those load, as the detections' YAML already does (``detections/registry.py``).
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+
+
 def load(text: str) -> Any:
     """Parse one YAML document strictly; raise ``YamlError`` (key, message) or
-    ``yaml.YAMLError`` (syntax, with a mark)."""
-    loader = yaml.SafeLoader(text)
+    ``yaml.YAMLError`` (syntax, with a mark).
+
+    A document libyaml rejects is read again by the pure-Python loader, whose message (with
+    the offending line quoted) is the one raised, whichever loader is installed."""
+    if _FAST_LOADER is not None:
+        try:
+            return _load(text, _FAST_LOADER)
+        except yaml.YAMLError:
+            pass
+    return _load(text, yaml.SafeLoader)
+
+
+def _load(text: str, loader_class: type) -> Any:
+    loader = loader_class(text)
     try:
         root = loader.get_single_node()
         if root is None:

@@ -1,8 +1,8 @@
 """Map one correlated Incident to a STIX 2.1 bundle for the Maritime Transportation System ISAC.
 
 The bundle is a plain, JSON-ready dict built without wall-clock time or randomness: ids come
-from ``ids.deterministic_id`` (SDOs/SROs) or ``stix2`` (observables, UUIDv5), and times from
-the incident, so a re-run gives a byte-identical file (see ``writer.write_bundle``).
+from ``ids.deterministic_id`` (SDOs/SROs) or ``observables`` (UUIDv5, the id ``stix2`` gives),
+and times from the incident, so a re-run gives a byte-identical file (see ``writer.write_bundle``).
 
 Timestamps follow two rules, both about STIX versioning (an object is one version per
 id + ``modified``, and ``created`` never changes between versions):
@@ -18,18 +18,14 @@ What goes in and why is explained for receiving analysts in docs/stix.md.
 """
 from __future__ import annotations
 
-import functools
-import ipaddress
-import json
 from typing import TYPE_CHECKING, Any, Iterable
-
-import stix2
 
 from stix_export import attack, extension, tlp
 from stix_export.ids import deterministic_id
 from stix_export.producer import PRODUCER_DATE, producer_identity, producer_location  # noqa: F401
 from stix_export.indicators import IndicatorSection
 from stix_export.mitigations import mitigation_objects
+from stix_export.observables import built_sco
 from stix_export.techniques import shared_stage, shared_techniques
 from stix_export.redact import Redactor, holds_redacted, redact_objects
 from stix_export.stix_values import (  # noqa: F401  (PORT_SERVICES & co. are part of this module's API)
@@ -43,14 +39,6 @@ if TYPE_CHECKING:
     from pipelines.config import Asset, Config, SharingProfile
 
 META_TYPES = ("marking-definition", "extension-definition", "language-content")
-
-
-@functools.lru_cache(maxsize=16384)
-def _built_sco(kind: str, props: tuple[tuple[str, Any], ...]) -> tuple[str, str]:
-    """(id, JSON) of one observable, built and checked by ``stix2`` once per worker: the same
-    address or account recurs in many incidents and in every profile's bundle."""
-    obj = getattr(stix2, kind)(**{k: list(v) if isinstance(v, tuple) else v for k, v in props})
-    return obj.id, obj.serialize()
 
 
 class _Builder(IndicatorSection):
@@ -127,10 +115,10 @@ class _Builder(IndicatorSection):
         self.relationships.setdefault(rel["id"], rel)
 
     def _sco(self, kind: str, **props: Any) -> str:
-        """Keep an observable (built by stix2 so its UUIDv5 id is the specified one)."""
-        sco_id, text = _built_sco(kind, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in props.items()))
-        if sco_id not in self.observables:
-            self.observables[sco_id] = json.loads(text)
+        """Keep an observable, under the UUIDv5 id stix2 gives it (``observables.built_sco``)."""
+        sco_id, obj = built_sco(kind, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in props.items()))
+        if sco_id not in self.observables:  # a copy: the cached one is every bundle's
+            self.observables[sco_id] = {k: list(v) if isinstance(v, list) else v for k, v in obj.items()}
         return sco_id
 
     # -- sections ------------------------------------------------------------------------

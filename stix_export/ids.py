@@ -11,8 +11,9 @@ but it fails that check; instead the first 16 bytes of a SHA-256 of the key are 
 version-4 UUID (version nibble 4, RFC 4122 variant bits ``10``). Such ids are
 indistinguishable from random v4 ids, and collide only as often as SHA-256 prefixes do.
 
-Cyber-observable ids are not made here: ``stix2`` computes them as UUIDv5 over each type's
-id-contributing properties, as the specification requires.
+Cyber-observable ids are not made here: they are UUIDv5 over each type's id-contributing
+properties, as the specification requires, computed with ``stix2``'s canonicalization and
+namespace (``observables.py``).
 """
 from __future__ import annotations
 

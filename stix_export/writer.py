@@ -38,21 +38,24 @@ def serialize_bundle_bytes(bundle: dict[str, Any]) -> bytes:
 
 
 def _orjson_safe(value: Any) -> bool:
-    """Only dicts with str keys, lists, str, int (64-bit), bool and None inside."""
+    """Only dicts, lists, str, int (64-bit), bool and None inside (exact types: a subclass
+    goes through ``json.dumps``). Dict keys are not walked: orjson refuses a key that is not
+    a string (``TypeError``), which sends the bundle through ``json.dumps`` as well."""
     stack = [value]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        v = stack.pop()
+        v = pop()
         t = type(v)
+        if t is str:  # most values: checked first
+            continue
         if t is dict:
-            if not all(type(k) is str for k in v):
-                return False
-            stack.extend(v.values())
+            extend(v.values())
         elif t is list:
-            stack.extend(v)
+            extend(v)
         elif t is int:
             if not -(2**63) <= v < 2**64:
                 return False
-        elif t is not str and t is not bool and v is not None:
+        elif t is not bool and v is not None:
             return False
     return True
 

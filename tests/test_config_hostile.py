@@ -112,6 +112,24 @@ def test_recursive_alias_is_refused(tmp_path: Path) -> None:
     assert errors == ["(yaml): expected aliases that do not contain themselves, got a recursive alias at line 1"]
 
 
+@pytest.mark.parametrize("text", [
+    "site:\n  name: a\nexport:\n  tlp: red\nsite:\n  name: b\n",  # duplicate key: the same lines
+    "site: &a {name: x, again: *a}\n",  # recursive alias
+    "site:\n  name: a\n   bad: [\n",  # syntax error: PyYAML's message and snippet
+    "site: {[a, b]: c}\n",  # construction error (an unhashable key): PyYAML's snippet
+])
+def test_libyaml_and_pure_python_loaders_report_alike(text: str) -> None:
+    from pipelines import strict_yaml
+
+    def outcome(load: Any) -> str:
+        try:
+            return repr(load())
+        except (strict_yaml.YamlError, yaml.YAMLError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    assert outcome(lambda: strict_yaml.load(text)) == outcome(lambda: strict_yaml._load(text, yaml.SafeLoader))
+
+
 def test_small_aliases_still_work(tmp_path: Path) -> None:
     data = yaml.safe_dump(TEST_TERMINAL, sort_keys=False).replace(
         "inventory:", "kinds: &k [crane_plc, cms]\ninventory:", 1)

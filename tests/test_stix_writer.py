@@ -30,6 +30,12 @@ def test_same_bytes_as_json_dumps_for_any_json_value(value) -> None:
     assert serialize_bundle_bytes(value) == _reference(value)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.integers(-(2**70), 2**70) | st.booleans(), _json, max_size=4))
+def test_same_bytes_as_json_dumps_for_keys_that_are_not_strings(value) -> None:
+    assert serialize_bundle_bytes({"objects": [value]}) == _reference({"objects": [value]})
+
+
 def test_a_real_bundle_and_the_text_form() -> None:
     bundle = incident_bundle(make_incident(), make_config())
     assert serialize_bundle_bytes(bundle) == _reference(bundle)

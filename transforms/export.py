@@ -6,6 +6,7 @@ by event time so two runs over the same input produce identical outputs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Callable, Iterable, Iterator
@@ -13,48 +14,72 @@ from typing import Any, Callable, Iterable, Iterator
 import apache_beam as beam
 
 from pipelines.config import Config
-from transforms.model import DeadLetter, Finding, Incident
+from transforms.model import DeadLetter, Evidence, Finding, Incident
+
+#: Per-source record counts of a batch run, read by the run summary.
+COUNTS_FILE = "_counts.json"
 
 
 def at_end(pcolls: beam.PCollection | dict[str, beam.PCollection], label: str, fn: Callable[..., Any],
-           *args: Any) -> beam.PCollection:
+           *args: Any, kind: Callable[[Any], str] | None = None) -> beam.PCollection:
     """Call ``fn(rows, *args)`` once, when the input is complete: batch files written from
     whole collections. ``rows``: every element of ``pcolls`` as a list (empty for an empty
-    collection), or for a dict of collections a dict of such lists by the same names.
+    collection), or for a dict of collections a dict of such lists by the same names;
+    ``kind(element)`` names the collection an element of the dict's came from (their
+    elements are of different types). No element may be ``None``: that is the start marker.
 
-    Every element (tagged with its collection) and one start marker (from an ``Impulse``,
-    so empty input still gives one call) go to a single key: a few steps in the graph where
-    ``beam.combiners.ToList()`` and a ``Map`` per collection take eleven, each step costing
-    graph construction, fusion and bundles at run time. (Reading the collections as side
-    inputs would take fewer, but in this pipeline Beam 2.77's in-process runner gave a side
-    input's elements several times over: its producing stages run timer rounds.)"""
+    Every element and one start marker (``None`` from an ``Impulse``, so empty input still
+    gives one call) go to a single key: five steps in the graph whatever the number of
+    collections, where ``beam.combiners.ToList()`` and a ``Map`` per collection take eleven
+    (and a key step per collection, one more each); every step costs graph construction,
+    the runner's translation and bundles at run time. (Reading the collections as side inputs would take
+    fewer, but in this pipeline Beam 2.77's in-process runner gave a side input's elements
+    several times over: its producing stages run timer rounds.)"""
     named = pcolls if isinstance(pcolls, dict) else {"rows": pcolls}
+    if isinstance(pcolls, dict) and kind is None:
+        raise TypeError("at_end: a dict of collections needs kind (which collection an element is of)")
     names = list(named)
-    keyed = [
-        pc | f"{label}: key {name}" >> beam.Map(lambda x, i=i: (0, (i, x)))
-        for i, (name, pc) in enumerate(named.items())
-    ]
     pipeline = next(iter(named.values())).pipeline
-    start = pipeline | f"{label}: start" >> beam.Impulse() | f"{label}: start marker" >> beam.Map(lambda _: (0, (-1, None)))
+    start = pipeline | f"{label}: start" >> beam.Impulse() | f"{label}: start marker" >> beam.Map(lambda _: None)
     as_dict = isinstance(pcolls, dict)
 
-    def call(kv: tuple[int, Iterable[tuple[int, Any]]], *a: Any) -> Any:
+    def call(kv: tuple[int, Iterable[Any]], *a: Any) -> Any:
         rows: dict[str, list[Any]] = {n: [] for n in names}
-        for i, x in kv[1]:
-            if i >= 0:
-                rows[names[i]].append(x)
+        for x in kv[1]:
+            if x is not None:
+                rows[kind(x) if kind is not None else "rows"].append(x)
         return fn(rows if as_dict else rows["rows"], *a)
 
     return (
-        (*keyed, start)
+        (*named.values(), start)
         | f"{label}: all" >> beam.Flatten()
+        | f"{label}: one key" >> beam.Map(lambda x: (0, x))
         | f"{label}: group" >> beam.GroupByKey()
         | label >> beam.Map(call, *args)
     )
 
 
 def incident_json(incident: Incident) -> str:
-    return json.dumps(incident.to_dict(), sort_keys=True)
+    return json.dumps(_json_ready(incident), sort_keys=True)
+
+
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in (Incident, Finding, Evidence)}
+
+
+def _json_ready(value: Any) -> Any:
+    """``to_dict()`` for ``json.dumps``: the same JSON, without the deep copy of every value
+    ``dataclasses.asdict`` makes (half the time of writing incidents.jsonl and findings.jsonl)."""
+    names = _FIELDS.get(type(value))
+    if names is not None:
+        return {n: _json_ready(getattr(value, n)) for n in names}
+    t = type(value)
+    if t is tuple or t is list:
+        return [_json_ready(v) for v in value]
+    if t is dict:
+        return {k: _json_ready(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
 
 
 class _WriteBundleFn(beam.DoFn):
@@ -125,11 +150,6 @@ def _write_reports(rows: list[tuple[str, tuple[str, str, str]]], cfg: Config, ou
             write_json(bundle, os.path.join(out_dir, "reports", f"{profile.name}.json"))
 
 
-def _write_incidents_and_reports(rows: dict[str, list[Any]], cfg: Config, out_dir: str) -> None:
-    write_incident_files(rows["incidents"], out_dir)
-    _write_reports(rows["groupings"], cfg, out_dir)
-
-
 def _write_sorted_lines(lines: list[str], path: str, presorted: bool = False) -> None:
     """``lines`` sorted as text, or as given when ``presorted`` (already in event-time order)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -146,35 +166,62 @@ def write_incident_files(incidents: list[Incident], out_dir: str) -> None:
     rows = sorted((i.first_seen, incident_json(i)) for i in incidents)
     _write_sorted_lines([r for _, r in rows], os.path.join(out_dir, "incidents.jsonl"), presorted=True)
     members = sorted(
-        (f.first_seen, f.finding_id, json.dumps({**f.to_dict(), "incident_id": i.incident_id}, sort_keys=True))
+        (f.first_seen, f.finding_id, json.dumps({**_json_ready(f), "incident_id": i.incident_id}, sort_keys=True))
         for i in incidents for f in i.findings
     )
     _write_sorted_lines([r for *_, r in members], os.path.join(out_dir, "findings.jsonl"), presorted=True)
 
 
-class ExportIncidents(beam.PTransform):
-    """Incidents → STIX bundles per sharing profile (``stix/``, ``stix-<profile>/``, optional
-    ``reports/<profile>.json``) plus sorted ``incidents.jsonl``/``findings.jsonl``."""
+class WriteRunFiles(beam.PTransform):
+    """The batch run's files: a STIX bundle per incident and sharing profile (``stix/``,
+    ``stix-<profile>/``), and once the input is complete sorted ``incidents.jsonl`` and
+    ``findings.jsonl``, ``deadletter/deadletter.jsonl``, the record counts and, when
+    configured, ``reports/<profile>.json``.
+
+    Input: a dict with ``incidents``, ``dead_letters`` (``DeadLetter``) and ``counts``
+    (``(source, Counts)``). The end-of-run files are written by one ``at_end`` rather than
+    one per file: each ``at_end`` adds five steps to the graph, and every step costs graph
+    construction, the runner's translation of it and its bundles at run time (with one per
+    file, these ends were 20 of the batch graph's 33 steps)."""
 
     def __init__(self, cfg: Config, out_dir: str):
         super().__init__()
         self.cfg = cfg
         self.out_dir = out_dir
 
-    def expand(self, incidents: beam.PCollection) -> beam.PCollection:
-        out = self.out_dir
+    def expand(self, pcolls: dict[str, beam.PCollection]) -> beam.PCollection:
         from stix_export.redact import load_secret
 
         load_secret(self.cfg)  # fail before the run, not in a worker, when a needed secret is missing
-        written = incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, out))
-        # One collection for both files (one read of the incidents, not one per file); the
-        # run reports, which read the bundles, once every bundle is written.
-        if not self.cfg.export.report:
-            at_end(incidents, "Write incidents.jsonl and findings.jsonl", write_incident_files, out)
-        else:
-            at_end({"incidents": incidents, "groupings": written},
-                   "Write incidents.jsonl, findings.jsonl and run reports", _write_incidents_and_reports, self.cfg, out)
+        incidents = pcolls["incidents"]
+        written = incidents | "Write STIX bundles" >> beam.ParDo(_WriteBundleFn(self.cfg, self.out_dir))
+        # The run reports read the bundles, so they wait for every bundle (``groupings``).
+        ends = {"incidents": incidents, "dead_letters": pcolls["dead_letters"], "counts": pcolls["counts"]}
+        if self.cfg.export.report:
+            ends["groupings"] = written
+        at_end(ends, "Write run files", _write_run_files, self.cfg, self.out_dir, kind=_run_file_row)
         return written
+
+
+def _run_file_row(row: Any) -> str:
+    """Which of ``WriteRunFiles``' collections a row is of: incidents, dead letters, record
+    counts ``(source, Counts)`` or groupings ``(profile, (id, modified, name))``."""
+    from transforms.parse import Counts
+
+    if isinstance(row, Incident):
+        return "incidents"
+    if isinstance(row, DeadLetter):
+        return "dead_letters"
+    return "counts" if isinstance(row[1], Counts) else "groupings"
+
+
+def _write_run_files(rows: dict[str, list[Any]], cfg: Config, out_dir: str) -> None:
+    write_incident_files(rows["incidents"], out_dir)
+    _write_sorted_lines([d.to_json() for d in rows["dead_letters"]],
+                        os.path.join(out_dir, "deadletter", "deadletter.jsonl"))
+    write_counts(rows["counts"], os.path.join(out_dir, COUNTS_FILE))
+    if "groupings" in rows:
+        _write_reports(rows["groupings"], cfg, out_dir)
 
 
 def late_dead_letter(finding: Finding) -> DeadLetter:
@@ -186,19 +233,6 @@ def late_dead_letter(finding: Finding) -> DeadLetter:
         raw=json.dumps(finding.to_dict(), sort_keys=True),
         late=True,
     )
-
-
-class WriteDeadLetters(beam.PTransform):
-    """Dead letters → ``deadletter/deadletter.jsonl`` (source, location, reason, raw)."""
-
-    def __init__(self, out_dir: str):
-        super().__init__()
-        self.out_dir = out_dir
-
-    def expand(self, dead: beam.PCollection) -> beam.PCollection:
-        path = os.path.join(self.out_dir, "deadletter", "deadletter.jsonl")
-        rows = dead | "Dead letter as JSON" >> beam.Map(DeadLetter.to_json)
-        return at_end(rows, "Write deadletter.jsonl", _write_sorted_lines, path)
 
 
 def write_counts(counts: list[tuple[str, Any]], path: str) -> None:
