@@ -28,7 +28,7 @@ from apache_beam.transforms.userstate import (
     TimerSpec,
     on_timer,
 )
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from transforms.chains import chain_severity
 from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
@@ -313,6 +313,14 @@ class _CorrelateFn(beam.DoFn):
         return iter(())
 
 
+def _key(finding: Finding, site: str) -> tuple[str, Finding]:
+    return site, finding
+
+
+def _key_on_arrival(finding: Finding, site: str) -> Any:
+    return beam.window.TimestampedValue((site, finding), MIN_TIMESTAMP)
+
+
 class CorrelateIncidents(beam.PTransform):
     """Findings (timestamped by event time) → ``INCIDENTS`` (closed or revised Incidents)
     and ``LATE`` (findings beyond allowed lateness), as a tagged output tuple."""
@@ -330,10 +338,22 @@ class CorrelateIncidents(beam.PTransform):
         self.whole_input = whole_input
 
     def expand(self, findings: beam.PCollection) -> Any:
+        if self.early:
+            # A portable runner gives a key's elements and timers in event-time order: Prism
+            # holds every element of the key stamped after its earliest unfired timer. The
+            # close timer sits at the first open incident's last finding + gap, which the
+            # watermark reaches only when the slowest source passes it (an hour later with
+            # hourly rotation), so a finding stamped by its own time would wait that long
+            # for its early alert. Stamped at the start of time it is run on arrival; the
+            # function decides by the findings' own times and the fired timers, never by an
+            # element's timestamp, and a global window drops nothing for being behind.
+            key = _key_on_arrival
+        else:
+            key = _key
         return (
             findings
             | "Key findings by site"
-            >> beam.Map(lambda f, site=self.site: (site, f)).with_output_types(tuple[str, Any])
+            >> beam.Map(key, self.site).with_output_types(tuple[str, Any])
             | "Group into incidents"
             >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness, self.early, self.close_slack,
                                       self.whole_input)).with_outputs(
