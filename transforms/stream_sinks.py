@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -407,8 +408,6 @@ def _digest(incident: Incident) -> dict[str, list[Any]]:
 def _evidence(incident: Incident) -> str:
     """A fingerprint of the evidence each member cites (the digest counts hits, not which
     records are quoted)."""
-    import hashlib
-
     refs = [[f.finding_id, [e.raw_ref for e in f.evidence]] for f in incident.findings]
     return hashlib.sha256(json.dumps(refs, sort_keys=True).encode()).hexdigest()[:32]
 
