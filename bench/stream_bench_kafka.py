@@ -22,7 +22,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import statistics
 import sys
 import threading
 import time
@@ -127,7 +126,7 @@ def sustained(broker: Any, client: Any, corpus: Path, work: Path, chunk: int) ->
 
 
 def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chunk: int, limit: int,
-            idle_timeout: float = 900.0) -> dict[str, float]:
+            idle_timeout: float = 7200.0) -> dict[str, float]:
     from kafka_helpers import start_stream_beside
 
     out = work / "out-kafka-latency"
@@ -173,28 +172,18 @@ def latency(broker: Any, client: Any, corpus: Path, work: Path, rate: float, chu
     client.flush()
     proc.communicate(timeout=1800)
     stop.set()
-    delays = []
-    for row in (json.loads(ln) for ln in (out / "incidents.jsonl").read_text().splitlines()):
-        iid = row.get("incident_id")
-        if iid not in seen or not row.get("findings"):
-            continue
-        times = []
-        for f in row["findings"]:
-            for ev in f["evidence"]:
-                topic, p, rest = ev["raw_ref"].split("/", 2)
-                t = produced.get((topic, int(p), int(rest.split(":", 1)[0])))
-                if t is not None:
-                    times.append(t)
-        if times:
-            delays.append(seen.pop(iid) - min(times))
-    delays.sort()
-    p99 = delays[min(len(delays) - 1, int(round(0.99 * (len(delays) - 1))))] if delays else float("nan")
-    return {"offered": offered, "rate": rate, "incidents": len(delays),
-            "median": statistics.median(delays) if delays else float("nan"), "p99": p99}
+    from bench.stream_bench import delays, stats
+
+    def arrival_of(ev: dict[str, Any]) -> float | None:
+        topic, p, rest = ev["raw_ref"].split("/", 2)
+        return produced.get((topic, int(p), int(rest.split(":", 1)[0])))
+
+    first_alert, _ = delays(out, seen, arrival_of)
+    return {"offered": offered, "rate": rate, "incidents": len(first_alert), **stats(first_alert)}
 
 
 def run_kafka(corpus: Path, work: Path, rate: float, chunk: int, limit: int, spool: dict[str, float],
-              only: str | None = None, load: Any = lambda: "", idle_timeout: float = 900.0) -> None:
+              only: str | None = None, load: Any = lambda: "", idle_timeout: float = 7200.0) -> None:
     """The Kafka measurements against one broker, printed beside the spool figures."""
     from kafka_helpers import Client, running_broker
 

@@ -33,15 +33,18 @@ class Assembled:
         return {k: v for k, v in vars(self).items() if v is not None}
 
 
-def assemble(cfg: Config, events: beam.PCollection, dead: beam.PCollection, early: bool = False) -> Assembled:
+def assemble(cfg: Config, events: beam.PCollection, dead: beam.PCollection, early: bool = False,
+             prior_early: tuple[tuple[str, str], ...] = ()) -> Assembled:
     """Detect and correlate ``events`` (Arrow tables). ``early`` (streaming) adds the
-    early-alert outputs and runs the stateful detections in event-time buckets."""
+    early-alert outputs and runs the stateful detections in event-time buckets;
+    ``prior_early``: the open versions a stopped run of the stream left on disk."""
     stateful = StreamingStatefulFn(cfg) if early else None  # findings leave near event time
     correlated = (
         events
         | "Detect" >> DetectFindings(cfg, stateful)
         | "Correlate" >> CorrelateIncidents(cfg.site.name, cfg.correlation.gap, cfg.correlation.allowed_lateness,
-                                            early=early, close_slack=BUCKET if early else 0.0, whole_input=not early)
+                                            early=early, close_slack=BUCKET if early else 0.0, whole_input=not early,
+                                            prior_early=prior_early)
     )
     late = correlated[LATE] | "Late findings as dead letters" >> beam.Map(late_dead_letter)
     all_dead = (dead, late) | "All dead letters" >> beam.Flatten()

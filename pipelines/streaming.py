@@ -38,7 +38,7 @@ from pipelines.config import Config
 from pipelines.outputs import write_stream_marker
 from transforms.spool import END_MARKER, STATE_DIR, FinishedFiles, ReadSpools, SpoolSource, watermark_path
 from transforms.kafka_source import KafkaSource, ReadKafka
-from transforms.stream_sinks import WriteStreamOutputs
+from transforms.stream_sinks import WriteStreamOutputs, open_versions
 
 log = logging.getLogger("cranewatch.stream")
 NETNS_ENV = "CRANEWATCH_NETNS"  # set on the re-executed command inside the namespace
@@ -115,7 +115,7 @@ def build_stream(p: beam.Pipeline, cfg: Config, sources: list[Any], out_dir: str
     else:
         events = tuple(r.events for r in reads) | "All sources' events" >> beam.Flatten()
         dead = tuple(r.dead_letters for r in reads) | "All sources' dead letters" >> beam.Flatten()
-    stages = assemble(cfg, events, dead, early=True)
+    stages = assemble(cfg, events, dead, early=True, prior_early=open_versions(os.path.abspath(out_dir)))
     stages.as_dict() | "Write outputs" >> WriteStreamOutputs(cfg, os.path.abspath(out_dir))
 
 

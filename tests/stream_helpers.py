@@ -186,16 +186,17 @@ def final_incidents(out: Path) -> dict[str, dict[str, Any]]:
 
 def _normalized(text: str, batch: dict[str, Any]) -> str:
     """A stream bundle with its bundle id dropped (derived from the incident's ``modified``)
-    and each object that carries the stream's later incident ``modified`` put back to batch's
-    version of that object; each such object must be later than batch's (STIX versioning: its
-    content changed after a version under batch's time was written)."""
+    and each object whose ``modified`` differs from batch's put back to batch's version; each
+    such object must be later than batch's and no later than the stream's incident (STIX
+    versioning: its content changed after a version under batch's time was written, in this
+    version or in an earlier one whose version of it this one keeps)."""
     bundle = json.loads(text)
     stream_modified = next(o["modified"] for o in bundle["objects"] if o["type"] == "incident")
     versions = {o["id"]: o.get("modified") for o in batch["objects"]}
     bundle["id"] = None
     for o in bundle["objects"]:
-        if o.get("modified") == stream_modified and versions.get(o["id"]) not in (None, stream_modified):
-            assert _instant(stream_modified) > _instant(versions[o["id"]]), o["id"]
+        if versions.get(o["id"]) not in (None, o.get("modified")) and "modified" in o:
+            assert _instant(versions[o["id"]]) < _instant(o["modified"]) <= _instant(stream_modified), o["id"]
             o["modified"] = versions[o["id"]]
     return json.dumps(bundle, sort_keys=True)
 

@@ -55,3 +55,34 @@ def test_a_quiet_stream_still_goes_idle_on_the_wall_clock(tmp_path) -> None:
     now = time.time()
     r = replace(SpoolRestriction(newest=T0, last_new=now - 901), clock_new=T0)
     assert idle_target(spec, r, now, T0) == now - 300  # every source quiet: wall clock − bound
+
+
+def test_spool_stage_watermark_is_the_minimum_over_the_jobs_sources_of_this_run(tmp_path) -> None:
+    """Each spool source reports the minimum over the job's spool sources (Prism takes a
+    stage's watermark from the bundle it finished last): held while one has none yet, an
+    earlier run's file ignored, +inf once every source has ended."""
+    import math
+
+    from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
+
+    from transforms.spool import RUN_STARTED, stage_watermark, watermark_path
+
+    state = str(tmp_path / "_stream")
+    names = ["zeek-conn", "zeek-s7comm"]
+    assert stage_watermark(state, names) is None  # nothing polled yet
+    _write_watermark(_spec(tmp_path, "zeek-conn"), Timestamp.of(T0 + 3000), T0 + 3300, False, False)
+    assert stage_watermark(state, names) is None  # S7comm has not reported
+    _write_watermark(_spec(tmp_path, "zeek-s7comm"), None, float("-inf"), False, False)
+    assert stage_watermark(state, names) is None  # polled, nothing read: it holds the job
+    _write_watermark(_spec(tmp_path, "zeek-s7comm"), Timestamp.of(T0 + 60), T0 + 360, False, False)
+    assert stage_watermark(state, names) == T0 + 60
+    assert stage_watermark(state, ["zeek-conn"]) == T0 + 3000
+    path = watermark_path(state, "zeek-s7comm")  # an earlier run's file is no reading of this one
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({**data, "at": RUN_STARTED - 60}, fh)
+    assert stage_watermark(state, names) is None
+    for name in names:
+        _write_watermark(_spec(tmp_path, name), MAX_TIMESTAMP, T0 + 3300, False, True)
+    assert stage_watermark(state, names) == math.inf

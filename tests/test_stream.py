@@ -378,6 +378,37 @@ def test_job_endpoint_runs_the_same_pipeline_on_a_standalone_prism(corpus, tmp_p
     _assert_same_as_batch(out, tmp_path / "batch")
 
 
+def test_a_spool_source_that_has_read_nothing_holds_every_incident_open(corpus, tmp_path) -> None:
+    """The job's watermark is the minimum over the spool sources: Prism takes a splittable
+    DoFn stage's watermark from the bundle it finished last, so each source reports that
+    minimum. With one source's spool still empty (idleness off), the other sources' whole day
+    read gives early versions only; its END then lets every incident close."""
+    path, cfg, parts = corpus
+    held = "fortigate"
+    spool, out = tmp_path / "spool", tmp_path / "out"
+    config = stream_config(path, cfg, spool, "stream-held.yaml", None)
+    for source in parts:
+        (spool / source).mkdir(parents=True)
+    proc = start_stream(config, out)
+    try:
+        for source in parts:
+            if source != held:
+                n = sum(drop_part(spool, source, j, parts[source][j]) for j in range(SLICES))
+                wait_for(lambda s=source, n=n: finished_files(out, s) >= n, 60, proc, f"the files of {source}")
+        wait_for(lambda: any(r["version"] == "early" for r in jsonl(out / "incidents.jsonl")), 60, proc, "an early version")
+        time.sleep(3)  # polls of every source after its last file: their watermarks are reported
+        versions = [r["version"] for r in jsonl(out / "incidents.jsonl")]
+        assert "final" not in versions, "an incident closed while a source had read nothing"
+        for source in parts:
+            write_part(spool / source / "END", [], [])
+        _, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            kill_hard(proc)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert any(r["version"] == "final" for r in jsonl(out / "incidents.jsonl"))
+
+
 def test_sigterm_stops_the_stream_cleanly(corpus, tmp_path) -> None:
     path, cfg, parts = corpus
     spool = tmp_path / "spool"

@@ -91,3 +91,46 @@ def test_late_within_lateness_revises_and_beyond_it_is_late() -> None:
         assert_that(out[INCIDENTS] | beam.Map(lambda i: (i.incident_id, len(i.findings))),
                     equal_to([(vpn_id, 1), (vpn_id, 2)]), label="final and revised")
         assert_that(out[LATE] | beam.Map(lambda f: f.finding_id), equal_to([old.finding_id]), label="late")
+
+
+def test_after_a_restart_an_earlier_runs_open_version_whose_id_moved_is_withdrawn_once_it_would_close() -> None:
+    """A restarted stream's state is empty, but the stopped run left WRITE's early version on
+    disk (its id, before VPN's earlier finding came from another partition). The restart
+    replays both: their incident carries VPN's id, so WRITE's old id is withdrawn, and only
+    once a close firing passes its close time; a prior version the replay re-creates under
+    the same id is carried on, not withdrawn."""
+    write_alone = correlate([WRITE], GAP)[0]
+    egress_alone = correlate([EGRESS], GAP)[0]
+    prior = ((write_alone.incident_id, write_alone.last_seen), (egress_alone.incident_id, egress_alone.last_seen))
+    stream = (
+        TestStream()
+        .advance_watermark_to(_at(VPN.first_seen, -60))
+        .add_elements([_timestamped(VPN), _timestamped(WRITE)])  # replayed: no WRITE-only incident now
+        .add_elements([_timestamped(EGRESS)])
+        .advance_watermark_to(_at(WRITE.last_seen, GAP + 60))
+        .advance_watermark_to_infinity()
+    )
+    batch = correlate([VPN, WRITE, EGRESS], GAP)
+    with TestPipeline(runner="BundleBasedDirectRunner", options=_streaming()) as p:
+        out = p | stream | CorrelateIncidents("site", GAP, early=True, prior_early=prior)
+        assert_that(out[WITHDRAWN], equal_to([write_alone.incident_id]), label="withdrawn")
+        assert_that(out[INCIDENTS] | beam.Map(lambda i: i.incident_id),
+                    equal_to([i.incident_id for i in batch]), label="final")
+
+
+def test_a_prior_open_version_is_not_withdrawn_before_its_close_time() -> None:
+    """Nothing of WRITE's old version has been replayed yet when VPN's incident closes, before
+    WRITE's close time: the old version is kept (its findings may still come)."""
+    write_alone = correlate([WRITE], GAP)[0]
+    stream = (
+        TestStream()
+        .advance_watermark_to(_at(VPN.first_seen, -60))
+        .add_elements([_timestamped(VPN)])
+        .advance_watermark_to(_at(VPN.last_seen, GAP + 300))  # VPN's close fires; WRITE's time is later
+    )
+    with TestPipeline(runner="BundleBasedDirectRunner", options=_streaming()) as p:
+        out = p | stream | CorrelateIncidents("site", GAP, early=True,
+                                              prior_early=((write_alone.incident_id, write_alone.last_seen),))
+        assert_that(out[INCIDENTS] | beam.Map(lambda i: i.incident_id),
+                    equal_to([correlate([VPN], GAP)[0].incident_id]), label="VPN closed")
+        assert_that(out[WITHDRAWN], equal_to([]), label="none withdrawn")

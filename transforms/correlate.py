@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
@@ -28,7 +28,7 @@ from apache_beam.transforms.userstate import (
     TimerSpec,
     on_timer,
 )
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from transforms.chains import chain_severity
 from transforms.detect import _seconds, merge_all, ms_ceil, stable_id
@@ -156,12 +156,13 @@ class _CorrelateFn(beam.DoFn):
     GC = TimerSpec("gc", TimeDomain.WATERMARK)
 
     def __init__(self, gap: float, allowed_lateness: float = 0.0, early: bool = False, close_slack: float = 0.0,
-                 whole_input: bool = False):
+                 whole_input: bool = False, prior_early: tuple[tuple[str, str], ...] = ()):
         self.gap = gap
         self.allowed_lateness = allowed_lateness
         self.early = early
         self.close_slack = close_slack
         self.whole_input = whole_input
+        self.prior_early = prior_early  # (id, last seen) of open versions an earlier run wrote
         self.stage_id = new_stage_id()  # see transforms/state_guard.py
 
     def _closes_at(self, last_seen: str) -> Timestamp:
@@ -224,7 +225,7 @@ class _CorrelateFn(beam.DoFn):
             close_at.write(at)
             close.set(at)
         if self.early:
-            yield from self._early(correlate(buffered, self.gap), {}, early_sent)
+            yield from self._early(correlate(buffered, self.gap), {}, early_sent, None)
 
     def _guard(self, key: Any, version: Any, *cells: Any) -> tuple[Guard, list[Cell]]:
         guard = Guard(version, self.stage_id, key)
@@ -236,18 +237,33 @@ class _CorrelateFn(beam.DoFn):
         joins them rather than revising an emitted incident it may also touch."""
         return bool(buffered) and len(correlate([*buffered, finding], self.gap)) <= len(correlate(buffered, self.gap))
 
-    def _early(self, still_open: list[Incident], closed: dict[str, Incident], early_sent: Any) -> Iterator[Any]:
+    def _early(self, still_open: list[Incident], closed: dict[str, Incident], early_sent: Any,
+               fired: Any) -> Iterator[Any]:
         """Early alerts: a version of each open incident whose members changed, and the
         withdrawal of an early id that no open or closed incident carries any more (an
-        earlier finding arrived and the incident's id, taken from its first finding, moved)."""
-        sent: dict[str, Any] = early_sent.read() or {}
+        earlier finding arrived and the incident's id, taken from its first finding, moved).
+
+        After a restart the state starts empty, but the open versions the earlier run wrote
+        are on disk. Each is kept as sent (``prior_early``) until a close firing at ``fired``
+        reaches its close time: its findings have been replayed by then, so if no open or
+        closed incident carries its id any more, the id moved while the job was down (a
+        finding of another partition or source joined) and the version is withdrawn."""
+        sent: Optional[dict[str, Any]] = early_sent.read()
+        if sent is None:  # the key's first use in this run
+            sent = {iid: ("prior", float(self._closes_at(last))) for iid, last in self.prior_early}
         now: dict[str, Any] = {}
         for incident in still_open:
             now[incident.incident_id] = digest = _digest(incident)
             if sent.get(incident.incident_id) != digest:
                 yield beam.pvalue.TaggedOutput(EARLY, incident)
         for incident_id in sorted(set(sent) - set(now) - set(closed)):
-            yield beam.pvalue.TaggedOutput(WITHDRAWN, incident_id)
+            mark = sent[incident_id]
+            if isinstance(mark, tuple) and mark[:1] == ("prior",) and (fired is None or float(fired) < mark[1]):
+                now[incident_id] = mark  # an earlier run's version whose findings may still come
+                continue
+            # From a timer: stamped with its time, as the incidents it closes (never late).
+            withdrawn = incident_id if fired is None else beam.window.TimestampedValue(incident_id, fired)
+            yield beam.pvalue.TaggedOutput(WITHDRAWN, withdrawn)
         early_sent.write(now)
 
     @on_timer(CLOSE)
@@ -291,7 +307,7 @@ class _CorrelateFn(beam.DoFn):
             close_at.write(at)
             close.set(at)
         if self.early:
-            yield from self._early(still_open, {i.incident_id: i for i in closed}, early_sent)
+            yield from self._early(still_open, {i.incident_id: i for i in closed}, early_sent, fire_ts)
         if closed and not self.whole_input:  # with the whole input in, nothing can revise them
             self._keep(emitted, gc, [*(emitted.read() or []), *closed])
 
@@ -313,13 +329,22 @@ class _CorrelateFn(beam.DoFn):
         return iter(())
 
 
+def _key(finding: Finding, site: str) -> tuple[str, Finding]:
+    return site, finding
+
+
+def _key_on_arrival(finding: Finding, site: str) -> Any:
+    return beam.window.TimestampedValue((site, finding), MIN_TIMESTAMP)
+
+
 class CorrelateIncidents(beam.PTransform):
     """Findings (timestamped by event time) → ``INCIDENTS`` (closed or revised Incidents)
     and ``LATE`` (findings beyond allowed lateness), as a tagged output tuple."""
 
     def __init__(self, site: str, gap: float, allowed_lateness: float = 0.0, early: bool = False,
-                 close_slack: float = 0.0, whole_input: bool = False):
+                 close_slack: float = 0.0, whole_input: bool = False, prior_early: tuple[tuple[str, str], ...] = ()):
         super().__init__()
+        self.prior_early = prior_early  # streaming restart: open versions on disk (see ``_CorrelateFn._early``)
         self.site = site
         self.gap = gap
         self.allowed_lateness = allowed_lateness
@@ -330,13 +355,25 @@ class CorrelateIncidents(beam.PTransform):
         self.whole_input = whole_input
 
     def expand(self, findings: beam.PCollection) -> Any:
+        if self.early:
+            # A portable runner gives a key's elements and timers in event-time order: Prism
+            # holds every element of the key stamped after its earliest unfired timer. The
+            # close timer sits at the first open incident's last finding + gap, which the
+            # watermark reaches only when the slowest source passes it (an hour later with
+            # hourly rotation), so a finding stamped by its own time would wait that long
+            # for its early alert. Stamped at the start of time it is run on arrival; the
+            # function decides by the findings' own times and the fired timers, never by an
+            # element's timestamp, and a global window drops nothing for being behind.
+            key = _key_on_arrival
+        else:
+            key = _key
         return (
             findings
             | "Key findings by site"
-            >> beam.Map(lambda f, site=self.site: (site, f)).with_output_types(tuple[str, Any])
+            >> beam.Map(key, self.site).with_output_types(tuple[str, Any])
             | "Group into incidents"
             >> beam.ParDo(_CorrelateFn(self.gap, self.allowed_lateness, self.early, self.close_slack,
-                                      self.whole_input)).with_outputs(
+                                      self.whole_input, self.prior_early)).with_outputs(
                 *((LATE, EARLY, WITHDRAWN) if self.early else (LATE,)), main=INCIDENTS
             )
         )

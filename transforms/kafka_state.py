@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Sequence
 
-from transforms.spool import _recorded_watermark, horizon_start, stop_watermark
+from transforms.spool import RUN_STARTED, _recorded_watermark, horizon_start, stop_watermark
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,6 @@ def read_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:
     return out
 
 
-RUN_STARTED = time.time()  # marks left by an earlier run of the job are not this run's reading
 
 
 def run_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:

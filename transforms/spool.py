@@ -36,7 +36,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import apache_beam as beam
 import pyarrow as pa
@@ -147,6 +147,7 @@ class SpoolRestriction:
     replayed: bool = False  # the restart replay is done
     ended: bool = False  # END seen: nothing more will come
     done: bool = False  # this restriction's share of work is over (checkpointed or ended)
+    own: Optional[float] = None  # this source's watermark (newest − bound, or idle), epoch s
 
 
 class _SpoolTracker(RestrictionTracker):
@@ -309,6 +310,42 @@ def stop_watermark(state_dir: str) -> Optional[float]:
         return _STOPPED[state_dir]
 
 
+RUN_STARTED = time.time()  # watermarks left by an earlier run of the job are not this run's reading
+
+
+def _file_watermark(path: str) -> tuple[bool, Optional[float]]:
+    """(written in this run, watermark in epoch seconds: inf once ended, None before the first)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return False, None
+    value = data.get("watermark")
+    if not isinstance(data.get("at"), (int, float)) or data["at"] < RUN_STARTED:
+        return False, None
+    if value is None:
+        return True, None
+    return True, math.inf if value == "+inf" else dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def stage_watermark(state_dir: str, sources: Sequence[str]) -> Optional[float]:
+    """The minimum watermark over the job's spool sources (None while one has none yet).
+
+    Prism sets a splittable DoFn stage's output watermark from the residuals of the bundle
+    it finished last, not from the minimum over every source's restriction: a source polled
+    in a bundle of its own would move the job's watermark past records a slower source has
+    not read yet (its stateful findings and incident closes then run ahead of that source).
+    So every source reports this minimum, right whichever bundle ran last (a runner that
+    takes the minimum itself gets the same value); Kafka sources do the same."""
+    low = math.inf
+    for source in sources:
+        ok, value = _file_watermark(watermark_path(state_dir, source))
+        if not ok or value is None:
+            return None
+        low = min(low, value)
+    return low
+
+
 def _recorded_watermark(state_dir: str) -> Optional[float]:
     """The minimum of the sources' last recorded watermarks (ended sources aside), None
     when some source had none yet."""
@@ -406,12 +443,16 @@ def _write_watermark(spec: SpoolSource, wm: Optional[Timestamp], newest: float, 
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"watermark": value, "newest_record": newest if newest > -math.inf else None,
-                   "idle": idle, "ended": ended}, fh, sort_keys=True)
+                   "idle": idle, "ended": ended, "at": time.time()}, fh, sort_keys=True)
     os.replace(tmp, path)
 
 
 class _ReadSpoolFn(beam.DoFn):
-    """Poll one spool directory, read new files, hold the watermark at newest − bound."""
+    """Poll one spool directory, read new files, hold the watermark at newest − bound (the
+    minimum over the job's spool sources, see ``stage_watermark``)."""
+
+    def __init__(self, sources: Sequence[str] = ()):
+        self.sources = tuple(sources)  # every spool source of the job, by name
 
     @beam.DoFn.unbounded_per_element()
     def process(
@@ -450,8 +491,7 @@ class _ReadSpoolFn(beam.DoFn):
             r = tracker.current_restriction()
         names = [] if r.ended else ready_files(spec, finished, now)
         for name in names:
-            current = estimator.current_watermark()
-            wm = float(current) if current is not None and current < MAX_TIMESTAMP else None
+            wm = r.own if r.own is not None and r.own < math.inf else None
             if name == END_MARKER:
                 finished.add(FileRecord(name, 0, 0, 0, 0, 0, None, None, wm, time.time()))
                 r = replace(r, ended=True)
@@ -467,23 +507,37 @@ class _ReadSpoolFn(beam.DoFn):
             yield from got.tables
             for dl in got.dead:
                 yield pvalue.TaggedOutput(DEAD, dl)
-        current = estimator.current_watermark()
         moved = idle_target(spec.idle_timeout, spec.out_of_orderness, r.last_new, r.clock_new, now, clock)
         idle = moved is not None
         if r.ended:
-            estimator.set_watermark(MAX_TIMESTAMP)
             _write_watermark(spec, MAX_TIMESTAMP, r.newest, False, True)
-            tracker.try_claim(replace(r, done=True))
+            self._hold_at_stage_minimum(spec, estimator, math.inf)
+            tracker.try_claim(replace(r, done=True, own=math.inf))
             return
         target = r.newest - spec.out_of_orderness if r.newest > -math.inf else None
         if moved is not None:  # an idle source stops holding the job back (later old files may be late)
             target = max(target if target is not None else -math.inf, moved)
-        if target is not None and (current is None or Timestamp.of(target) > current):
-            estimator.set_watermark(Timestamp.of(target))
-            current = estimator.current_watermark()
-        if names or idle or not os.path.exists(watermark_path(spec.state_dir, spec.source)):
-            _write_watermark(spec, current, r.newest, idle, False)
+        own = r.own
+        if target is not None and (own is None or target > own):
+            own = target
+            if not tracker.try_claim(replace(r, own=own)):
+                return
+            r = tracker.current_restriction()
+        written, _ = _file_watermark(watermark_path(spec.state_dir, spec.source))
+        if names or idle or not written:  # not written yet in this run: the other sources wait for it
+            _write_watermark(spec, None if own is None else Timestamp.of(own), r.newest, idle, False)
+        self._hold_at_stage_minimum(spec, estimator, own)
         tracker.defer_remainder(Duration.of(spec.poll_interval))
+
+    def _hold_at_stage_minimum(self, spec: SpoolSource, estimator: Any, own: Optional[float]) -> None:
+        """The estimator at the minimum over the job's spool sources (only forward)."""
+        low = stage_watermark(spec.state_dir, self.sources) if self.sources else own
+        if low is None:
+            return
+        wm = MAX_TIMESTAMP if low == math.inf else Timestamp.of(low)
+        current = estimator.current_watermark()
+        if current is None or wm > current:
+            estimator.set_watermark(wm)
 
 
 class ReadSpools(beam.PTransform):
@@ -498,6 +552,7 @@ class ReadSpools(beam.PTransform):
             p
             | "Spool directories" >> beam.Create(self.sources, reshuffle=False)
             # Typed, so the tables get ``EventTableCoder`` (transforms/coders.py), not pickle.
-            | "Poll and parse new files" >> beam.ParDo(_ReadSpoolFn()).with_output_types(pa.Table)
+            | "Poll and parse new files" >> beam.ParDo(_ReadSpoolFn([s.source for s in self.sources]))
+            .with_output_types(pa.Table)
             .with_outputs(DEAD, main="events")
         )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -92,6 +93,13 @@ def incident_spans(state_dir: str) -> list[tuple[float, float]]:
     entries = _read_index(os.path.dirname(state_dir.rstrip(os.sep)))
     return [(_seconds(e["first_seen"]), _seconds(e["last_seen"])) for e in entries.values()
             if e["kind"] != "withdrawn"]
+
+
+def open_versions(out_dir: str) -> tuple[tuple[str, str], ...]:
+    """(id, last seen) of every incident whose latest version written is an early one: what a
+    restarted stream's correlation must either carry on or withdraw."""
+    return tuple(sorted((e["id"], e["last_seen"]) for e in _read_index(out_dir).values()
+                        if e["kind"] == "early" and not e["final"] and e.get("last_seen")))
 
 
 class _Index:
@@ -220,10 +228,14 @@ class _WriteVersionFn(beam.DoFn):
                 return None  # an early version that arrived after its withdrawal
             prev = None
         if prev is not None and _dominated(digest, prev.get("digest") or {}):
-            if kind == "final" and not prev["final"] and digest == prev.get("digest"):
+            same = kind == "final" and not prev["final"] and digest == prev.get("digest")
+            if same and prev.get("evidence") == _evidence(incident):
                 # the early version was final: only logged again, as final
                 return _Planned(kind, incident, prev, digest, [], [], {**prev, "kind": kind, "final": True})
-            return None  # already written, or an older version arriving late (or a restart's replay)
+            if not same:
+                return None  # already written, or an older version arriving late (or a restart's replay)
+            # Same members, hits and times, other evidence: records of the same hits came later
+            # (a sibling log's copy of an event, read from another file or partition). Written.
         paths = self._paths(incident.incident_id)
         return _Planned(kind, incident, prev, digest, paths, [None] * len(paths))
 
@@ -265,6 +277,7 @@ class _WriteVersionFn(beam.DoFn):
         return {
             "id": incident.incident_id, "kind": plan.kind,
             "final": plan.kind == "final" or bool(plan.prev and plan.prev.get("final")), "digest": plan.digest,
+            "evidence": _evidence(incident),
             "findings": [f.finding_id for f in incident.findings], "first_seen": incident.first_seen,
             "last_seen": incident.last_seen, "modified": _bundle_modified(plan.texts[0]),
         }
@@ -390,6 +403,13 @@ def _digest(incident: Incident) -> dict[str, list[Any]]:
     """Per member finding: its hit count and last sighting. A later version of an incident
     only adds findings or grows them, so it is never dominated by an earlier one."""
     return {f.finding_id: [f.count, f.last_seen] for f in incident.findings}
+
+
+def _evidence(incident: Incident) -> str:
+    """A fingerprint of the evidence each member cites (the digest counts hits, not which
+    records are quoted)."""
+    refs = [[f.finding_id, [e.raw_ref for e in f.evidence]] for f in incident.findings]
+    return hashlib.sha256(json.dumps(refs, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _dominated(new: dict[str, list[Any]], old: dict[str, list[Any]]) -> bool:
