@@ -190,8 +190,6 @@ def read_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:
     return out
 
 
-
-
 def run_marks(state_dir: str, source: str) -> dict[int, PartitionMark]:
     """The marks written in this run (an earlier run's are no reading of this one)."""
     return {p: m for p, m in read_marks(state_dir, source).items() if m.at >= RUN_STARTED}

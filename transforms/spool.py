@@ -323,9 +323,12 @@ def _file_watermark(path: str) -> tuple[bool, Optional[float]]:
     value = data.get("watermark")
     if not isinstance(data.get("at"), (int, float)) or data["at"] < RUN_STARTED:
         return False, None
-    if value is None:
-        return True, None
-    return True, math.inf if value == "+inf" else dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return True, None if value is None else _watermark_seconds(value)
+
+
+def _watermark_seconds(value: str) -> float:
+    """A watermark as a source's file spells it ("+inf" once ended, else RFC 3339) → epoch s."""
+    return math.inf if value == "+inf" else dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def stage_watermark(state_dir: str, sources: Sequence[str]) -> Optional[float]:
@@ -359,9 +362,8 @@ def _recorded_watermark(state_dir: str) -> Optional[float]:
             return None
         if value is None:
             return None
-        if value != "+inf":
-            values.append(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    return min(values) if values else math.inf
+        values.append(_watermark_seconds(value))
+    return min(values, default=math.inf)
 
 
 def replay_start(spec: SpoolSource, finished: FinishedFiles, incident_spans: list[tuple[float, float]]) -> Optional[float]:
